@@ -1,1 +1,21 @@
-//! adam-core
+//! adam-core: the library behind the `adam` CLI and the browser demo.
+//!
+//! - [`model`]: BERT as in Hugging Face `BertModel`, loaded from a model folder ([`loader`]).
+//! - [`tokenize`]: `tokenizers` wrapper with truncation, batch padding and sentence pairs.
+//! - [`encoder`]: a dual-encoder (sentence-transformers style) that embeds texts.
+//! - [`data`]: BEIR folders, TREC run files and qrels.
+//! - [`metrics`]: trec_eval-compatible retrieval measures.
+//!
+//! Everything here compiles for `wasm32-unknown-unknown`: no threads, and file access only
+//! through functions that also have an in-memory (`&[u8]`/`&str`) twin.
+
+pub mod config;
+pub mod data;
+pub mod encoder;
+pub mod error;
+pub mod loader;
+pub mod metrics;
+pub mod model;
+pub mod tokenize;
+
+pub use error::{Error, Result};

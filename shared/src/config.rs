@@ -1,0 +1,248 @@
+//! Model configuration: Hugging Face `config.json` and the sentence-transformers files
+//! (`modules.json`, `1_Pooling/config.json`, `sentence_bert_config.json`).
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+use crate::{Error, Result};
+
+/// The fields of a Hugging Face BERT `config.json` that shape the network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub intermediate_size: usize,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_type_vocab")]
+    pub type_vocab_size: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default)]
+    pub pad_token_id: usize,
+    #[serde(default = "default_dropout")]
+    pub hidden_dropout_prob: f64,
+    #[serde(default = "default_dropout")]
+    pub attention_probs_dropout_prob: f64,
+    #[serde(default = "default_position_type")]
+    pub position_embedding_type: String,
+    /// Architecture names, kept so a saved student says what it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architectures: Option<Vec<String>>,
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
+    /// Classification heads (cross-encoders) name their labels; 1 label means a relevance score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_labels: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id2label: Option<std::collections::BTreeMap<String, String>>,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_type_vocab() -> usize {
+    2
+}
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_position_type() -> String {
+    "absolute".into()
+}
+fn default_model_type() -> String {
+    "bert".into()
+}
+
+/// The activation of the feed-forward block, as named by `hidden_act`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// Exact GELU with erf (`gelu`).
+    Gelu,
+    /// tanh approximation (`gelu_new`, `gelu_pytorch_tanh`).
+    GeluTanh,
+    Relu,
+}
+
+impl BertConfig {
+    /// Parses `config.json` bytes; `path` names the file in errors.
+    pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
+        let config: BertConfig = serde_json::from_slice(bytes)
+            .map_err(|e| Error::format(path, Some(e.line()), e))?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    pub fn validate(&self, path: &Path) -> Result<()> {
+        // BERT-shaped families such as RoBERTa differ in position ids: refuse rather than
+        // produce wrong vectors.
+        if self.model_type != "bert" {
+            return Err(Error::model(
+                path,
+                format!("model_type `{}` is not supported (expected `bert`)", self.model_type),
+            ));
+        }
+        if self.position_embedding_type != "absolute" {
+            return Err(Error::model(
+                path,
+                format!(
+                    "position_embedding_type `{}` is not supported (expected `absolute`)",
+                    self.position_embedding_type
+                ),
+            ));
+        }
+        if self.hidden_size % self.num_attention_heads != 0 {
+            return Err(Error::model(
+                path,
+                format!(
+                    "hidden_size {} is not a multiple of num_attention_heads {}",
+                    self.hidden_size, self.num_attention_heads
+                ),
+            ));
+        }
+        self.activation(path)?;
+        Ok(())
+    }
+
+    pub fn activation(&self, path: &Path) -> Result<Activation> {
+        match self.hidden_act.as_str() {
+            "gelu" => Ok(Activation::Gelu),
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
+            "relu" => Ok(Activation::Relu),
+            other => Err(Error::model(path, format!("hidden_act `{other}` is not supported"))),
+        }
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+}
+
+/// How token vectors become one text vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pooling {
+    Mean,
+    Cls,
+}
+
+impl std::str::FromStr for Pooling {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "mean" => Ok(Pooling::Mean),
+            "cls" => Ok(Pooling::Cls),
+            other => Err(Error::Invalid(format!("unknown pooling `{other}` (expected mean or cls)"))),
+        }
+    }
+}
+
+/// What sentence-transformers adds on top of the transformer: pooling, normalisation, length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentenceConfig {
+    pub pooling: Pooling,
+    pub normalize: bool,
+    pub max_seq_length: usize,
+}
+
+#[derive(Deserialize)]
+struct StModule {
+    #[serde(default)]
+    path: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+#[derive(Deserialize)]
+struct StPooling {
+    #[serde(default)]
+    pooling_mode_cls_token: bool,
+    #[serde(default)]
+    pooling_mode_mean_tokens: bool,
+    #[serde(default)]
+    pooling_mode_max_tokens: bool,
+    #[serde(default)]
+    pooling_mode_mean_sqrt_len_tokens: bool,
+}
+
+#[derive(Deserialize)]
+struct StBertConfig {
+    max_seq_length: Option<usize>,
+}
+
+/// Reads the optional sentence-transformers files through `read`, which maps a path relative
+/// to the model folder to its bytes (`None` when the file does not exist). Without
+/// `modules.json` the defaults are mean pooling, no normalisation and the model's position limit
+/// (capped at 512), as sentence-transformers does for a bare Hugging Face model.
+pub fn sentence_config(
+    dir: &Path,
+    bert: &BertConfig,
+    read: &dyn Fn(&str) -> Result<Option<Vec<u8>>>,
+) -> Result<SentenceConfig> {
+    let mut config = SentenceConfig {
+        pooling: Pooling::Mean,
+        normalize: false,
+        max_seq_length: bert.max_position_embeddings.min(512),
+    };
+    if let Some(bytes) = read("sentence_bert_config.json")? {
+        let path = dir.join("sentence_bert_config.json");
+        let st: StBertConfig = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::format(&path, Some(e.line()), e))?;
+        if let Some(max) = st.max_seq_length {
+            config.max_seq_length = max.min(bert.max_position_embeddings);
+        }
+    }
+    let Some(bytes) = read("modules.json")? else {
+        return Ok(config);
+    };
+    let modules_path = dir.join("modules.json");
+    let modules: Vec<StModule> = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::format(&modules_path, Some(e.line()), e))?;
+    for module in &modules {
+        let kind = module.kind.rsplit('.').next().unwrap_or_default();
+        match kind {
+            "Normalize" => config.normalize = true,
+            "Pooling" => {
+                let rel = format!("{}/config.json", module.path.trim_end_matches('/'));
+                let path = dir.join(&rel);
+                let bytes = read(&rel)?.ok_or_else(|| {
+                    Error::model(dir, format!("modules.json names a Pooling module but {rel} is missing"))
+                })?;
+                let p: StPooling = serde_json::from_slice(&bytes)
+                    .map_err(|e| Error::format(&path, Some(e.line()), e))?;
+                config.pooling = match (p.pooling_mode_cls_token, p.pooling_mode_mean_tokens) {
+                    (true, false) => Pooling::Cls,
+                    (false, true) => Pooling::Mean,
+                    _ => {
+                        return Err(Error::format(
+                            &path,
+                            None,
+                            "exactly one of pooling_mode_cls_token and pooling_mode_mean_tokens must be true",
+                        ));
+                    }
+                };
+                if p.pooling_mode_max_tokens || p.pooling_mode_mean_sqrt_len_tokens {
+                    return Err(Error::format(
+                        &path,
+                        None,
+                        "max and mean_sqrt_len pooling are not supported (use cls or mean)",
+                    ));
+                }
+            }
+            "Transformer" => {}
+            other => {
+                return Err(Error::model(
+                    &modules_path,
+                    format!("sentence-transformers module `{other}` is not supported (Transformer, Pooling and Normalize are)"),
+                ));
+            }
+        }
+    }
+    Ok(config)
+}

@@ -1,0 +1,172 @@
+use burn::module::Module;
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::activation::{gelu, gelu_approximate, relu};
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::{Bool, Device, Int, Tensor};
+
+use super::embedding::BertEmbeddings;
+use crate::config::{Activation, BertConfig};
+
+/// Multi-head self-attention (`attention.self` in Hugging Face names).
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    pub query: Linear,
+    pub key: Linear,
+    pub value: Linear,
+    pub num_heads: usize,
+}
+
+/// Projection after attention, with residual and LayerNorm (`attention.output`, `output`).
+#[derive(Module, Debug)]
+pub struct ResidualOutput {
+    pub dense: Linear,
+    pub layer_norm: LayerNorm,
+    pub dropout: Dropout,
+}
+
+#[derive(Module, Debug)]
+pub struct Attention {
+    pub self_attn: SelfAttention,
+    pub output: ResidualOutput,
+}
+
+#[derive(Module, Debug)]
+pub struct Intermediate {
+    pub dense: Linear,
+}
+
+#[derive(Module, Debug)]
+pub struct BertLayer {
+    pub attention: Attention,
+    pub intermediate: Intermediate,
+    pub output: ResidualOutput,
+    /// 0 = exact GELU, 1 = tanh GELU, 2 = ReLU (a plain number so the module stays `Module`).
+    pub activation: usize,
+}
+
+#[derive(Module, Debug)]
+pub struct BertEncoder {
+    pub layer: Vec<BertLayer>,
+}
+
+/// `BertModel` without the pooler: token vectors of the last layer.
+#[derive(Module, Debug)]
+pub struct BertModel {
+    pub embeddings: BertEmbeddings,
+    pub encoder: BertEncoder,
+}
+
+fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).init(device)
+}
+
+impl ResidualOutput {
+    fn new(d_in: usize, config: &BertConfig, device: &Device) -> Self {
+        Self {
+            dense: linear(d_in, config.hidden_size, device),
+            layer_norm: LayerNormConfig::new(config.hidden_size)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device),
+            dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+        let x = self.dropout.forward(self.dense.forward(x));
+        self.layer_norm.forward(x + residual)
+    }
+}
+
+impl SelfAttention {
+    /// `x`: `[b, s, h]`; `mask`: `[b, heads, s, s]`, true where a key is padding.
+    fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>) -> Tensor<3> {
+        let [b, s, h] = x.dims();
+        let heads = self.num_heads;
+        let split = |t: Tensor<3>| t.reshape([b, s, heads, h / heads]).swap_dims(1, 2);
+        let q = split(self.query.forward(x.clone()));
+        let k = split(self.key.forward(x.clone()));
+        let v = split(self.value.forward(x));
+        // Attention dropout is left out: the fused kernel has none, and distillation
+        // fine-tuning works without it (hidden dropout stays).
+        let context = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
+        context.swap_dims(1, 2).reshape([b, s, h])
+    }
+}
+
+impl BertLayer {
+    fn new(config: &BertConfig, activation: Activation, device: &Device) -> Self {
+        let h = config.hidden_size;
+        Self {
+            attention: Attention {
+                self_attn: SelfAttention {
+                    query: linear(h, h, device),
+                    key: linear(h, h, device),
+                    value: linear(h, h, device),
+                    num_heads: config.num_attention_heads,
+                },
+                output: ResidualOutput::new(h, config, device),
+            },
+            intermediate: Intermediate { dense: linear(h, config.intermediate_size, device) },
+            output: ResidualOutput::new(config.intermediate_size, config, device),
+            activation: match activation {
+                Activation::Gelu => 0,
+                Activation::GeluTanh => 1,
+                Activation::Relu => 2,
+            },
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>) -> Tensor<3> {
+        let attended = self.attention.self_attn.forward(x.clone(), mask);
+        let x = self.attention.output.forward(attended, x);
+        let inner = self.intermediate.dense.forward(x.clone());
+        let inner = match self.activation {
+            0 => gelu(inner),
+            1 => gelu_approximate(inner),
+            _ => relu(inner),
+        };
+        self.output.forward(inner, x)
+    }
+}
+
+impl BertModel {
+    /// A randomly initialised model of the given shape (weights are then loaded or trained).
+    pub fn new(config: &BertConfig, device: &Device) -> Self {
+        let activation = config
+            .activation(std::path::Path::new("config.json"))
+            .unwrap_or(Activation::Gelu);
+        Self {
+            embeddings: BertEmbeddings::new(config, device),
+            encoder: BertEncoder {
+                layer: (0..config.num_hidden_layers)
+                    .map(|_| BertLayer::new(config, activation, device))
+                    .collect(),
+            },
+        }
+    }
+
+    /// `input_ids`, `token_type_ids`: `[b, s]`; `padding`: `[b, s]`, true at padding.
+    /// Returns the last layer's token vectors `[b, s, hidden]`.
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        padding: Tensor<2, Bool>,
+    ) -> Tensor<3> {
+        let [b, s] = input_ids.dims();
+        let heads = self.encoder.layer.first().map_or(1, |l| l.attention.self_attn.num_heads);
+        let mask = padding.reshape([b, 1, 1, s]).expand([b, heads, s, s]);
+        let mut x = self.embeddings.forward(input_ids, token_type_ids);
+        for layer in &self.encoder.layer {
+            x = layer.forward(x, mask.clone());
+        }
+        x
+    }
+
+    /// Keeps the first `k` layers (layer truncation for smaller students).
+    pub fn truncate_layers(mut self, k: usize) -> Self {
+        self.encoder.layer.truncate(k);
+        self
+    }
+}

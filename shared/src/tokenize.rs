@@ -1,0 +1,211 @@
+//! Tokenization through Hugging Face `tokenizers`: truncation at the model's max length, padding
+//! to the longest sequence of a batch, single texts and (query, passage) pairs.
+
+use std::path::Path;
+
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use tokenizers::{
+    EncodeInput, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams, TruncationStrategy,
+};
+
+use crate::{Error, Result};
+
+/// The ids of the special tokens a BERT vocabulary defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialTokens {
+    pub pad: u32,
+    pub cls: u32,
+    pub sep: u32,
+    pub mask: u32,
+    pub unk: u32,
+}
+
+impl SpecialTokens {
+    pub fn is_special(&self, id: u32) -> bool {
+        id == self.pad || id == self.cls || id == self.sep || id == self.mask || id == self.unk
+    }
+}
+
+/// A padded batch of token sequences, row-major `[batch, seq_len]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenBatch {
+    pub batch: usize,
+    pub seq_len: usize,
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+    /// 1 for real tokens, 0 for padding.
+    pub attention: Vec<u32>,
+}
+
+impl TokenBatch {
+    /// Pads already tokenized sequences (with their special tokens) to the longest one.
+    /// `type_ids[i]` may be empty, meaning all zeros.
+    pub fn from_sequences(ids: &[Vec<u32>], type_ids: &[Vec<u32>], pad: u32) -> Self {
+        let batch = ids.len();
+        let seq_len = ids.iter().map(Vec::len).max().unwrap_or(0);
+        let mut out = TokenBatch {
+            batch,
+            seq_len,
+            ids: vec![pad; batch * seq_len],
+            type_ids: vec![0; batch * seq_len],
+            attention: vec![0; batch * seq_len],
+        };
+        for (row, seq) in ids.iter().enumerate() {
+            let base = row * seq_len;
+            out.ids[base..base + seq.len()].copy_from_slice(seq);
+            out.attention[base..base + seq.len()].fill(1);
+            if let Some(types) = type_ids.get(row).filter(|t| !t.is_empty()) {
+                out.type_ids[base..base + types.len()].copy_from_slice(types);
+            }
+        }
+        out
+    }
+
+    /// The unpadded ids of row `i`.
+    pub fn row(&self, i: usize) -> &[u32] {
+        let start = i * self.seq_len;
+        let len = self.attention[start..start + self.seq_len].iter().filter(|&&a| a == 1).count();
+        &self.ids[start..start + len]
+    }
+
+    /// `(input_ids, token_type_ids, padding)` tensors; `padding` is true at padding positions.
+    pub fn to_tensors(&self, device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>, Tensor<2, Bool>) {
+        let shape = [self.batch, self.seq_len];
+        let int = |v: &[u32]| {
+            let data: Vec<i64> = v.iter().map(|&x| x as i64).collect();
+            Tensor::<2, Int>::from_data(TensorData::new(data, shape), device)
+        };
+        let padding: Vec<bool> = self.attention.iter().map(|&a| a == 0).collect();
+        (
+            int(&self.ids),
+            int(&self.type_ids),
+            Tensor::<2, Bool>::from_data(TensorData::new(padding, shape), device),
+        )
+    }
+}
+
+/// A Hugging Face tokenizer configured for encoding: longest-first truncation at `max_length`,
+/// padding to the longest sequence in each batch.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    /// The same tokenizer without truncation or padding, for raw word pieces.
+    plain: Tokenizer,
+    max_length: usize,
+    special: SpecialTokens,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("max_length", &self.max_length)
+            .field("special", &self.special)
+            .finish()
+    }
+}
+
+impl TextTokenizer {
+    /// Builds from `tokenizer.json` bytes; `path` names the file in errors.
+    pub fn from_bytes(bytes: &[u8], path: &Path, max_length: usize) -> Result<Self> {
+        let inner = Tokenizer::from_bytes(bytes)
+            .map_err(|e| Error::format(path, None, format!("not a valid tokenizer.json: {e}")))?;
+        Self::new(inner, path, max_length)
+    }
+
+    pub fn new(mut inner: Tokenizer, path: &Path, max_length: usize) -> Result<Self> {
+        let id = |token: &str| {
+            inner.token_to_id(token).ok_or_else(|| {
+                Error::model(path, format!("the vocabulary has no `{token}` token"))
+            })
+        };
+        let special = SpecialTokens {
+            pad: id("[PAD]")?,
+            cls: id("[CLS]")?,
+            sep: id("[SEP]")?,
+            mask: id("[MASK]")?,
+            unk: id("[UNK]")?,
+        };
+        let mut plain = inner.clone();
+        plain.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        plain.with_padding(None);
+        // tokenizer.json files often carry a fixed padding/truncation from export time
+        // (all-MiniLM-L6-v2's pads every text to 128); the model's own limit wins, as in
+        // sentence-transformers.
+        inner
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                strategy: TruncationStrategy::LongestFirst,
+                ..Default::default()
+            }))
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        inner.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id: special.pad,
+            pad_token: "[PAD]".into(),
+            ..Default::default()
+        }));
+        Ok(Self { inner, plain, max_length, special })
+    }
+
+    pub fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    pub fn special(&self) -> SpecialTokens {
+        self.special
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    pub fn inner(&self) -> &Tokenizer {
+        &self.inner
+    }
+
+    /// Tokenizes single texts: `[CLS] text [SEP]`, type ids 0.
+    pub fn encode(&self, texts: &[&str]) -> Result<TokenBatch> {
+        self.encode_inputs(texts.iter().map(|&t| EncodeInput::from(t)).collect())
+    }
+
+    /// Tokenizes (query, passage) pairs: `[CLS] q [SEP] p [SEP]`, type ids 0 then 1.
+    pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<TokenBatch> {
+        self.encode_inputs(pairs.iter().map(|&(a, b)| EncodeInput::from((a, b))).collect())
+    }
+
+    /// Token strings of ids (for display, e.g. highlighting dark-example edits).
+    pub fn id_to_token(&self, id: u32) -> String {
+        self.inner.id_to_token(id).unwrap_or_else(|| "[UNK]".into())
+    }
+
+    /// Word pieces of a text without special tokens and without truncation.
+    pub fn word_pieces(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self.plain.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    fn encode_inputs(&self, inputs: Vec<EncodeInput<'_>>) -> Result<TokenBatch> {
+        let batch = inputs.len();
+        if batch == 0 {
+            return Ok(TokenBatch { batch: 0, seq_len: 0, ids: vec![], type_ids: vec![], attention: vec![] });
+        }
+        let encodings = self
+            .inner
+            .encode_batch(inputs, true)
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let seq_len = encodings[0].len();
+        let mut out = TokenBatch {
+            batch,
+            seq_len,
+            ids: Vec::with_capacity(batch * seq_len),
+            type_ids: Vec::with_capacity(batch * seq_len),
+            attention: Vec::with_capacity(batch * seq_len),
+        };
+        for e in &encodings {
+            out.ids.extend_from_slice(e.get_ids());
+            out.type_ids.extend_from_slice(e.get_type_ids());
+            out.attention.extend_from_slice(e.get_attention_mask());
+        }
+        Ok(out)
+    }
+}
