@@ -39,8 +39,7 @@ impl SentenceEncoder {
         let batch = self.model.tokenizer.encode(texts)?;
         let data = self.embed_batch(&batch).into_data();
         let flat: Vec<f32> = data
-            .convert::<f32>()
-            .into_vec()
+            .try_into_vec_as::<f32>()
             .map_err(|e| Error::Invalid(format!("reading embeddings: {e:?}")))?;
         Ok(flat.chunks(self.dim()).map(<[f32]>::to_vec).collect())
     }

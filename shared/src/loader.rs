@@ -151,8 +151,8 @@ pub fn load_bert_weights(model: &mut BertModel, weights: Weights, path: &Path) -
             ApplyError::ShapeMismatch { path: tensor, expected, found } => format!(
                 "tensor `{}` has shape {:?}, but config.json implies {:?}",
                 hf_name(tensor),
-                found.dims,
-                expected.dims
+                &found[..],
+                &expected[..]
             ),
             other => format!("{other:?}"),
         };

@@ -78,7 +78,7 @@ fn load(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Result<BertModel,
 }
 
 fn values(t: burn::tensor::Tensor<2>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec().unwrap()
+    t.into_data().try_into_vec_as::<f32>().unwrap()
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn loads_with_and_without_bert_prefix_and_transposes_linear_weights() {
         }
         let emb = values(model.embeddings.word_embeddings.weight.val());
         assert_eq!(&emb, &tensors[&format!("{prefix}embeddings.word_embeddings.weight")].1);
-        let gamma = model.encoder.layer[0].output.layer_norm.gamma.val().into_data().convert::<f32>().into_vec::<f32>().unwrap();
+        let gamma = model.encoder.layer[0].output.layer_norm.gamma.val().into_data().try_into_vec_as::<f32>().unwrap();
         assert_eq!(&gamma, &tensors[&format!("{prefix}encoder.layer.0.output.LayerNorm.weight")].1);
     }
 }

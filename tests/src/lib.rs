@@ -34,16 +34,28 @@ pub fn golden(rel: &str) -> PathBuf {
     workspace_root().join("tests").join("golden").join(rel)
 }
 
-/// The `adam` binary that `cargo test --workspace` builds next to the test executables.
+/// The `adam` binary of the same build profile as this test. Cargo builds a package's binary
+/// only for that package's own integration tests, so it is built here once if missing.
 pub fn adam_bin() -> PathBuf {
+    static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
     let bin = dir.join(format!("adam{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.is_file(),
-        "{} not found: run the tests with `cargo test --workspace` so cargo builds the adam binary",
-        bin.display()
-    );
+    BUILD.call_once(|| {
+        let profile = match dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") => "dev",
+            Some(other) => other,
+            None => "dev",
+        };
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "adam-trainer", "--bin", "adam", "--profile", profile])
+            .current_dir(workspace_root())
+            .status()
+            .expect("run cargo build for the adam binary");
+        assert!(status.success(), "building the adam binary failed");
+    });
+    assert!(bin.is_file(), "{} not found after building adam-trainer", bin.display());
     bin
 }
 
