@@ -1,0 +1,47 @@
+//! A dual encoder in the sentence-transformers sense: text → BERT → pooling → (L2 norm) → vector.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::loader::{LoadOptions, LoadedModel, ModelSource, load_model};
+use crate::model::{l2_normalize, pool};
+use crate::tokenize::TokenBatch;
+use crate::{Error, Result};
+
+pub struct SentenceEncoder {
+    pub model: LoadedModel,
+    pub device: Device,
+}
+
+impl SentenceEncoder {
+    pub fn load(source: &ModelSource, device: &Device, options: &LoadOptions) -> Result<Self> {
+        Ok(Self { model: load_model(source, device, options)?, device: device.clone() })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.model.config.hidden_size
+    }
+
+    /// Text vectors `[batch, hidden]` for a tokenized batch, on the encoder's device.
+    pub fn embed_batch(&self, batch: &TokenBatch) -> Tensor<2> {
+        let (ids, types, padding) = batch.to_tensors(&self.device);
+        let tokens = self.model.bert.forward(ids, types, padding.clone());
+        let pooled = pool(tokens, padding, self.model.sentence.pooling);
+        if self.model.sentence.normalize { l2_normalize(pooled) } else { pooled }
+    }
+
+    /// Embeds texts as one batch and reads the vectors back (blocking; on the web use
+    /// [`Self::embed_batch`] and `into_data_async`).
+    #[cfg(not(target_family = "wasm"))]
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = self.model.tokenizer.encode(texts)?;
+        let data = self.embed_batch(&batch).into_data();
+        let flat: Vec<f32> = data
+            .convert::<f32>()
+            .into_vec()
+            .map_err(|e| Error::Invalid(format!("reading embeddings: {e:?}")))?;
+        Ok(flat.chunks(self.dim()).map(<[f32]>::to_vec).collect())
+    }
+}

@@ -1,0 +1,191 @@
+//! Loads a Hugging Face model folder: `config.json`, `model.safetensors`, `tokenizer.json` and the
+//! sentence-transformers files. Every failure names the file (and the tensor) that is wrong.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::{ApplyError, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::tensor::Device;
+
+use crate::config::{BertConfig, SentenceConfig, sentence_config};
+use crate::model::BertModel;
+use crate::tokenize::TextTokenizer;
+use crate::{Error, Result};
+
+/// Where a model's files come from: a folder on disk, or bytes already in memory (the browser).
+pub enum ModelSource {
+    Dir(PathBuf),
+    Memory {
+        /// Shown in error messages in place of a folder.
+        name: PathBuf,
+        files: std::collections::HashMap<String, Vec<u8>>,
+    },
+}
+
+impl ModelSource {
+    fn name(&self) -> &Path {
+        match self {
+            ModelSource::Dir(dir) => dir,
+            ModelSource::Memory { name, .. } => name,
+        }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.name().join(rel)
+    }
+
+    /// The bytes of `rel`, or `None` when the file does not exist.
+    fn read_optional(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        match self {
+            ModelSource::Dir(dir) => {
+                let path = dir.join(rel);
+                match std::fs::read(&path) {
+                    Ok(bytes) => Ok(Some(bytes)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(Error::io(path, e)),
+                }
+            }
+            ModelSource::Memory { files, .. } => Ok(files.get(rel).cloned()),
+        }
+    }
+
+    fn read_required(&self, rel: &str, what: &str) -> Result<Vec<u8>> {
+        self.read_optional(rel)?.ok_or_else(|| {
+            Error::model(self.name(), format!("{} is missing ({what})", self.path(rel).display()))
+        })
+    }
+}
+
+/// Everything needed to embed text with a model folder.
+pub struct LoadedModel {
+    pub bert: BertModel,
+    pub config: BertConfig,
+    pub sentence: SentenceConfig,
+    pub tokenizer: TextTokenizer,
+}
+
+/// Options that override what the folder says.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Cap on tokens per text; defaults to the folder's `max_seq_length`.
+    pub max_length: Option<usize>,
+}
+
+pub fn load_model(source: &ModelSource, device: &Device, options: &LoadOptions) -> Result<LoadedModel> {
+    let config_path = source.path("config.json");
+    let config = BertConfig::from_json(&source.read_required("config.json", "the model's config")?, &config_path)?;
+    let mut sentence = sentence_config(source.name(), &config, &|rel| source.read_optional(rel))?;
+    if let Some(max) = options.max_length {
+        if max < 2 {
+            return Err(Error::Invalid(format!("max length {max} leaves no room for [CLS] and [SEP]")));
+        }
+        sentence.max_seq_length = max.min(config.max_position_embeddings);
+    }
+    let tokenizer = TextTokenizer::from_bytes(
+        &source.read_required("tokenizer.json", "the Hugging Face fast tokenizer file")?,
+        &source.path("tokenizer.json"),
+        sentence.max_seq_length,
+    )?;
+    let mut bert = BertModel::new(&config, device);
+    let weights = source.read_required_weights()?;
+    load_bert_weights(&mut bert, weights, &source.path("model.safetensors"))?;
+    Ok(LoadedModel { bert, config, sentence, tokenizer })
+}
+
+/// The weights file, either as a path (memory-mapped) or as bytes.
+pub enum Weights {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+impl ModelSource {
+    fn read_required_weights(&self) -> Result<Weights> {
+        match self {
+            ModelSource::Dir(dir) => {
+                let path = dir.join("model.safetensors");
+                if path.is_file() {
+                    Ok(Weights::File(path))
+                } else if dir.join("pytorch_model.bin").is_file() {
+                    Err(Error::model(
+                        dir,
+                        "has pytorch_model.bin but no model.safetensors: convert it first \
+                         (python -c \"from transformers import AutoModel; AutoModel.from_pretrained('DIR').save_pretrained('DIR', safe_serialization=True)\")",
+                    ))
+                } else {
+                    Err(Error::model(dir, format!("{} is missing (the weights)", path.display())))
+                }
+            }
+            ModelSource::Memory { .. } => {
+                Ok(Weights::Bytes(self.read_required("model.safetensors", "the weights")?))
+            }
+        }
+    }
+}
+
+/// Hugging Face names → this crate's module paths. Works with and without the `bert.` prefix
+/// (BertModel vs. BertFor* checkpoints) and with old TF-style LayerNorm gamma/beta names.
+fn bert_store(store: SafetensorsStore) -> SafetensorsStore {
+    store
+        .with_key_remapping(r"^bert\.", "")
+        .with_key_remapping(r"\.attention\.self\.", ".attention.self_attn.")
+        .with_key_remapping(r"LayerNorm\.gamma$", "LayerNorm.weight")
+        .with_key_remapping(r"LayerNorm\.beta$", "LayerNorm.bias")
+        .with_key_remapping(r"\.LayerNorm\.", ".layer_norm.")
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .allow_partial(true)
+        .validate(false)
+}
+
+/// Loads weights into `model`, failing with the file and tensor name on any missing tensor or
+/// shape mismatch. Extra tensors (the pooler, a classifier head) are ignored.
+pub fn load_bert_weights(model: &mut BertModel, weights: Weights, path: &Path) -> Result<()> {
+    let mut store = bert_store(match weights {
+        Weights::File(p) => SafetensorsStore::from_file(p),
+        Weights::Bytes(b) => SafetensorsStore::from_bytes(Some(b)),
+    });
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| Error::model(path, format!("cannot read the weights: {e}")))?;
+    if let Some(err) = result.errors.first() {
+        let message = match err {
+            ApplyError::ShapeMismatch { path: tensor, expected, found } => format!(
+                "tensor `{}` has shape {:?}, but config.json implies {:?}",
+                hf_name(tensor),
+                found.dims,
+                expected.dims
+            ),
+            other => format!("{other:?}"),
+        };
+        return Err(Error::model(path, message));
+    }
+    let missing: Vec<String> = result
+        .missing
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|p| !p.ends_with(".training")) // dropout switches are not weights
+        .map(|p| hf_name(p))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::model(
+            path,
+            format!("missing tensor(s): {}", missing.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// Our module path → the Hugging Face tensor name, for messages.
+fn hf_name(path: &str) -> String {
+    path.replace(".self_attn.", ".self.")
+        .replace(".layer_norm.gamma", ".LayerNorm.weight")
+        .replace(".layer_norm.beta", ".LayerNorm.bias")
+        .replace(".layer_norm.", ".LayerNorm.")
+}
+
+impl LoadedModel {
+    /// Moves the weights to another device (e.g. an autodiff device for training).
+    pub fn to_device(mut self, device: &Device) -> Self {
+        self.bert = self.bert.to_device(device);
+        self
+    }
+}

@@ -1,0 +1,122 @@
+//! Weight loading on a tiny BERT written in the Hugging Face layout: names with and without the
+//! `bert.` prefix load, Linear weights are transposed, and a missing tensor or a wrong shape is
+//! an error naming the file and the tensor.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use adam_core::config::BertConfig;
+use adam_core::loader::{Weights, load_bert_weights};
+use adam_core::model::BertModel;
+use burn::tensor::Device;
+use safetensors::tensor::{Dtype, TensorView};
+
+fn tiny_config() -> BertConfig {
+    serde_json::from_str(
+        r#"{"vocab_size": 40, "hidden_size": 8, "num_hidden_layers": 2, "num_attention_heads": 2,
+            "intermediate_size": 12, "max_position_embeddings": 16, "type_vocab_size": 2}"#,
+    )
+    .unwrap()
+}
+
+/// Every tensor of `BertModel` (plus a pooler) with Hugging Face names and shapes.
+fn hf_tensors(c: &BertConfig, prefix: &str) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
+    let (h, i) = (c.hidden_size, c.intermediate_size);
+    let mut shapes: Vec<(String, Vec<usize>)> = vec![
+        ("embeddings.word_embeddings.weight".into(), vec![c.vocab_size, h]),
+        ("embeddings.position_embeddings.weight".into(), vec![c.max_position_embeddings, h]),
+        ("embeddings.token_type_embeddings.weight".into(), vec![c.type_vocab_size, h]),
+        ("embeddings.LayerNorm.weight".into(), vec![h]),
+        ("embeddings.LayerNorm.bias".into(), vec![h]),
+        ("pooler.dense.weight".into(), vec![h, h]),
+        ("pooler.dense.bias".into(), vec![h]),
+    ];
+    for l in 0..c.num_hidden_layers {
+        let p = format!("encoder.layer.{l}");
+        for name in ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"] {
+            shapes.push((format!("{p}.{name}.weight"), vec![h, h]));
+            shapes.push((format!("{p}.{name}.bias"), vec![h]));
+        }
+        shapes.push((format!("{p}.intermediate.dense.weight"), vec![i, h]));
+        shapes.push((format!("{p}.intermediate.dense.bias"), vec![i]));
+        shapes.push((format!("{p}.output.dense.weight"), vec![h, i]));
+        shapes.push((format!("{p}.output.dense.bias"), vec![h]));
+        for ln in ["attention.output.LayerNorm", "output.LayerNorm"] {
+            shapes.push((format!("{p}.{ln}.weight"), vec![h]));
+            shapes.push((format!("{p}.{ln}.bias"), vec![h]));
+        }
+    }
+    shapes
+        .into_iter()
+        .enumerate()
+        .map(|(k, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let values = (0..n).map(|j| ((j * 7 + k * 13) % 17) as f32 / 17.0 - 0.5).collect();
+            (format!("{prefix}{name}"), (shape, values))
+        })
+        .collect()
+}
+
+fn to_safetensors(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Vec<u8> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(k, (s, v))| (k.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(k, s, b)| (k.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+fn load(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Result<BertModel, String> {
+    let config = tiny_config();
+    let mut model = BertModel::new(&config, &Device::flex());
+    load_bert_weights(&mut model, Weights::Bytes(to_safetensors(tensors)), Path::new("tiny/model.safetensors"))
+        .map(|()| model)
+        .map_err(|e| e.to_string())
+}
+
+fn values(t: burn::tensor::Tensor<2>) -> Vec<f32> {
+    t.into_data().convert::<f32>().into_vec().unwrap()
+}
+
+#[test]
+fn loads_with_and_without_bert_prefix_and_transposes_linear_weights() {
+    for prefix in ["", "bert."] {
+        let tensors = hf_tensors(&tiny_config(), prefix);
+        let model = load(&tensors).expect("complete weights load");
+        let (shape, hf) = &tensors[&format!("{prefix}encoder.layer.1.attention.self.key.weight")];
+        let burn_w = values(model.encoder.layer[1].attention.self_attn.key.weight.val());
+        // HF stores Linear weights as [out, in]; burn as [in, out].
+        let (out_dim, in_dim) = (shape[0], shape[1]);
+        for o in 0..out_dim {
+            for i in 0..in_dim {
+                assert_eq!(burn_w[i * out_dim + o], hf[o * in_dim + i]);
+            }
+        }
+        let emb = values(model.embeddings.word_embeddings.weight.val());
+        assert_eq!(&emb, &tensors[&format!("{prefix}embeddings.word_embeddings.weight")].1);
+        let gamma = model.encoder.layer[0].output.layer_norm.gamma.val().into_data().convert::<f32>().into_vec::<f32>().unwrap();
+        assert_eq!(&gamma, &tensors[&format!("{prefix}encoder.layer.0.output.LayerNorm.weight")].1);
+    }
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let mut tensors = hf_tensors(&tiny_config(), "");
+    tensors.remove("encoder.layer.1.attention.self.value.bias");
+    let err = load(&tensors).err().expect("must fail");
+    assert!(err.contains("tiny/model.safetensors"), "{err}");
+    assert!(err.contains("encoder.layer.1.attention.self.value.bias"), "{err}");
+}
+
+#[test]
+fn shape_mismatch_is_named() {
+    let mut tensors = hf_tensors(&tiny_config(), "");
+    tensors.insert("embeddings.word_embeddings.weight".into(), (vec![39, 8], vec![0.0; 39 * 8]));
+    let err = load(&tensors).err().expect("must fail");
+    assert!(err.contains("tiny/model.safetensors"), "{err}");
+    assert!(err.contains("embeddings.word_embeddings.weight"), "{err}");
+    assert!(err.contains("39"), "{err}");
+}

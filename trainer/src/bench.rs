@@ -1,0 +1,81 @@
+//! `adam bench`: encoding throughput of each backend on real passages.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use adam_core::data::read_corpus;
+use anyhow::{Result, bail};
+
+use crate::ModelArgs;
+use crate::backend::Backend;
+use crate::embed::load_encoder;
+use crate::io::open;
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Model folder.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// BEIR corpus.jsonl whose first passages are encoded.
+    #[arg(long, value_name = "FILE")]
+    pub corpus: PathBuf,
+    /// How many passages to encode per backend.
+    #[arg(long, default_value_t = 1000)]
+    pub passages: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 128)]
+    pub max_length: usize,
+    /// Backends to measure, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Flex, Backend::Ndarray])]
+    pub backends: Vec<Backend>,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let docs = read_corpus(open(&args.corpus)?, &args.corpus)?;
+    let texts: Vec<&str> = docs.iter().take(args.passages).map(|d| d.text.as_str()).collect();
+    if texts.len() <= args.batch_size {
+        bail!("{} has {} passages: need more than one batch of {}", args.corpus.display(), texts.len(), args.batch_size);
+    }
+    println!(
+        "{} passages from {}, batch {}, max {} tokens, {} threads",
+        texts.len(),
+        args.corpus.display(),
+        args.batch_size,
+        args.max_length,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for backend in &args.backends {
+        let model_args = ModelArgs {
+            model: args.model.clone(),
+            batch_size: args.batch_size,
+            max_length: Some(args.max_length),
+            backend: *backend,
+        };
+        let encoder = load_encoder(&model_args)?;
+        let batches: Vec<&[&str]> = texts.chunks(args.batch_size).collect();
+        encoder.embed(batches[0])?; // warm-up: first-call allocation and kernel compilation
+        let start = Instant::now();
+        let mut n = 0;
+        for batch in &batches[1..] {
+            n += encoder.embed(batch)?.len();
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "{{\"engine\":\"adam-{backend}\",\"passages\":{n},\"seconds\":{secs:.2},\"passages_per_s\":{:.1}}}",
+            n as f64 / secs
+        );
+    }
+    if let Some(peak) = peak_rss_mib() {
+        println!("peak resident memory: {peak:.0} MiB");
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process (Linux), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

@@ -1,0 +1,119 @@
+//! `adam embed`: texts in (one per line), vectors out (one JSON array per line, same order).
+//! Streams in chunks so memory stays flat however large the input.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use adam_core::encoder::SentenceEncoder;
+use adam_core::loader::{LoadOptions, ModelSource};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::ModelArgs;
+use crate::io::{AtomicFile, open};
+
+#[derive(clap::Args, Debug)]
+pub struct EmbedArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Text file, one text per line (UTF-8). An empty line is embedded as an empty text.
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Output file: one JSON array of floats per input line, in input order.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// Texts read per chunk, as a multiple of the batch size: sorted by length inside a chunk,
+/// batches pad less (as sentence-transformers does) while memory stays bounded.
+const CHUNK_BATCHES: usize = 16;
+
+pub fn load_encoder(args: &ModelArgs) -> Result<SentenceEncoder> {
+    if args.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    let device = args.backend.device()?;
+    let options = LoadOptions { max_length: args.max_length };
+    Ok(SentenceEncoder::load(&ModelSource::Dir(args.model.clone()), &device, &options)?)
+}
+
+pub fn run(args: EmbedArgs) -> Result<()> {
+    let encoder = load_encoder(&args.model)?;
+    let total = count_lines(&args.input)?;
+    let progress = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template("{spinner} embedding {pos}/{len} texts [{elapsed_precise}<{eta_precise}, {per_sec}]")
+            .expect("valid template"),
+    );
+    let mut out = AtomicFile::create(&args.output)?;
+    let chunk_size = args.model.batch_size * CHUNK_BATCHES;
+    let mut chunk: Vec<String> = Vec::with_capacity(chunk_size);
+    for_each_text(&args.input, |text| {
+        chunk.push(text);
+        if chunk.len() == chunk_size {
+            embed_chunk(&encoder, &chunk, args.model.batch_size, out.writer(), &args.output)?;
+            progress.inc(chunk.len() as u64);
+            chunk.clear();
+        }
+        Ok(())
+    })?;
+    embed_chunk(&encoder, &chunk, args.model.batch_size, out.writer(), &args.output)?;
+    progress.inc(chunk.len() as u64);
+    progress.finish_and_clear();
+    out.commit()?;
+    eprintln!("embedded {total} texts into {}", args.output.display());
+    Ok(())
+}
+
+/// Each line of `path` as a text (UTF-8 checked, `\r\n` accepted), blank lines included.
+fn for_each_text(path: &Path, mut f: impl FnMut(String) -> Result<()>) -> Result<()> {
+    for (i, line) in open(path)?.split(b'\n').enumerate() {
+        let bytes = line.with_context(|| format!("reading {}", path.display()))?;
+        let mut text = String::from_utf8(bytes)
+            .map_err(|e| anyhow::anyhow!("{}:{}: not valid UTF-8: {}", path.display(), i + 1, e.utf8_error()))?;
+        if text.ends_with('\r') {
+            text.pop();
+        }
+        f(text)?;
+    }
+    Ok(())
+}
+
+fn count_lines(path: &Path) -> Result<usize> {
+    let mut n = 0;
+    let mut last_was_newline = true;
+    let mut reader = open(path)?;
+    loop {
+        let buf = reader.fill_buf().with_context(|| format!("reading {}", path.display()))?;
+        if buf.is_empty() {
+            break;
+        }
+        n += buf.iter().filter(|&&b| b == b'\n').count();
+        last_was_newline = buf.last() == Some(&b'\n');
+        let len = buf.len();
+        reader.consume(len);
+    }
+    Ok(if last_was_newline { n } else { n + 1 })
+}
+
+fn embed_chunk(
+    encoder: &SentenceEncoder,
+    texts: &[String],
+    batch_size: usize,
+    out: &mut impl Write,
+    out_path: &Path,
+) -> Result<()> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+    let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+    for batch in order.chunks(batch_size) {
+        let refs: Vec<&str> = batch.iter().map(|&i| texts[i].as_str()).collect();
+        for (&i, v) in batch.iter().zip(encoder.embed(&refs)?) {
+            vectors[i] = v;
+        }
+    }
+    for v in &vectors {
+        serde_json::to_writer(&mut *out, v)?;
+        out.write_all(b"\n").with_context(|| format!("writing {}", out_path.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! File helpers: readers that name their file, and atomic writes (a crash never leaves a
+//! half-written output where a complete one is expected).
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+pub fn open(path: &Path) -> Result<BufReader<File>> {
+    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    Ok(BufReader::new(file))
+}
+
+/// A file written under a temporary name and renamed into place by [`AtomicFile::commit`].
+pub struct AtomicFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+    writer: BufWriter<File>,
+}
+
+impl AtomicFile {
+    pub fn create(dest: &Path) -> Result<Self> {
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dest.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+        let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        Ok(Self { tmp, dest: dest.to_path_buf(), writer: BufWriter::new(file) })
+    }
+
+    pub fn writer(&mut self) -> &mut BufWriter<File> {
+        &mut self.writer
+    }
+
+    pub fn commit(mut self) -> Result<()> {
+        self.writer.flush().with_context(|| format!("writing {}", self.tmp.display()))?;
+        self.writer.get_ref().sync_all().ok();
+        std::fs::rename(&self.tmp, &self.dest)
+            .with_context(|| format!("cannot move {} to {}", self.tmp.display(), self.dest.display()))?;
+        Ok(())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        // Not committed (error or panic): remove the partial file.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
