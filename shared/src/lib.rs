@@ -10,12 +10,15 @@
 //! through functions that also have an in-memory (`&[u8]`/`&str`) twin.
 
 pub mod config;
+pub mod dark;
 pub mod data;
 pub mod encoder;
 pub mod error;
 pub mod loader;
+pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod selfpaced;
 pub mod tokenize;
 
 pub use error::{Error, Result};
