@@ -169,8 +169,28 @@ impl TextTokenizer {
     }
 
     /// Tokenizes (query, passage) pairs: `[CLS] q [SEP] p [SEP]`, type ids 0 then 1.
+    ///
+    /// Longest-first truncation is done here rather than by `tokenizers`: when both sides are
+    /// too long, the Rust crate gives the odd spare token to the query while Hugging Face
+    /// `transformers` (what cross-encoders were trained with) gives it to the passage.
     pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<TokenBatch> {
-        self.encode_inputs(pairs.iter().map(|&(a, b)| EncodeInput::from((a, b))).collect())
+        let budget = self.max_length.saturating_sub(3);
+        let mut ids = Vec::with_capacity(pairs.len());
+        let mut types = Vec::with_capacity(pairs.len());
+        for &(a, b) in pairs {
+            let (mut a, mut b) = (self.word_pieces(a)?, self.word_pieces(b)?);
+            let keep_a = a.len().min((budget / 2).max(budget.saturating_sub(b.len())));
+            a.truncate(keep_a);
+            b.truncate(budget - keep_a);
+            let s = self.special;
+            let seq: Vec<u32> =
+                [s.cls].into_iter().chain(a.iter().copied()).chain([s.sep]).chain(b.iter().copied()).chain([s.sep]).collect();
+            let mut type_ids = vec![0; a.len() + 2];
+            type_ids.resize(seq.len(), 1);
+            ids.push(seq);
+            types.push(type_ids);
+        }
+        Ok(TokenBatch::from_sequences(&ids, &types, self.special.pad))
     }
 
     /// Token strings of ids (for display, e.g. highlighting dark-example edits).
