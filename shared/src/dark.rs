@@ -223,7 +223,11 @@ impl DarkConfig {
     /// Checks ranges; returns a message naming the bad knob.
     pub fn validate(&self) -> Result<(), String> {
         let unit = |name: &str, v: f32| {
-            if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(format!("{name} = {v} is not in [0, 1]")) }
+            if (0.0..=1.0).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} = {v} is not in [0, 1]"))
+            }
         };
         unit("noisy_ratio", self.noisy_ratio)?;
         unit("mix_ratio", self.mix_ratio)?;
@@ -258,7 +262,7 @@ pub fn editable_positions(ids: &[u32], special: &SpecialTokens) -> Vec<usize> {
 /// Pieces to edit out of `editable` at `ratio`: `round(ratio * editable)`, at least one when
 /// `ratio > 0` (an unedited copy is no dark example), at most `editable`.
 pub fn edit_count(ratio: f32, editable: usize) -> usize {
-    if editable == 0 || !(ratio > 0.0) {
+    if editable == 0 || ratio.is_nan() || ratio <= 0.0 {
         return 0;
     }
     ((ratio.min(1.0) * editable as f32).round() as usize).clamp(1, editable)
@@ -465,7 +469,10 @@ pub fn mix_negative(
     edits.sort_by_key(|e| e.position);
     DarkExample {
         ids,
-        kind: DarkKind::MixedNegative { with_query: query.is_some(), insert: mode == MixMode::Insert },
+        kind: DarkKind::MixedNegative {
+            with_query: query.is_some(),
+            insert: mode == MixMode::Insert,
+        },
         edits,
         ratio,
         negative: None,
@@ -512,13 +519,15 @@ impl TeacherScores {
     pub fn band(&self, low: f32, high: f32) -> Option<(f32, f32)> {
         let neg = self.best_negative()?;
         let pos = self.positive;
-        (pos > neg).then(|| (neg + low * (pos - neg), neg + high * (pos - neg)))
+        (pos > neg).then_some((neg + low * (pos - neg), neg + high * (pos - neg)))
     }
 
     /// Negative indices, best-scored first (ties by index).
     pub fn hardest_first(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.negatives.len()).collect();
-        let key = |i: usize| if self.negatives[i].is_nan() { f32::NEG_INFINITY } else { self.negatives[i] };
+        let key = |i: usize| {
+            if self.negatives[i].is_nan() { f32::NEG_INFINITY } else { self.negatives[i] }
+        };
         order.sort_by(|&a, &b| key(b).total_cmp(&key(a)).then(a.cmp(&b)));
         order
     }
@@ -543,7 +552,9 @@ pub fn plan_slots(config: &DarkConfig, key: u64, negative_order: &[usize]) -> Ve
     let insert = config.mix_mode == MixMode::Insert;
     let mut kinds = vec![(noisy, None); config.noisy_positives];
     if !negative_order.is_empty() {
-        for (count, with_query) in [(config.mixed_negatives, false), (config.query_mixed_negatives, true)] {
+        for (count, with_query) in
+            [(config.mixed_negatives, false), (config.query_mixed_negatives, true)]
+        {
             for j in 0..count {
                 let negative = Some(negative_order[j % negative_order.len()]);
                 kinds.push((DarkKind::MixedNegative { with_query, insert }, negative));
@@ -553,7 +564,11 @@ pub fn plan_slots(config: &DarkConfig, key: u64, negative_order: &[usize]) -> Ve
     kinds
         .into_iter()
         .enumerate()
-        .map(|(i, (kind, negative))| DarkSlot { kind, negative, seed: mix_seed(instance_seed, i as u64) })
+        .map(|(i, (kind, negative))| DarkSlot {
+            kind,
+            negative,
+            seed: mix_seed(instance_seed, i as u64),
+        })
         .collect()
 }
 
@@ -600,7 +615,11 @@ fn initial_ratio(kind: &DarkKind, config: &DarkConfig) -> f32 {
 
 /// Dark examples at the configured fixed ratios (no teacher); mixed ones use the negatives in
 /// the given order.
-pub fn generate(instance: &DarkInstance<'_>, special: &SpecialTokens, config: &DarkConfig) -> Vec<DarkExample> {
+pub fn generate(
+    instance: &DarkInstance<'_>,
+    special: &SpecialTokens,
+    config: &DarkConfig,
+) -> Vec<DarkExample> {
     let order: Vec<usize> = (0..instance.negatives.len()).collect();
     plan_slots(config, instance.key, &order)
         .iter()
@@ -622,11 +641,7 @@ struct Search {
 }
 
 fn band_distance(score: f32, band: (f32, f32)) -> f32 {
-    if score.is_nan() {
-        f32::INFINITY
-    } else {
-        (band.0 - score).max(score - band.1).max(0.0)
-    }
+    if score.is_nan() { f32::INFINITY } else { (band.0 - score).max(score - band.1).max(0.0) }
 }
 
 /// Adaptive dark examples for a batch of instances.
@@ -662,7 +677,11 @@ where
         } else {
             (0..instance.negatives.len()).collect()
         };
-        let band = if config.adaptive { teacher_scores.band(config.band_low, config.band_high) } else { None };
+        let band = if config.adaptive {
+            teacher_scores.band(config.band_low, config.band_high)
+        } else {
+            None
+        };
         for slot in plan_slots(config, instance.key, &order) {
             let mut ratio = initial_ratio(&slot.kind, config);
             if config.adaptive {
