@@ -5,7 +5,7 @@ use burn::tensor::{Device, Tensor};
 use crate::loader::{LoadOptions, LoadedModel, ModelSource, load_model};
 use crate::model::{l2_normalize, pool};
 use crate::tokenize::TokenBatch;
-use crate::{Error, Result};
+use crate::Result;
 
 pub struct SentenceEncoder {
     pub model: LoadedModel,
@@ -40,7 +40,7 @@ impl SentenceEncoder {
         let data = self.embed_batch(&batch).into_data();
         let flat: Vec<f32> = data
             .try_into_vec_as::<f32>()
-            .map_err(|e| Error::Invalid(format!("reading embeddings: {e:?}")))?;
+            .map_err(|e| crate::Error::Invalid(format!("reading embeddings: {e:?}")))?;
         Ok(flat.chunks(self.dim()).map(<[f32]>::to_vec).collect())
     }
 }
