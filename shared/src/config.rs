@@ -41,6 +41,16 @@ pub struct BertConfig {
     pub id2label: Option<std::collections::BTreeMap<String, String>>,
 }
 
+impl BertConfig {
+    /// Outputs of a classification head: `num_labels`, else the size of `id2label`, else 1.
+    pub fn labels(&self) -> usize {
+        self.num_labels
+            .or_else(|| self.id2label.as_ref().map(|m| m.len()))
+            .unwrap_or(1)
+            .max(1)
+    }
+}
+
 fn default_act() -> String {
     "gelu".into()
 }

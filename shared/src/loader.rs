@@ -8,7 +8,7 @@ use burn::store::{ApplyError, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsS
 use burn::tensor::Device;
 
 use crate::config::{BertConfig, SentenceConfig, sentence_config};
-use crate::model::BertModel;
+use crate::model::{BertModel, CrossEncoderModel};
 use crate::tokenize::TextTokenizer;
 use crate::{Error, Result};
 
@@ -122,11 +122,79 @@ impl ModelSource {
     }
 }
 
+/// Everything needed to score (query, passage) pairs with a cross-encoder folder.
+pub struct LoadedCrossEncoder {
+    pub model: CrossEncoderModel,
+    pub config: BertConfig,
+    pub tokenizer: TextTokenizer,
+}
+
+/// Options for loading a cross-encoder.
+#[derive(Debug, Clone, Default)]
+pub struct CrossEncoderOptions {
+    /// Cap on tokens per pair; defaults to the model's position limit (at most 512).
+    pub max_length: Option<usize>,
+    /// Start a new classification head (random, seeded by the device's RNG) when the folder has
+    /// none, e.g. to fine-tune a teacher from a sentence-transformers checkpoint. Without it a
+    /// missing head is an error.
+    pub new_head: bool,
+}
+
+/// Loads a `BertForSequenceClassification` folder (keys with or without `bert.`; a folder
+/// without a pooler or head is accepted only with `new_head`).
+pub fn load_cross_encoder(
+    source: &ModelSource,
+    device: &Device,
+    options: &CrossEncoderOptions,
+) -> Result<LoadedCrossEncoder> {
+    let config_path = source.path("config.json");
+    let config = BertConfig::from_json(&source.read_required("config.json", "the model's config")?, &config_path)?;
+    let max_length = options.max_length.unwrap_or(config.max_position_embeddings.min(512));
+    if max_length < 3 {
+        return Err(Error::Invalid(format!(
+            "max length {max_length} leaves no room for [CLS] and two [SEP]"
+        )));
+    }
+    let tokenizer = TextTokenizer::from_bytes(
+        &source.read_required("tokenizer.json", "the Hugging Face fast tokenizer file")?,
+        &source.path("tokenizer.json"),
+        max_length.min(config.max_position_embeddings),
+    )?;
+    let mut model = CrossEncoderModel::new(&config, device);
+    let path = source.path("model.safetensors");
+    let mut store = cross_encoder_store(match source.read_required_weights()? {
+        Weights::File(p) => SafetensorsStore::from_file(p),
+        Weights::Bytes(b) => SafetensorsStore::from_bytes(Some(b)),
+    });
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| Error::model(&path, format!("cannot read the weights: {e}")))?;
+    check_applied(&result, &path, |p| {
+        options.new_head && (p.starts_with("classifier.") || p.starts_with("pooler."))
+    })?;
+    Ok(LoadedCrossEncoder { model, config, tokenizer })
+}
+
+/// Cross-encoder names: `bert.*` stays under `bert`, a bare `BertModel` checkpoint
+/// (`embeddings.*`, `encoder.*`, `pooler.*`) is moved under it, `bert.pooler` and
+/// `classifier` sit beside it.
+fn cross_encoder_store(store: SafetensorsStore) -> SafetensorsStore {
+    bert_renames(
+        store
+            .with_key_remapping(r"^bert\.", "")
+            .with_key_remapping(r"^(embeddings|encoder)\.", "bert.$1."),
+    )
+}
+
 /// Hugging Face names → this crate's module paths. Works with and without the `bert.` prefix
 /// (BertModel vs. BertFor* checkpoints) and with old TF-style LayerNorm gamma/beta names.
 fn bert_store(store: SafetensorsStore) -> SafetensorsStore {
+    bert_renames(store.with_key_remapping(r"^bert\.", ""))
+}
+
+/// The renames inside BERT, shared by [`bert_store`] and [`cross_encoder_store`].
+fn bert_renames(store: SafetensorsStore) -> SafetensorsStore {
     store
-        .with_key_remapping(r"^bert\.", "")
         .with_key_remapping(r"\.attention\.self\.", ".attention.self_attn.")
         .with_key_remapping(r"LayerNorm\.gamma$", "LayerNorm.weight")
         .with_key_remapping(r"LayerNorm\.beta$", "LayerNorm.bias")
@@ -146,6 +214,16 @@ pub fn load_bert_weights(model: &mut BertModel, weights: Weights, path: &Path) -
     let result = model
         .load_from(&mut store)
         .map_err(|e| Error::model(path, format!("cannot read the weights: {e}")))?;
+    check_applied(&result, path, |_| false)
+}
+
+/// Turns the store's report into an error naming the file and the first wrong tensor, or all
+/// missing ones (except those `may_be_missing` allows).
+fn check_applied(
+    result: &burn::store::ApplyResult,
+    path: &Path,
+    may_be_missing: impl Fn(&str) -> bool,
+) -> Result<()> {
     if let Some(err) = result.errors.first() {
         let message = match err {
             ApplyError::ShapeMismatch { path: tensor, expected, found } => format!(
@@ -163,6 +241,7 @@ pub fn load_bert_weights(model: &mut BertModel, weights: Weights, path: &Path) -
         .iter()
         .map(|(p, _)| p)
         .filter(|p| !p.ends_with(".training")) // dropout switches are not weights
+        .filter(|p| !may_be_missing(p))
         .map(|p| hf_name(p))
         .collect();
     if !missing.is_empty() {

@@ -2,9 +2,11 @@
 //! so that loading is a fixed renaming (see [`crate::loader`]).
 
 mod bert;
+mod cross_encoder;
 mod embedding;
 mod pooling;
 
 pub use bert::{BertEncoder, BertLayer, BertModel};
+pub use cross_encoder::{CrossEncoderModel, Pooler};
 pub use embedding::BertEmbeddings;
 pub use pooling::{l2_normalize, pool};
