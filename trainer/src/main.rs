@@ -8,8 +8,10 @@ use clap::{Parser, Subcommand};
 mod backend;
 mod bench;
 mod embed;
+mod embed_cache;
 mod eval;
 mod io;
+mod retrieval;
 
 use backend::Backend;
 
@@ -24,7 +26,8 @@ struct Cli {
 enum Command {
     /// Embed texts (one per line) with a Hugging Face / sentence-transformers model folder.
     Embed(embed::EmbedArgs),
-    /// Score a TREC run file against a BEIR folder's qrels (trec_eval's measures).
+    /// Score a TREC run file, or a model's exact dense retrieval, against a BEIR folder's qrels
+    /// (trec_eval's measures).
     Eval(eval::EvalArgs),
     /// Measure encoding speed (passages/s) of each backend on real passages.
     Bench(bench::BenchArgs),
