@@ -11,6 +11,7 @@ mod embed;
 mod embed_cache;
 mod eval;
 mod io;
+mod report;
 mod retrieval;
 
 use backend::Backend;
@@ -31,6 +32,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure encoding speed (passages/s) of each backend on real passages.
     Bench(bench::BenchArgs),
+    /// Summarise trained runs: mean ± s.d. per method (Markdown, JSON) and a dev nDCG@10 plot (SVG).
+    Report(report::ReportArgs),
 }
 
 /// Options shared by the commands that run a model.
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
