@@ -33,6 +33,11 @@ impl Measures {
     pub fn values(&self) -> [f64; 5] {
         [self.ndcg_10, self.mrr_10, self.recall_10, self.recall_100, self.map]
     }
+
+    /// Name → value, with the names of [`Self::NAMES`] (what training reports store).
+    pub fn to_map(&self) -> BTreeMap<String, f64> {
+        Self::NAMES.iter().map(|n| n.to_string()).zip(self.values()).collect()
+    }
 }
 
 /// Per-query measures and their mean.

@@ -34,9 +34,15 @@ pub fn golden(rel: &str) -> PathBuf {
     workspace_root().join("tests").join("golden").join(rel)
 }
 
-/// The `adam` binary of the same build profile as this test. Cargo builds a package's binary
+/// The `adam` binary: `$ADAM_BIN` when set (e.g. a release build, for the slower end-to-end
+/// tests), else the one of the same build profile as this test. Cargo builds a package's binary
 /// only for that package's own integration tests, so it is built here once if missing.
 pub fn adam_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ADAM_BIN").filter(|v| !v.is_empty()) {
+        let bin = PathBuf::from(bin);
+        assert!(bin.is_file(), "ADAM_BIN={} is not a file", bin.display());
+        return bin;
+    }
     static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");

@@ -1,15 +1,23 @@
-//! `adam eval`: trec_eval's measures for a TREC run over a BEIR folder.
+//! `adam eval`: trec_eval's measures over a BEIR folder, for a TREC run file or for a model
+//! (encode the corpus and the split's queries, retrieve exactly, score).
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use adam_core::data::{read_corpus, read_qrels, read_queries, read_run};
+use adam_core::data::{Document, Query, Qrels, Run, read_corpus, read_qrels, read_queries, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
-use crate::io::open;
+use crate::ModelArgs;
+use crate::backend::Backend;
+use crate::embed::load_encoder;
+use crate::embed_cache::{EmbeddingCache, Header, default_dir};
+use crate::io::{AtomicFile, open};
+use crate::retrieval::{Embeddings, check_unique_ids, embed_texts, retrieve, search};
 
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["run", "model"])))]
 pub struct EvalArgs {
     /// BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
     #[arg(long, value_name = "DIR")]
@@ -17,9 +25,34 @@ pub struct EvalArgs {
     /// Qrels split to score against (qrels/<split>.tsv).
     #[arg(long, default_value = "test")]
     pub split: String,
-    /// TREC run file: `qid Q0 docid rank score tag` per line.
+    /// TREC run file to score: `qid Q0 docid rank score tag` per line.
     #[arg(long, value_name = "FILE")]
-    pub run: PathBuf,
+    pub run: Option<PathBuf>,
+    /// Model folder: embed the corpus and the split's queries with it, retrieve, and score that.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Documents retrieved per query [default: 100].
+    #[arg(long, value_name = "N", requires = "model")]
+    pub depth: Option<usize>,
+    /// Write the retrieved run here (TREC format).
+    #[arg(long, value_name = "FILE", requires = "model")]
+    pub run_out: Option<PathBuf>,
+    /// Folder of cached corpus embeddings [default: $XDG_CACHE_HOME/adam/embeddings or
+    /// ~/.cache/adam/embeddings].
+    #[arg(long, value_name = "DIR", requires = "model")]
+    pub cache: Option<PathBuf>,
+    /// Always encode the corpus; neither read nor write the cache.
+    #[arg(long, requires = "model", conflicts_with = "cache")]
+    pub no_cache: bool,
+    /// Texts per forward pass [default: 32].
+    #[arg(long, value_name = "N", requires = "model")]
+    pub batch_size: Option<usize>,
+    /// Truncate texts to this many tokens (default: the model's max_seq_length).
+    #[arg(long, value_name = "N", requires = "model")]
+    pub max_length: Option<usize>,
+    /// Compute backend [default: flex].
+    #[arg(long, value_enum, requires = "model")]
+    pub backend: Option<Backend>,
     /// Lowest grade that counts as relevant for MRR, recall and MAP (TREC DL uses 2).
     /// nDCG always uses the graded judgements.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -42,16 +75,19 @@ pub fn run(args: EvalArgs) -> Result<()> {
         );
     }
     let qrels = read_qrels(open(&qrels_path)?, &qrels_path)?;
-    let run = read_run(open(&args.run)?, &args.run)?;
-    warn_unknown_ids(&args, &run)?;
+    let (run, what) = match (&args.run, &args.model) {
+        (Some(run_path), _) => {
+            let run = read_run(open(run_path)?, run_path)?;
+            warn_unknown_ids(&args.data, &run)?;
+            (run, run_path.display().to_string())
+        }
+        (None, Some(model)) => (dense_run(&args, model, &qrels)?, format!("the run of {}", model.display())),
+        (None, None) => bail!("give --run FILE or --model DIR"),
+    };
 
     let eval = evaluate(&run, &qrels, args.rel_threshold);
     if eval.per_query.is_empty() {
-        bail!(
-            "no query of {} is in {}: is this run for this dataset and split?",
-            args.run.display(),
-            qrels_path.display()
-        );
+        bail!("no query of {what} is in {}: is this run for this dataset and split?", qrels_path.display());
     }
     if args.json {
         if args.per_query {
@@ -80,11 +116,117 @@ fn print_measures(query: &str, m: &Measures) {
     }
 }
 
-/// A run that names documents or queries the folder does not have is probably for another
-/// dataset: say so, but still score it (trec_eval would).
-fn warn_unknown_ids(args: &EvalArgs, run: &adam_core::data::Run) -> Result<()> {
+/// Encodes the corpus (or reads it from the cache) and the split's queries with `model`, and
+/// retrieves the top `--depth` documents of each query; without a cache this is exactly
+/// [`retrieve`]. Progress and timings go to stderr.
+fn dense_run(args: &EvalArgs, model: &Path, qrels: &Qrels) -> Result<Run> {
+    let depth = args.depth.unwrap_or(100);
+    if depth == 0 {
+        bail!("--depth must be at least 1");
+    }
     let corpus_path = args.data.join("corpus.jsonl");
     let queries_path = args.data.join("queries.jsonl");
+    let queries = split_queries(&queries_path, qrels)?;
+    let corpus = read_corpus(open(&corpus_path)?, &corpus_path)?;
+    if corpus.is_empty() {
+        bail!("{} has no documents", corpus_path.display());
+    }
+    check_unique_ids(corpus.iter().map(|d| d.id.as_str()), "document")
+        .with_context(|| corpus_path.display().to_string())?;
+
+    let model_args = ModelArgs {
+        model: model.to_path_buf(),
+        batch_size: args.batch_size.unwrap_or(32),
+        max_length: args.max_length,
+        backend: args.backend.unwrap_or(Backend::Flex),
+    };
+    let encoder = load_encoder(&model_args)?;
+    let cache = if args.no_cache { None } else { args.cache.clone().or_else(default_dir).map(EmbeddingCache::new) };
+    let start = Instant::now();
+    let run = match &cache {
+        None => retrieve(&encoder, &corpus, &queries, depth, model_args.batch_size)?,
+        Some(cache) => {
+            let docs = cached_corpus_embeddings(&encoder, &model_args, cache, &corpus_path, &corpus)?;
+            let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+            let query_vectors = embed_texts(&encoder, &query_texts, model_args.batch_size, "queries")?;
+            search(&encoder.device, &corpus, &docs, &queries, &query_vectors, depth)?
+        }
+    };
+    eprintln!(
+        "retrieved the top {} of {} documents for {} queries in {:.1} s",
+        depth.min(corpus.len()),
+        corpus.len(),
+        queries.len(),
+        start.elapsed().as_secs_f64()
+    );
+
+    if let Some(path) = &args.run_out {
+        let tag = model.file_name().map(|n| n.to_string_lossy().replace(char::is_whitespace, "_"));
+        let mut out = AtomicFile::create(path)?;
+        write_run(out.writer(), &run, &format!("adam-{}", tag.as_deref().unwrap_or("dense")))
+            .with_context(|| format!("writing {}", path.display()))?;
+        out.commit()?;
+        eprintln!("wrote the run to {}", path.display());
+    }
+    Ok(run)
+}
+
+/// The queries judged in the split, in qrels order; only these are encoded.
+fn split_queries(queries_path: &Path, qrels: &Qrels) -> Result<Vec<Query>> {
+    let all = read_queries(open(queries_path)?, queries_path)?;
+    check_unique_ids(all.iter().map(|q| q.id.as_str()), "query").with_context(|| queries_path.display().to_string())?;
+    let mut by_id: std::collections::HashMap<String, Query> = all.into_iter().map(|q| (q.id.clone(), q)).collect();
+    let queries: Vec<Query> = qrels.keys().filter_map(|id| by_id.remove(id)).collect();
+    let missing = qrels.len() - queries.len();
+    if queries.is_empty() {
+        bail!("no query judged in the split is in {}", queries_path.display());
+    }
+    if missing > 0 {
+        eprintln!(
+            "warning: {missing} judged query id(s) have no text in {} and are left out",
+            queries_path.display()
+        );
+    }
+    Ok(queries)
+}
+
+/// The corpus vectors from the cache when it has an entry for this model and corpus; otherwise
+/// encoded and stored there.
+fn cached_corpus_embeddings(
+    encoder: &adam_core::encoder::SentenceEncoder,
+    model_args: &ModelArgs,
+    cache: &EmbeddingCache,
+    corpus_path: &Path,
+    corpus: &[Document],
+) -> Result<Embeddings> {
+    let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
+    if let Some(found) = cache.load(&header)? {
+        eprintln!(
+            "reusing cached embeddings of {} documents ({} dims) from {}",
+            found.len(),
+            found.dim,
+            cache.payload_path(&header).display()
+        );
+        return Ok(found);
+    }
+    let start = Instant::now();
+    let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
+    let docs = embed_texts(encoder, &texts, model_args.batch_size, "documents")?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!("embedded {} documents in {secs:.1} s ({:.0}/s)", corpus.len(), corpus.len() as f64 / secs);
+    // The cache only saves time: failing to write it must not lose the evaluation.
+    match cache.store(&header, &docs) {
+        Ok(()) => eprintln!("cached the embeddings in {}", cache.payload_path(&header).display()),
+        Err(e) => eprintln!("warning: could not cache the embeddings: {e:#}"),
+    }
+    Ok(docs)
+}
+
+/// A run that names documents or queries the folder does not have is probably for another
+/// dataset: say so, but still score it (trec_eval would).
+fn warn_unknown_ids(data: &Path, run: &Run) -> Result<()> {
+    let corpus_path = data.join("corpus.jsonl");
+    let queries_path = data.join("queries.jsonl");
     if queries_path.is_file() {
         let known: HashSet<String> =
             read_queries(open(&queries_path)?, &queries_path)?.into_iter().map(|q| q.id).collect();

@@ -8,8 +8,11 @@ use clap::{Parser, Subcommand};
 mod backend;
 mod bench;
 mod embed;
+mod embed_cache;
 mod eval;
 mod io;
+mod report;
+mod retrieval;
 
 use backend::Backend;
 
@@ -24,10 +27,13 @@ struct Cli {
 enum Command {
     /// Embed texts (one per line) with a Hugging Face / sentence-transformers model folder.
     Embed(embed::EmbedArgs),
-    /// Score a TREC run file against a BEIR folder's qrels (trec_eval's measures).
+    /// Score a TREC run file, or a model's exact dense retrieval, against a BEIR folder's qrels
+    /// (trec_eval's measures).
     Eval(eval::EvalArgs),
     /// Measure encoding speed (passages/s) of each backend on real passages.
     Bench(bench::BenchArgs),
+    /// Summarise trained runs: mean ± s.d. per method (Markdown, JSON) and a dev nDCG@10 plot (SVG).
+    Report(report::ReportArgs),
 }
 
 /// Options shared by the commands that run a model.
@@ -53,6 +59,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,313 @@
+//! On-disk cache of corpus embeddings, so evaluating a model a second time skips encoding.
+//!
+//! An entry is two files named by its key: `<key>.f32`, the vectors as little-endian f32,
+//! row-major `[documents, dim]` (readable with `numpy.fromfile`), and `<key>.json`, a header that
+//! says what was embedded. The key hashes (xxh3-128) everything that changes the vectors: the
+//! weights, `config.json` and `tokenizer.json` contents, the pooling, normalisation and token
+//! limit in force, and the ids and texts of the corpus in order. Batch size and backend are not
+//! part of it: they change vectors only by float rounding (~1e-7). Each file is written
+//! atomically, the header last, so a crash leaves no entry that looks complete; on load the
+//! payload's size and hash are checked against the header.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use adam_core::data::Document;
+use adam_core::encoder::SentenceEncoder;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::Xxh3Default;
+
+use crate::io::AtomicFile;
+use crate::retrieval::Embeddings;
+
+/// Bumped whenever the layout or the meaning of a key changes.
+const FORMAT: &str = "adam-corpus-embeddings/1";
+
+/// What a cache entry holds; everything but the informational fields enters the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub key: String,
+    /// The model folder and corpus file as given when the entry was made (information only).
+    pub model: String,
+    pub corpus: String,
+    pub weights_xxh3: String,
+    pub config_xxh3: String,
+    pub tokenizer_xxh3: String,
+    pub pooling: String,
+    pub normalize: bool,
+    pub max_seq_length: usize,
+    pub corpus_xxh3: String,
+    pub documents: usize,
+    pub dim: usize,
+    /// Always `f32-le`.
+    pub dtype: String,
+    /// Filled in when the entry is stored.
+    pub payload_xxh3: String,
+}
+
+impl Header {
+    /// The header an entry for `corpus` embedded by `encoder` (loaded from `model_dir`) must
+    /// have. Reads and hashes the model's files.
+    pub fn describe(
+        model_dir: &Path,
+        encoder: &SentenceEncoder,
+        corpus_path: &Path,
+        corpus: &[Document],
+    ) -> Result<Self> {
+        let sentence = &encoder.model.sentence;
+        let mut header = Header {
+            format: FORMAT.to_string(),
+            key: String::new(),
+            model: model_dir.display().to_string(),
+            corpus: corpus_path.display().to_string(),
+            weights_xxh3: hash_file(&model_dir.join("model.safetensors"))?,
+            config_xxh3: hash_file(&model_dir.join("config.json"))?,
+            tokenizer_xxh3: hash_file(&model_dir.join("tokenizer.json"))?,
+            pooling: format!("{:?}", sentence.pooling).to_lowercase(),
+            normalize: sentence.normalize,
+            max_seq_length: sentence.max_seq_length,
+            corpus_xxh3: hash_corpus(corpus),
+            documents: corpus.len(),
+            dim: encoder.dim(),
+            dtype: "f32-le".to_string(),
+            payload_xxh3: String::new(),
+        };
+        header.key = header.compute_key();
+        Ok(header)
+    }
+
+    fn compute_key(&self) -> String {
+        let mut h = Xxh3Default::new();
+        for part in [
+            self.format.as_str(),
+            &self.weights_xxh3,
+            &self.config_xxh3,
+            &self.tokenizer_xxh3,
+            &self.pooling,
+            if self.normalize { "normalize" } else { "raw" },
+            &self.max_seq_length.to_string(),
+            &self.corpus_xxh3,
+            &self.documents.to_string(),
+            &self.dim.to_string(),
+        ] {
+            update_framed(&mut h, part.as_bytes());
+        }
+        hex(h.digest128())
+    }
+
+    /// Same vectors: every field that enters the key, and the key itself.
+    fn same_content(&self, other: &Header) -> bool {
+        self.key == other.key && self.compute_key() == other.compute_key() && self.dtype == other.dtype
+    }
+}
+
+/// The cache folder and the two file paths of an entry.
+pub struct EmbeddingCache {
+    pub dir: PathBuf,
+}
+
+impl EmbeddingCache {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir }
+    }
+
+    pub fn payload_path(&self, header: &Header) -> PathBuf {
+        self.dir.join(format!("{}.f32", header.key))
+    }
+
+    pub fn header_path(&self, header: &Header) -> PathBuf {
+        self.dir.join(format!("{}.json", header.key))
+    }
+
+    /// The cached vectors for `wanted`, or `None` when there is no entry. An entry that is
+    /// unreadable, or whose payload does not match its header, is reported and treated as absent
+    /// (it will be overwritten).
+    pub fn load(&self, wanted: &Header) -> Result<Option<Embeddings>> {
+        let header_path = self.header_path(wanted);
+        let text = match std::fs::read_to_string(&header_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", header_path.display())),
+        };
+        match self.read_entry(wanted, &header_path, &text) {
+            Ok(embeddings) => Ok(Some(embeddings)),
+            Err(e) => {
+                eprintln!("warning: ignoring the cached embeddings: {e:#}");
+                Ok(None)
+            }
+        }
+    }
+
+    fn read_entry(&self, wanted: &Header, header_path: &Path, text: &str) -> Result<Embeddings> {
+        let found: Header = serde_json::from_str(text)
+            .with_context(|| format!("{}: not an adam embedding header", header_path.display()))?;
+        if !found.same_content(wanted) {
+            anyhow::bail!("{}: header does not describe this model and corpus", header_path.display());
+        }
+        let payload_path = self.payload_path(wanted);
+        let mut bytes = Vec::new();
+        std::fs::File::open(&payload_path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .with_context(|| format!("reading {}", payload_path.display()))?;
+        let expected = found.documents * found.dim * 4;
+        if bytes.len() != expected {
+            anyhow::bail!(
+                "{}: {} bytes, the header says {} × {} f32 = {expected}",
+                payload_path.display(),
+                bytes.len(),
+                found.documents,
+                found.dim
+            );
+        }
+        if hex(xxhash_rust::xxh3::xxh3_128(&bytes)) != found.payload_xxh3 {
+            anyhow::bail!("{}: content does not match the hash in its header", payload_path.display());
+        }
+        let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        Ok(Embeddings { dim: found.dim, values })
+    }
+
+    /// Stores `embeddings` under `header`'s key: payload first, then the header, each atomically.
+    pub fn store(&self, header: &Header, embeddings: &Embeddings) -> Result<()> {
+        if embeddings.dim != header.dim || embeddings.len() != header.documents {
+            anyhow::bail!(
+                "{} × {} vectors for a header of {} × {}",
+                embeddings.len(),
+                embeddings.dim,
+                header.documents,
+                header.dim
+            );
+        }
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let bytes: Vec<u8> = embeddings.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let payload_path = self.payload_path(header);
+        let mut payload = AtomicFile::create(&payload_path)?;
+        payload.writer().write_all(&bytes).with_context(|| format!("writing {}", payload_path.display()))?;
+        payload.commit()?;
+
+        let header = Header { payload_xxh3: hex(xxhash_rust::xxh3::xxh3_128(&bytes)), ..header.clone() };
+        let header_path = self.header_path(&header);
+        let mut file = AtomicFile::create(&header_path)?;
+        serde_json::to_writer_pretty(file.writer(), &header)
+            .with_context(|| format!("writing {}", header_path.display()))?;
+        file.writer().write_all(b"\n").with_context(|| format!("writing {}", header_path.display()))?;
+        file.commit()
+    }
+}
+
+/// The default cache folder: `$XDG_CACHE_HOME/adam/embeddings`, else `~/.cache/adam/embeddings`.
+pub fn default_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("adam").join("embeddings"))
+}
+
+/// Each part is preceded by its length so that ("ab", "c") and ("a", "bc") hash differently.
+fn update_framed(h: &mut Xxh3Default, bytes: &[u8]) {
+    h.update(&(bytes.len() as u64).to_le_bytes());
+    h.update(bytes);
+}
+
+fn hex(v: u128) -> String {
+    format!("{v:032x}")
+}
+
+fn hash_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut h = Xxh3Default::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(h.digest128()))
+}
+
+/// Hash of what is embedded, in order: each document's id, title and text.
+pub fn hash_corpus(corpus: &[Document]) -> String {
+    let mut h = Xxh3Default::new();
+    for doc in corpus {
+        update_framed(&mut h, doc.id.as_bytes());
+        update_framed(&mut h, doc.title.as_bytes());
+        update_framed(&mut h, doc.text.as_bytes());
+    }
+    hex(h.digest128())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(corpus_xxh3: &str) -> Header {
+        let mut h = Header {
+            format: FORMAT.into(),
+            key: String::new(),
+            model: "m".into(),
+            corpus: "c".into(),
+            weights_xxh3: "w".into(),
+            config_xxh3: "c".into(),
+            tokenizer_xxh3: "t".into(),
+            pooling: "mean".into(),
+            normalize: true,
+            max_seq_length: 256,
+            corpus_xxh3: corpus_xxh3.into(),
+            documents: 3,
+            dim: 2,
+            dtype: "f32-le".into(),
+            payload_xxh3: String::new(),
+        };
+        h.key = h.compute_key();
+        h
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("adam-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn round_trip_and_corruption_is_detected() {
+        let dir = temp_dir("roundtrip");
+        let cache = EmbeddingCache::new(dir.clone());
+        let h = header("abc");
+        assert_eq!(cache.load(&h).unwrap(), None, "empty cache");
+        let e = Embeddings { dim: 2, values: vec![1.0, -2.5, 3.25, 0.0, f32::MIN_POSITIVE, 7.0] };
+        cache.store(&h, &e).unwrap();
+        assert_eq!(cache.load(&h).unwrap(), Some(e.clone()));
+        // Information-only fields do not change the key; content fields do.
+        let moved = Header { model: "elsewhere".into(), ..h.clone() };
+        assert_eq!(cache.load(&moved).unwrap(), Some(e));
+        assert_ne!(header("abd").key, h.key);
+        let longer = Header { max_seq_length: 128, ..h.clone() };
+        assert_ne!(longer.compute_key(), h.key);
+
+        // A truncated or altered payload is ignored, not trusted.
+        let payload = cache.payload_path(&h);
+        let mut bytes = std::fs::read(&payload).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&payload, &bytes).unwrap();
+        assert_eq!(cache.load(&h).unwrap(), None);
+        std::fs::write(&payload, &bytes[..8]).unwrap();
+        assert_eq!(cache.load(&h).unwrap(), None);
+        std::fs::write(cache.header_path(&h), "{not json").unwrap();
+        assert_eq!(cache.load(&h).unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn corpus_hash_sees_every_field_and_the_order() {
+        let d = |id: &str, title: &str, text: &str| Document { id: id.into(), title: title.into(), text: text.into() };
+        let base = hash_corpus(&[d("1", "", "ab"), d("2", "", "c")]);
+        assert_ne!(base, hash_corpus(&[d("1", "", "a"), d("2", "", "bc")]));
+        assert_ne!(base, hash_corpus(&[d("2", "", "c"), d("1", "", "ab")]));
+        assert_ne!(base, hash_corpus(&[d("1", "ab", ""), d("2", "", "c")]));
+        assert_eq!(base, hash_corpus(&[d("1", "", "ab"), d("2", "", "c")]));
+    }
+}

@@ -1,0 +1,378 @@
+//! Exact dense retrieval: embed a corpus and queries with a [`SentenceEncoder`], then rank every
+//! document for every query by dot product (cosine for models that normalise) and keep the top
+//! `depth`. Scores are computed with burn's matmul on the encoder's device, in blocks of queries
+//! × documents so memory stays bounded; selection runs on the CPU.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+use adam_core::data::{Document, Query, Run, RunEntry};
+use adam_core::encoder::SentenceEncoder;
+use anyhow::{Result, bail};
+use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Queries scored per matmul. With [`DOC_BLOCK`] this bounds one score block to 256 × 32,768
+/// f32 (32 MiB), large enough for the GEMM to run at full speed.
+const QUERY_BLOCK: usize = 256;
+/// Documents per block uploaded to the device (32,768 × 384 f32 = 48 MiB for MiniLM).
+const DOC_BLOCK: usize = 32_768;
+
+/// Row-major text vectors `[len, dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    pub dim: usize,
+    pub values: Vec<f32>,
+}
+
+impl Embeddings {
+    pub fn len(&self) -> usize {
+        self.values.len().checked_div(self.dim).unwrap_or(0)
+    }
+}
+
+/// The top `depth` documents of `corpus` for each query, by the dot product of their
+/// embeddings. Ties (equal f32 scores) are broken by document id, descending byte order, which is
+/// how trec_eval orders them, so the run's ranks are the ranks `adam eval` scores.
+pub fn retrieve(
+    encoder: &SentenceEncoder,
+    corpus: &[Document],
+    queries: &[Query],
+    depth: usize,
+    batch_size: usize,
+) -> Result<Run> {
+    check_unique_ids(corpus.iter().map(|d| d.id.as_str()), "document")?;
+    check_unique_ids(queries.iter().map(|q| q.id.as_str()), "query")?;
+    let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
+    let docs = embed_texts(encoder, &texts, batch_size, "passages")?;
+    let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+    let query_vectors = embed_texts(encoder, &query_texts, batch_size, "queries")?;
+    search(&encoder.device, corpus, &docs, queries, &query_vectors, depth)
+}
+
+/// Fails on the first id that appears twice: a run with a duplicate document is invalid for
+/// trec_eval, and a duplicate query would silently merge two rankings.
+pub fn check_unique_ids<'a>(ids: impl Iterator<Item = &'a str>, what: &str) -> Result<()> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, id) in ids.enumerate() {
+        if let Some(first) = seen.insert(id, i) {
+            bail!("{what} id `{id}` appears twice (entries {} and {})", first + 1, i + 1);
+        }
+    }
+    Ok(())
+}
+
+/// Embeds `texts` in batches of `batch_size`, longest first (as sentence-transformers does, so
+/// batches pad little), and returns the vectors in input order. Draws a progress bar on stderr.
+pub fn embed_texts<T: AsRef<str>>(
+    encoder: &SentenceEncoder,
+    texts: &[T],
+    batch_size: usize,
+    what: &str,
+) -> Result<Embeddings> {
+    if batch_size == 0 {
+        bail!("batch size must be at least 1");
+    }
+    let dim = encoder.dim();
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    // Stable sort: equal lengths keep input order, so batching is deterministic.
+    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().chars().count()));
+    let mut values = vec![0.0f32; texts.len() * dim];
+    let progress = progress_bar(texts.len() as u64, &format!("embedding {what}"));
+    for batch in order.chunks(batch_size) {
+        let refs: Vec<&str> = batch.iter().map(|&i| texts[i].as_ref()).collect();
+        let tokens = encoder.model.tokenizer.encode(&refs)?;
+        let flat: Vec<f32> = encoder
+            .embed_batch(&tokens)
+            .try_into_data()
+            .map_err(|e| anyhow::anyhow!("reading embeddings from the device: {e:?}"))?
+            .try_into_vec_as::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
+        for (&i, v) in batch.iter().zip(flat.chunks_exact(dim)) {
+            if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
+                bail!("the model gave a non-finite value ({bad}) in the embedding of {what} #{}", i + 1);
+            }
+            values[i * dim..(i + 1) * dim].copy_from_slice(v);
+        }
+        progress.inc(batch.len() as u64);
+    }
+    progress.finish_and_clear();
+    Ok(Embeddings { dim, values })
+}
+
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    ProgressBar::new(len).with_message(what.to_string()).with_style(
+        ProgressStyle::with_template("{spinner} {msg} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}]")
+            .expect("valid template"),
+    )
+}
+
+/// A scored document; `Ord` says which is better: higher score, then (equal f32 scores) the
+/// document whose id is later in byte order.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    score: f32,
+    /// Position of the document's id in byte order among all ids.
+    id_rank: u32,
+    doc: u32,
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Candidate {}
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score.total_cmp(&other.score).then(self.id_rank.cmp(&other.id_rank))
+    }
+}
+
+/// Exact top-`depth` search of `query_vectors` against `doc_vectors` (rows aligned with `queries`
+/// and `corpus`). Scores are computed on `device`; the result lists each query's documents best
+/// first.
+pub fn search(
+    device: &Device,
+    corpus: &[Document],
+    doc_vectors: &Embeddings,
+    queries: &[Query],
+    query_vectors: &Embeddings,
+    depth: usize,
+) -> Result<Run> {
+    if depth == 0 {
+        bail!("depth must be at least 1");
+    }
+    if corpus.is_empty() {
+        bail!("the corpus is empty: nothing to retrieve");
+    }
+    if doc_vectors.len() != corpus.len() || query_vectors.len() != queries.len() {
+        bail!(
+            "{} document vectors for {} documents, {} query vectors for {} queries",
+            doc_vectors.len(),
+            corpus.len(),
+            query_vectors.len(),
+            queries.len()
+        );
+    }
+    if doc_vectors.dim != query_vectors.dim {
+        bail!("documents have {} dimensions, queries {}", doc_vectors.dim, query_vectors.dim);
+    }
+    if corpus.len() > u32::MAX as usize {
+        bail!("corpus of {} documents is larger than this search supports (2^32)", corpus.len());
+    }
+    let id_rank = id_ranks(corpus);
+    let depth = depth.min(corpus.len());
+    let dim = doc_vectors.dim;
+    // Min-heaps (worst on top) of each query's best documents so far.
+    let mut best: Vec<BinaryHeap<std::cmp::Reverse<Candidate>>> =
+        (0..queries.len()).map(|_| BinaryHeap::with_capacity(depth + 1)).collect();
+    let doc_blocks = corpus.len().div_ceil(DOC_BLOCK);
+    let query_blocks = queries.len().div_ceil(QUERY_BLOCK);
+    let progress = progress_bar((doc_blocks * query_blocks) as u64, "scoring blocks");
+    for doc_start in (0..corpus.len()).step_by(DOC_BLOCK) {
+        let doc_end = (doc_start + DOC_BLOCK).min(corpus.len());
+        let block = doc_vectors.values[doc_start * dim..doc_end * dim].to_vec();
+        // [dim, docs]: a transposed view, which the GEMM reads without copying.
+        let docs_t = Tensor::<2>::from_data(TensorData::new(block, [doc_end - doc_start, dim]), device).transpose();
+        for query_start in (0..queries.len()).step_by(QUERY_BLOCK) {
+            let query_end = (query_start + QUERY_BLOCK).min(queries.len());
+            let rows = query_vectors.values[query_start * dim..query_end * dim].to_vec();
+            let q = Tensor::<2>::from_data(TensorData::new(rows, [query_end - query_start, dim]), device);
+            let scores: Vec<f32> = q
+                .matmul(docs_t.clone())
+                .try_into_data()
+                .map_err(|e| anyhow::anyhow!("reading scores from the device: {e:?}"))?
+                .try_into_vec_as::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading scores: {e:?}"))?;
+            let width = doc_end - doc_start;
+            for (row, heap) in scores.chunks_exact(width).zip(&mut best[query_start..query_end]) {
+                keep_best(heap, row, doc_start, &id_rank, depth);
+            }
+            progress.inc(1);
+        }
+    }
+    progress.finish_and_clear();
+    let mut run = Run::new();
+    for (query, heap) in queries.iter().zip(best) {
+        let ranked = heap.into_sorted_vec(); // ascending Reverse = best first
+        let entries = ranked
+            .into_iter()
+            .map(|std::cmp::Reverse(c)| RunEntry { doc: corpus[c.doc as usize].id.clone(), score: c.score as f64 })
+            .collect();
+        run.insert(query.id.clone(), entries);
+    }
+    Ok(run)
+}
+
+/// Merges one query's scores for documents `offset..offset + scores.len()` into its heap.
+fn keep_best(
+    heap: &mut BinaryHeap<std::cmp::Reverse<Candidate>>,
+    scores: &[f32],
+    offset: usize,
+    id_rank: &[u32],
+    depth: usize,
+) {
+    for (j, &score) in scores.iter().enumerate() {
+        let doc = offset + j;
+        let candidate = Candidate { score, id_rank: id_rank[doc], doc: doc as u32 };
+        if heap.len() < depth {
+            heap.push(std::cmp::Reverse(candidate));
+        } else if let Some(mut worst) = heap.peek_mut()
+            && candidate > worst.0
+        {
+            *worst = std::cmp::Reverse(candidate);
+        }
+    }
+}
+
+/// Each document's position when ids are sorted by bytes (ids are unique).
+fn id_ranks(corpus: &[Document]) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..corpus.len()).collect();
+    order.sort_by(|&a, &b| corpus[a].id.as_bytes().cmp(corpus[b].id.as_bytes()));
+    let mut rank = vec![0u32; corpus.len()];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r as u32;
+    }
+    rank
+}
+
+/// Checks the blocked search against a plain sort on vectors shaped like real ones.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adam_core::metrics::trec_order;
+
+    fn doc(id: &str) -> Document {
+        Document { id: id.into(), title: String::new(), text: String::new() }
+    }
+
+    fn query(id: &str) -> Query {
+        Query { id: id.into(), text: String::new() }
+    }
+
+    /// Deterministic pseudo-random numbers in [-1, 1) (SplitMix64).
+    fn noise(seed: u64, n: usize) -> Vec<f32> {
+        let mut state = seed;
+        (0..n)
+            .map(|_| {
+                state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = state;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                (z >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// The reference: every score with f64 accumulation, sorted as trec_eval sorts.
+    fn brute_force(docs: &Embeddings, ids: &[String], q: &[f32], depth: usize) -> Vec<(String, f32)> {
+        let all: Vec<RunEntry> = (0..docs.len())
+            .map(|i| {
+                let s: f64 = docs.values[i * docs.dim..(i + 1) * docs.dim].iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum();
+                RunEntry { doc: ids[i].clone(), score: s }
+            })
+            .collect();
+        trec_order(&all).into_iter().take(depth).map(|e| (e.doc.clone(), e.score as f32)).collect()
+    }
+
+    #[test]
+    fn blocked_search_equals_brute_force_across_block_edges() {
+        let dim = 24;
+        // More documents than one block, so merging across blocks is exercised.
+        let n_docs = DOC_BLOCK + 700;
+        let n_queries = QUERY_BLOCK + 3;
+        let corpus: Vec<Document> = (0..n_docs).map(|i| doc(&format!("d{i}"))).collect();
+        let queries: Vec<Query> = (0..n_queries).map(|i| query(&format!("q{i}"))).collect();
+        let docs = Embeddings { dim, values: noise(1, n_docs * dim) };
+        let qv = Embeddings { dim, values: noise(2, n_queries * dim) };
+        let run = search(&Device::flex(), &corpus, &docs, &queries, &qv, 20).unwrap();
+        assert_eq!(run.len(), n_queries);
+        let ids: Vec<String> = corpus.iter().map(|d| d.id.clone()).collect();
+        for (i, q) in queries.iter().enumerate().step_by(37) {
+            let want = brute_force(&docs, &ids, &qv.values[i * dim..(i + 1) * dim], 20);
+            let got = &run[&q.id];
+            assert_eq!(got.len(), 20);
+            for (rank, (g, (wid, ws))) in got.iter().zip(&want).enumerate() {
+                // GEMM and f64 sums round differently (~1e-6); random scores are far apart.
+                assert!((g.score as f32 - ws).abs() < 1e-4, "query {i} rank {rank}: {} vs {ws}", g.score);
+                assert_eq!(&g.doc, wid, "query {i} rank {rank}");
+            }
+        }
+    }
+
+    #[test]
+    fn ties_are_broken_by_doc_id_descending_as_trec_eval_does() {
+        // Five documents with the same vector: all scores tie exactly.
+        let ids = ["9", "10", "a", "B", "999"];
+        let corpus: Vec<Document> = ids.iter().map(|i| doc(i)).collect();
+        let docs = Embeddings { dim: 2, values: [0.6f32, 0.8].repeat(ids.len()) };
+        let qv = Embeddings { dim: 2, values: vec![1.0, 0.0] };
+        let run = search(&Device::flex(), &corpus, &docs, &[query("q")], &qv, 3).unwrap();
+        let got: Vec<&str> = run["q"].iter().map(|e| e.doc.as_str()).collect();
+        // Byte order descending: "a" > "B" > "999" > "9" > "10".
+        assert_eq!(got, ["a", "B", "999"]);
+        let reordered = trec_order(&run["q"]);
+        assert!(reordered.iter().map(|e| e.doc.as_str()).eq(got.iter().copied()), "run order is trec_eval order");
+    }
+
+    #[test]
+    fn depth_larger_than_corpus_returns_every_document() {
+        let corpus = vec![doc("x"), doc("y")];
+        let docs = Embeddings { dim: 1, values: vec![1.0, 2.0] };
+        let qv = Embeddings { dim: 1, values: vec![1.0] };
+        let run = search(&Device::flex(), &corpus, &docs, &[query("q")], &qv, 100).unwrap();
+        let got: Vec<(&str, f64)> = run["q"].iter().map(|e| (e.doc.as_str(), e.score)).collect();
+        assert_eq!(got, [("y", 2.0), ("x", 1.0)]);
+    }
+
+    #[test]
+    fn retrieve_with_minilm_finds_each_document_from_its_own_text() {
+        use adam_core::loader::{LoadOptions, ModelSource};
+        let (Some(model), Some(corpus_path)) =
+            (adam_tests::fixture("models/all-MiniLM-L6-v2"), adam_tests::fixture("data/trec-dl19/corpus.jsonl"))
+        else {
+            return;
+        };
+        let file = std::io::BufReader::new(std::fs::File::open(&corpus_path).unwrap());
+        let corpus: Vec<Document> = adam_core::data::read_corpus(file, &corpus_path).unwrap().into_iter().take(60).collect();
+        let encoder = SentenceEncoder::load(&ModelSource::Dir(model), &Device::flex(), &LoadOptions::default()).unwrap();
+        let queries: Vec<Query> =
+            corpus.iter().step_by(7).map(|d| Query { id: format!("q-{}", d.id), text: d.full_text() }).collect();
+        // An odd batch size, so the last batch is partial.
+        let run = retrieve(&encoder, &corpus, &queries, 5, 7).unwrap();
+        assert_eq!(run.len(), queries.len());
+        for (q, d) in queries.iter().zip(corpus.iter().step_by(7)) {
+            let ranked = &run[&q.id];
+            assert_eq!(ranked.len(), 5);
+            assert_eq!(ranked[0].doc, d.id, "a text's nearest neighbour is itself");
+            assert!((ranked[0].score - 1.0).abs() < 1e-5, "unit vectors: self-similarity {}", ranked[0].score);
+            assert!(ranked.windows(2).all(|w| w[0].score >= w[1].score), "best first");
+            // The score of rank 2 is the cosine of the two texts embedded on their own.
+            let other = corpus.iter().find(|c| c.id == ranked[1].doc).unwrap();
+            let v = encoder.embed(&[q.text.as_str(), other.full_text().as_str()]).unwrap();
+            let dot: f32 = v[0].iter().zip(&v[1]).map(|(a, b)| a * b).sum();
+            assert!((ranked[1].score - dot as f64).abs() < 1e-4, "{} vs {dot}", ranked[1].score);
+        }
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        let corpus = vec![doc("x")];
+        let docs = Embeddings { dim: 1, values: vec![1.0] };
+        let qv = Embeddings { dim: 1, values: vec![1.0] };
+        let err = search(&Device::flex(), &corpus, &docs, &[query("q")], &qv, 0).unwrap_err();
+        assert!(err.to_string().contains("depth"), "{err}");
+        let err = search(&Device::flex(), &[], &Embeddings { dim: 1, values: vec![] }, &[query("q")], &qv, 5)
+            .unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+        let err = check_unique_ids(["a", "b", "a"].into_iter(), "document").unwrap_err();
+        assert!(err.to_string().contains("`a` appears twice (entries 1 and 3)"), "{err}");
+    }
+}
