@@ -53,7 +53,10 @@ fn hf_store(options: SaveOptions) -> SafetensorsStore {
     store
         .with_key_remapping(r"\.attention\.self_attn\.", ".attention.self.")
         .with_key_remapping(r"\.layer_norm\.", ".LayerNorm.")
-        // transformers refuses safetensors files whose `format` is not one it knows.
+        // transformers refuses safetensors files whose `format` is not one it knows; the other
+        // default keys are dropped because their order (a hash map's) would make equal models
+        // give different files.
+        .clear_metadata()
         .metadata("format", "pt")
 }
 

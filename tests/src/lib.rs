@@ -36,7 +36,12 @@ pub fn golden(rel: &str) -> PathBuf {
 
 /// The `adam` binary of the same build profile as this test. Cargo builds a package's binary
 /// only for that package's own integration tests, so it is built here once if missing.
+/// `ADAM_BIN` names a prebuilt binary instead (e.g. when several checkouts share one target
+/// folder and would overwrite each other's `adam`).
 pub fn adam_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ADAM_BIN") {
+        return PathBuf::from(bin);
+    }
     static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
