@@ -37,6 +37,8 @@ pub fn golden(rel: &str) -> PathBuf {
 /// The `adam` binary: `$ADAM_BIN` when set (e.g. a release build, for the slower end-to-end
 /// tests), else the one of the same build profile as this test. Cargo builds a package's binary
 /// only for that package's own integration tests, so it is built here once if missing.
+/// `ADAM_BIN` names a prebuilt binary instead (e.g. when several checkouts share one target
+/// folder and would overwrite each other's `adam`).
 pub fn adam_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("ADAM_BIN").filter(|v| !v.is_empty()) {
         let bin = PathBuf::from(bin);
