@@ -151,22 +151,22 @@ fn teacher_score_resumes_an_interrupted_cache() {
     let dir = setup.dir.join("resume-score");
     std::fs::create_dir_all(&dir).unwrap();
     let cache = dir.join("scores.jsonl");
-    let score = |extra: &[&str]| {
+    let score = |negatives_per_query: &str, extra: &[&str]| {
         let mut args = vec![
             "teacher", "score", "--model", s(&setup.teacher), "--data", s(&setup.data), "--negatives",
-            s(&setup.negatives), "--output", s(&cache), "--negatives-per-query", "3", "--max-length", "64",
-            "--query-batch", "3",
+            s(&setup.negatives), "--output", s(&cache), "--negatives-per-query", negatives_per_query,
+            "--max-length", "64", "--query-batch", "3",
         ];
         args.extend_from_slice(extra);
         adam(&args)
     };
     // Interrupted after three queries, with a torn fourth line.
-    let out = score(&["--max-queries", "3"]);
+    let out = score("3", &["--max-queries", "3"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let partial = std::fs::read_to_string(&cache).unwrap();
     assert_eq!(partial.lines().count(), 4);
     std::fs::write(&cache, format!("{partial}{{\"query_id\":\"tr")).unwrap();
-    let out = score(&[]);
+    let out = score("3", &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("3 queries done"), "{}", stderr(&out));
     let resumed = std::fs::read_to_string(&cache).unwrap();
@@ -174,7 +174,7 @@ fn teacher_score_resumes_an_interrupted_cache() {
     // Same query batches (3 done, then 3 + 2) as the single run, so the same scores.
     assert!(resumed == std::fs::read_to_string(&setup.cache).unwrap(), "resumed cache differs from a single run");
     // Other settings may not be mixed into the same file.
-    let out = score(&["--negatives-per-query", "2"]);
+    let out = score("2", &[]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("negatives_per_query"), "{}", stderr(&out));
 }
