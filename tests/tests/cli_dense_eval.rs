@@ -142,14 +142,53 @@ fn dense_eval_matches_sentence_transformers_on_wikiqa_subset_and_reuses_its_cach
     assert!(!log.contains("documents in"), "no document re-encoded: {log}");
     assert_eq!(first, second);
     assert_eq!(std::fs::read(&run_path).unwrap(), run_bytes);
+}
 
-    // A changed corpus is a different cache entry: drop one document, and it is encoded again.
-    let corpus_path = tmp.path("data/corpus.jsonl");
-    let corpus = std::fs::read_to_string(&corpus_path).unwrap();
-    let fewer: Vec<&str> = corpus.lines().skip(1).collect();
-    std::fs::write(&corpus_path, fewer.join("\n") + "\n").unwrap();
-    let (_, log) = eval_json(&args);
-    assert!(log.contains(&format!("embedded {} documents", g.subset.documents - 1)), "{log}");
+/// The cache on a small folder: a second run reuses it, a changed document is a new entry, and
+/// without a cache (`retrieve` itself) the numbers are the same.
+#[test]
+fn cache_follows_the_corpus_and_matches_an_uncached_run() {
+    let (Some(model), Some(data)) = (fixture("models/all-MiniLM-L6-v2"), fixture("data/wikiqa")) else { return };
+    let tmp = TempDir::new("dense-cache");
+    let dst = tmp.path("data");
+    std::fs::create_dir_all(dst.join("qrels")).unwrap();
+    std::fs::copy(data.join("queries.jsonl"), dst.join("queries.jsonl")).unwrap();
+    // Five judged queries, their judged documents and 30 more.
+    let qrels = std::fs::read_to_string(data.join("qrels/test.tsv")).unwrap();
+    let lines: Vec<&str> = qrels.lines().take(6).collect();
+    std::fs::write(dst.join("qrels/test.tsv"), lines.join("\n") + "\n").unwrap();
+    let judged: HashSet<&str> = lines[1..].iter().map(|l| l.split('\t').nth(1).unwrap()).collect();
+    let corpus = std::fs::read_to_string(data.join("corpus.jsonl")).unwrap();
+    let kept: Vec<&str> = corpus
+        .lines()
+        .enumerate()
+        .filter(|(i, line)| *i < 30 || judged.iter().any(|d| line.contains(&format!("\"_id\": \"{d}\""))))
+        .map(|(_, line)| line)
+        .collect();
+    let n = kept.len();
+    std::fs::write(dst.join("corpus.jsonl"), kept.join("\n") + "\n").unwrap();
+
+    let cache = tmp.path("cache");
+    let base = ["eval", "--model", model.to_str().unwrap(), "--data", dst.to_str().unwrap(), "--json"];
+    let cached = [&base[..], &["--cache", cache.to_str().unwrap()]].concat();
+    let (first, log) = eval_json(&cached);
+    assert!(log.contains(&format!("embedded {n} documents")), "{log}");
+    assert!(first["ndcg@10"] > 0.0, "the judged documents are there to be found: {first:?}");
+    let (second, log) = eval_json(&cached);
+    assert!(log.contains(&format!("reusing cached embeddings of {n} documents")), "{log}");
+    assert_eq!(first, second);
+    let (uncached, log) = eval_json(&[&base[..], &["--no-cache"]].concat());
+    assert!(!log.contains("cache"), "{log}");
+    assert_eq!(first, uncached, "retrieve() and the cached path agree");
+
+    // One document's text changes: a new key, encoded again.
+    let changed = kept[0].replacen("\"text\": \"", "\"text\": \"Changed: ", 1);
+    assert_ne!(changed, kept[0]);
+    let rest = kept[1..].join("\n");
+    std::fs::write(dst.join("corpus.jsonl"), format!("{changed}\n{rest}\n")).unwrap();
+    let (_, log) = eval_json(&cached);
+    assert!(log.contains(&format!("embedded {n} documents")), "{log}");
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 4, "two entries of two files each");
 }
 
 #[test]
