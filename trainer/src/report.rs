@@ -469,14 +469,14 @@ pub fn read_runs(path: &Path) -> Result<Vec<RunResult>> {
                 let value = object.get(name).ok_or_else(|| anyhow::anyhow!("{}: missing", at(name)))?;
                 serde_json::from_value(value.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", at(name)))
             }
+            // Fields in the order a reader of the file sees them.
+            let method = get(object, "method", &at)?;
+            let seed = get(object, "seed", &at)?;
+            let metrics = get(object, "metrics", &at)?;
             let log: PathBuf = get(object, "log", &at)?;
-            Ok(RunResult {
-                method: get(object, "method", &at)?,
-                seed: get(object, "seed", &at)?,
-                metrics: get(object, "metrics", &at)?,
-                // Relative log paths are relative to the runs file.
-                log: if log.is_relative() { base.join(log) } else { log },
-            })
+            // Relative log paths are relative to the runs file.
+            let log = if log.is_relative() { base.join(log) } else { log };
+            Ok(RunResult { method, seed, metrics, log })
         })
         .collect()
 }
