@@ -5,6 +5,7 @@
 //! - [`encoder`]: a dual-encoder (sentence-transformers style) that embeds texts.
 //! - [`data`]: BEIR folders, TREC run files and qrels.
 //! - [`metrics`]: trec_eval-compatible retrieval measures.
+//! - [`save`]: model folders in the Hugging Face layouts, as bytes (and atomically on disk).
 //!
 //! Everything here compiles for `wasm32-unknown-unknown`: no threads, and file access only
 //! through functions that also have an in-memory (`&[u8]`/`&str`) twin.
@@ -18,6 +19,7 @@ pub mod loader;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod save;
 pub mod selfpaced;
 pub mod tokenize;
 

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::{ApplyError, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use burn::tensor::Device;
+use burn::store::{
+    ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::{DType, Device};
 
 use crate::config::{BertConfig, SentenceConfig, sentence_config};
 use crate::model::{BertModel, CrossEncoderModel};
@@ -199,7 +201,8 @@ fn bert_renames(store: SafetensorsStore) -> SafetensorsStore {
         .with_key_remapping(r"LayerNorm\.gamma$", "LayerNorm.weight")
         .with_key_remapping(r"LayerNorm\.beta$", "LayerNorm.bias")
         .with_key_remapping(r"\.LayerNorm\.", ".layer_norm.")
-        .with_from_adapter(PyTorchToBurnAdapter)
+        // f16 files (e.g. a half-precision download) load into the f32 model.
+        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
         .allow_partial(true)
         .validate(false)
 }

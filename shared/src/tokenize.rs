@@ -174,14 +174,23 @@ impl TextTokenizer {
     /// too long, the Rust crate gives the odd spare token to the query while Hugging Face
     /// `transformers` (what cross-encoders were trained with) gives it to the passage.
     pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<TokenBatch> {
+        let mut pieces = Vec::with_capacity(pairs.len());
+        for &(a, b) in pairs {
+            pieces.push((self.word_pieces(a)?, self.word_pieces(b)?));
+        }
+        let refs: Vec<(&[u32], &[u32])> = pieces.iter().map(|(a, b)| (&a[..], &b[..])).collect();
+        Ok(self.encode_piece_pairs(&refs))
+    }
+
+    /// [`Self::encode_pairs`] for sides already split into word pieces (no special tokens), e.g.
+    /// dark examples, which exist only as pieces.
+    pub fn encode_piece_pairs(&self, pairs: &[(&[u32], &[u32])]) -> TokenBatch {
         let budget = self.max_length.saturating_sub(3);
         let mut ids = Vec::with_capacity(pairs.len());
         let mut types = Vec::with_capacity(pairs.len());
         for &(a, b) in pairs {
-            let (mut a, mut b) = (self.word_pieces(a)?, self.word_pieces(b)?);
             let keep_a = a.len().min((budget / 2).max(budget.saturating_sub(b.len())));
-            a.truncate(keep_a);
-            b.truncate(budget - keep_a);
+            let (a, b) = (&a[..keep_a], &b[..b.len().min(budget - keep_a)]);
             let s = self.special;
             let seq: Vec<u32> =
                 [s.cls].into_iter().chain(a.iter().copied()).chain([s.sep]).chain(b.iter().copied()).chain([s.sep]).collect();
@@ -190,7 +199,42 @@ impl TextTokenizer {
             ids.push(seq);
             types.push(type_ids);
         }
-        Ok(TokenBatch::from_sequences(&ids, &types, self.special.pad))
+        TokenBatch::from_sequences(&ids, &types, self.special.pad)
+    }
+
+    /// Single sequences from word pieces: `[CLS] pieces [SEP]`, cut to `max_length` (what
+    /// [`Self::encode`] gives for the text the pieces came from).
+    pub fn encode_pieces(&self, sequences: &[&[u32]], max_length: usize) -> TokenBatch {
+        let keep = max_length.min(self.max_length).saturating_sub(2);
+        let ids: Vec<Vec<u32>> = sequences
+            .iter()
+            .map(|p| {
+                let mut seq = Vec::with_capacity(p.len().min(keep) + 2);
+                seq.push(self.special.cls);
+                seq.extend_from_slice(&p[..p.len().min(keep)]);
+                seq.push(self.special.sep);
+                seq
+            })
+            .collect();
+        TokenBatch::from_sequences(&ids, &[], self.special.pad)
+    }
+
+    /// `tokenizer.json` bytes without padding or truncation settings (a saved model's length
+    /// limit is in its own config files).
+    pub fn to_json(&self) -> Result<Vec<u8>> {
+        self.plain
+            .to_string(true)
+            .map(String::into_bytes)
+            .map_err(|e| Error::Tokenizer(format!("serialising tokenizer.json: {e}")))
+    }
+
+    /// Whether the normaliser lowercases (uncased BERT vocabularies).
+    pub fn lowercases(&self) -> bool {
+        let Ok(json) = self.plain.to_string(false) else { return false };
+        serde_json::from_str::<serde_json::Value>(&json)
+            .ok()
+            .and_then(|v| v.get("normalizer")?.get("lowercase")?.as_bool())
+            .unwrap_or(false)
     }
 
     /// Token strings of ids (for display, e.g. highlighting dark-example edits).

@@ -34,9 +34,12 @@ pub fn golden(rel: &str) -> PathBuf {
     workspace_root().join("tests").join("golden").join(rel)
 }
 
-/// The `adam` binary: `$ADAM_BIN` when set (e.g. a release build, for the slower end-to-end
-/// tests), else the one of the same build profile as this test. Cargo builds a package's binary
-/// only for that package's own integration tests, so it is built here once if missing.
+/// The `adam` binary: `$ADAM_BIN` when set (a release build, or a copy when several checkouts
+/// share one target folder and would overwrite each other's `adam`), else `target/<profile>/adam`.
+/// `cargo test --workspace` builds that binary itself, with the same dependency features as the
+/// tests, because adam-trainer has an integration test (`trainer/tests/cli.rs`). Only when it is
+/// missing (e.g. `cargo test -p adam-tests`) is it built here: a separate `cargo build -p` resolves
+/// features differently and can recompile much of the dependency tree.
 pub fn adam_bin() -> PathBuf {
     if let Some(bin) = std::env::var_os("ADAM_BIN").filter(|v| !v.is_empty()) {
         let bin = PathBuf::from(bin);
@@ -47,6 +50,9 @@ pub fn adam_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
     let bin = dir.join(format!("adam{}", std::env::consts::EXE_SUFFIX));
+    if bin.is_file() {
+        return bin;
+    }
     BUILD.call_once(|| {
         let profile = match dir.file_name().and_then(|n| n.to_str()) {
             Some("debug") => "dev",

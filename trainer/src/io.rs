@@ -46,3 +46,13 @@ impl Drop for AtomicFile {
         let _ = std::fs::remove_file(&self.tmp);
     }
 }
+
+/// `x` to 8 significant digits, so logs stay readable (far below any difference that matters).
+pub fn round_sig(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let digits = 8 - x.abs().log10().ceil() as i32;
+    let f = 10f64.powi(digits.clamp(0, 15));
+    (x * f).round() / f
+}

@@ -1,4 +1,5 @@
 //! `adam`: distil a cross-encoder into a dual-encoder retriever (ADAM, Tao et al. 2022).
+//! `retrieval` is used by `distill` (dev evaluation).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,12 +8,20 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod bench;
+mod bench_train;
+mod checkpoint;
+mod dataset;
+mod distill;
+mod distill_config;
 mod embed;
 mod embed_cache;
 mod eval;
 mod io;
+mod optim;
 mod report;
 mod retrieval;
+mod score_cache;
+mod teacher;
 
 use backend::Backend;
 
@@ -34,6 +43,13 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Summarise trained runs: mean ± s.d. per method (Markdown, JSON) and a dev nDCG@10 plot (SVG).
     Report(report::ReportArgs),
+    /// Measure training speed (pairs/s: forward + backward + AdamW) of each backend.
+    BenchTrain(bench_train::BenchTrainArgs),
+    /// Train a cross-encoder teacher, cache its scores and dark examples, rerank with it.
+    #[command(subcommand)]
+    Teacher(teacher::TeacherCommand),
+    /// Distil the teacher's cached scores into a dual-encoder student (config file).
+    Distill(distill::DistillArgs),
 }
 
 /// Options shared by the commands that run a model.
@@ -60,6 +76,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Report(args) => report::run(args),
+        Command::BenchTrain(args) => bench_train::run(args),
+        Command::Teacher(command) => teacher::run(command),
+        Command::Distill(args) => distill::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -469,14 +469,18 @@ pub fn read_runs(path: &Path) -> Result<Vec<RunResult>> {
                 let value = object.get(name).ok_or_else(|| anyhow::anyhow!("{}: missing", at(name)))?;
                 serde_json::from_value(value.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", at(name)))
             }
-            // Fields in the order a reader of the file sees them.
+            // Fields are checked in the order a user writes them, so the first wrong one is named.
             let method = get(object, "method", &at)?;
             let seed = get(object, "seed", &at)?;
             let metrics = get(object, "metrics", &at)?;
             let log: PathBuf = get(object, "log", &at)?;
-            // Relative log paths are relative to the runs file.
-            let log = if log.is_relative() { base.join(log) } else { log };
-            Ok(RunResult { method, seed, metrics, log })
+            Ok(RunResult {
+                method,
+                seed,
+                metrics,
+                // Relative log paths are relative to the runs file.
+                log: if log.is_relative() { base.join(log) } else { log },
+            })
         })
         .collect()
 }

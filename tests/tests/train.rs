@@ -1,0 +1,387 @@
+//! The training commands as a user runs them, on a few WikiQA queries: `teacher train` lowers
+//! its loss, `teacher score` resumes an interrupted cache, `distill` runs every method, a killed
+//! and resumed distillation ends exactly like an uninterrupted one, and config mistakes are
+//! errors that name the TOML key.
+//!
+//! One teacher (all-MiniLM-L6-v2 with a new head, a few steps) and its score cache are made once
+//! per test binary; students are tiny BERTs trained from scratch.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use adam_tests::{adam, fixture, stderr, stdout};
+
+const QUERIES: usize = 8;
+
+struct Setup {
+    dir: PathBuf,
+    data: PathBuf,
+    teacher: PathBuf,
+    negatives: PathBuf,
+    cache: PathBuf,
+    teacher_log: PathBuf,
+    tokenizer: PathBuf,
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = adam(args);
+    assert!(out.status.success(), "adam {}: {}", args.join(" "), stderr(&out));
+    stdout(&out)
+}
+
+/// A negatives file for the first WikiQA train queries: the positives from the qrels, and as
+/// hard negatives the sentences next to a positive in the corpus (same Wikipedia page).
+fn write_negatives(data: &Path, path: &Path, queries: usize) {
+    let corpus = std::fs::read_to_string(data.join("corpus.jsonl")).unwrap();
+    let ids: Vec<String> = corpus
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"].as_str().unwrap().to_string())
+        .collect();
+    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, d)| (d.as_str(), i)).collect();
+    let qrels = std::fs::read_to_string(data.join("qrels/train.tsv")).unwrap();
+    let mut order: Vec<String> = Vec::new();
+    let mut positives: HashMap<String, Vec<String>> = HashMap::new();
+    for line in qrels.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        if !positives.contains_key(f[0]) {
+            order.push(f[0].to_string());
+        }
+        positives.entry(f[0].to_string()).or_default().push(f[1].to_string());
+    }
+    let mut out = String::new();
+    for q in order.iter().take(queries) {
+        let pos = &positives[q];
+        let pos_set: HashSet<&str> = pos.iter().map(String::as_str).collect();
+        let mut negs: Vec<(usize, &str)> = Vec::new();
+        for p in pos {
+            let i = index[p.as_str()];
+            for j in i.saturating_sub(4)..(i + 5).min(ids.len()) {
+                if !pos_set.contains(ids[j].as_str()) && !negs.iter().any(|(_, d)| *d == ids[j]) {
+                    negs.push((i.abs_diff(j), &ids[j]));
+                }
+            }
+        }
+        negs.sort();
+        let record = serde_json::json!({
+            "query_id": q,
+            "positives": pos.iter().map(|d| serde_json::json!({"doc_id": d, "grade": 1})).collect::<Vec<_>>(),
+            "negatives": negs.iter().enumerate().map(|(r, (dist, d))| serde_json::json!({"doc_id": d, "score": -(*dist as f64), "rank": r + 1})).collect::<Vec<_>>(),
+        });
+        out.push_str(&record.to_string());
+        out.push('\n');
+    }
+    std::fs::write(path, out).unwrap();
+}
+
+fn setup() -> Option<&'static Setup> {
+    static SETUP: OnceLock<Option<Setup>> = OnceLock::new();
+    SETUP
+        .get_or_init(|| {
+            let model = fixture("models/all-MiniLM-L6-v2")?;
+            let data = fixture("data/wikiqa")?;
+            let dir = std::env::temp_dir().join(format!("adam-test-train-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let negatives = dir.join("negatives.jsonl");
+            write_negatives(&data, &negatives, QUERIES);
+            let teacher = dir.join("teacher");
+            let teacher_log = dir.join("teacher-log.jsonl");
+            run_ok(&[
+                "teacher", "train", "--model", s(&model), "--new-head", "--data", s(&data),
+                "--negatives", s(&negatives), "--output", s(&teacher), "--epochs", "5",
+                "--batch-size", "4", "--group-size", "4", "--negatives-depth", "6", "--lr", "3e-4",
+                "--head-lr", "1e-2", "--warmup-ratio", "0", "--max-length", "64", "--log", s(&teacher_log),
+            ]);
+            let cache = dir.join("scores.jsonl");
+            run_ok(&[
+                "teacher", "score", "--model", s(&teacher), "--data", s(&data), "--negatives", s(&negatives),
+                "--output", s(&cache), "--negatives-per-query", "3", "--max-length", "64",
+                "--query-batch", "3",
+            ]);
+            Some(Setup { dir, data, teacher, negatives, cache, teacher_log, tokenizer: model.join("tokenizer.json") })
+        })
+        .as_ref()
+}
+
+fn log_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn teacher_train_lowers_the_loss_and_saves_a_cross_encoder() {
+    let Some(setup) = setup() else { return };
+    let log = log_lines(&setup.teacher_log);
+    assert_eq!(log.len(), 10, "5 epochs of 2 steps");
+    let loss = |i: usize| log[i]["loss"].as_f64().unwrap();
+    let first = (loss(0) + loss(1)) / 2.0;
+    let last = (loss(8) + loss(9)) / 2.0;
+    assert!((first - 4f64.ln()).abs() < 0.5, "a new head starts near ln(4): {first}");
+    assert!(last < 0.6 * first, "loss did not fall: first epoch {first}, last epoch {last}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(setup.teacher.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertForSequenceClassification");
+}
+
+#[test]
+fn teacher_score_caches_scores_and_dark_examples() {
+    let Some(setup) = setup() else { return };
+    let text = std::fs::read_to_string(&setup.cache).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1 + QUERIES);
+    assert_eq!(lines[0]["adam_teacher_scores"], 1);
+    for r in &lines[1..] {
+        assert_eq!(r["negatives"].as_array().unwrap().len(), 3);
+        let dark = r["dark"].as_array().unwrap();
+        assert_eq!(dark.len(), 4, "2 noisy positives, 1 mixed, 1 query-mixed negative");
+        for d in dark {
+            assert!(d["teacher_score"].as_f64().unwrap().is_finite());
+            assert!(!d["ids"].as_array().unwrap().is_empty() && !d["edits"].as_array().unwrap().is_empty());
+        }
+    }
+}
+
+#[test]
+fn teacher_score_resumes_an_interrupted_cache() {
+    let Some(setup) = setup() else { return };
+    let dir = setup.dir.join("resume-score");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cache = dir.join("scores.jsonl");
+    let score = |extra: &[&str]| {
+        let mut args = vec![
+            "teacher", "score", "--model", s(&setup.teacher), "--data", s(&setup.data), "--negatives",
+            s(&setup.negatives), "--output", s(&cache), "--negatives-per-query", "3", "--max-length", "64",
+            "--query-batch", "3",
+        ];
+        args.extend_from_slice(extra);
+        adam(&args)
+    };
+    // Interrupted after three queries, with a torn fourth line.
+    let out = score(&["--max-queries", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let partial = std::fs::read_to_string(&cache).unwrap();
+    assert_eq!(partial.lines().count(), 4);
+    std::fs::write(&cache, format!("{partial}{{\"query_id\":\"tr")).unwrap();
+    let out = score(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("3 queries done"), "{}", stderr(&out));
+    let resumed = std::fs::read_to_string(&cache).unwrap();
+    assert!(resumed.starts_with(&partial), "done queries were rewritten");
+    // Same query batches (3 done, then 3 + 2) as the single run, so the same scores.
+    assert!(resumed == std::fs::read_to_string(&setup.cache).unwrap(), "resumed cache differs from a single run");
+    // Other settings may not be mixed into the same file.
+    let out = score(&["--negatives-per-query", "2"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("negatives_per_query"), "{}", stderr(&out));
+}
+
+/// A tiny BERT config (vocabulary of all-MiniLM-L6-v2's tokenizer).
+fn tiny_config(dir: &Path, dropout: f64) -> PathBuf {
+    let path = dir.join("tiny-config.json");
+    let config = serde_json::json!({
+        "vocab_size": 30522, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+        "intermediate_size": 64, "max_position_embeddings": 128, "hidden_dropout_prob": dropout,
+        "attention_probs_dropout_prob": dropout, "model_type": "bert",
+    });
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// A distillation config for a tiny student from scratch.
+fn distill_config(setup: &Setup, name: &str, method: &str, extra: &str) -> PathBuf {
+    let dir = setup.dir.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = tiny_config(&dir, 0.1);
+    let text = format!(
+        r#"method = "{method}"
+seed = 7
+output = "run"
+
+[data]
+dir = "{data}"
+teacher_scores = "{cache}"
+
+[student]
+config = "{config}"
+tokenizer = "{tokenizer}"
+max_query_length = 24
+max_passage_length = 48
+
+[train]
+steps = 4
+batch_size = 4
+negatives = 2
+
+[optimizer]
+lr = 1e-3
+warmup_steps = 1
+
+[eval]
+every = 2
+split = "test"
+max_queries = 5
+corpus_limit = 100
+{extra}"#,
+        data = s(&setup.data),
+        cache = s(&setup.cache),
+        config = s(&config),
+        tokenizer = s(&setup.tokenizer),
+    );
+    let path = dir.join("distill.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn distill_runs_every_method() {
+    let Some(setup) = setup() else { return };
+    for method in ["ce", "kd", "margin-mse", "adam", "adam-no-self-paced", "adam-no-dark"] {
+        let config = distill_config(setup, &format!("method-{method}"), method, "");
+        let out = run_ok(&["distill", "--config", s(&config)]);
+        let run = config.parent().unwrap().join("run");
+        let log = log_lines(&run.join("log.jsonl"));
+        assert_eq!(log.len(), 4, "{method}: one log line per step");
+        for (i, line) in log.iter().enumerate() {
+            assert_eq!(line["step"], i + 1);
+            assert!(line["loss"].as_f64().unwrap().is_finite(), "{method}: {line}");
+            assert!(line["lr"].as_f64().unwrap() > 0.0);
+            assert_eq!(line.get("dev").is_some(), i % 2 == 1, "{method}: dev metrics every 2 steps");
+        }
+        let has = |k: &str| log[0].get(k).is_some();
+        assert_eq!(has("contrastive"), !matches!(method, "kd" | "margin-mse"), "{method}");
+        assert_eq!(has("kd"), method != "ce", "{method}");
+        assert_eq!(has("lambda"), method.starts_with("adam"), "{method}");
+        if method == "adam" {
+            let lambda: Vec<f64> = log.iter().map(|l| l["lambda"].as_f64().unwrap()).collect();
+            assert!((lambda[0] - 0.5).abs() < 1e-6 && lambda.windows(2).all(|w| w[1] > w[0]), "{lambda:?}");
+            assert_eq!(log[0]["kept"], 2, "half of 4 queries at lambda0 = 0.5");
+        }
+        if method == "adam-no-self-paced" {
+            assert!(log.iter().all(|l| l["kept"] == 4));
+        }
+        let dev: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
+        assert!(dev["dev"]["ndcg@10"].as_f64().unwrap() >= 0.0);
+        assert!(!run.join("checkpoint").exists(), "a finished run leaves no checkpoint");
+        // The saved student embeds through the CLI.
+        std::fs::write(run.join("texts.txt"), "where is the glacier\n").unwrap();
+        run_ok(&[
+            "embed", "--model", s(&run.join("student")), "--input", s(&run.join("texts.txt")),
+            "--output", s(&run.join("vectors.jsonl")),
+        ]);
+        let v: Vec<f32> = serde_json::from_str(std::fs::read_to_string(run.join("vectors.jsonl")).unwrap().trim()).unwrap();
+        assert_eq!(v.len(), 32);
+    }
+}
+
+#[test]
+fn resumed_distillation_ends_like_an_uninterrupted_one() {
+    let Some(setup) = setup() else { return };
+    let extra = "[checkpoint]\nevery = 2\n";
+    let accumulate = |p: PathBuf| {
+        // Two micro-batches per step: covers gradient accumulation and the data position.
+        let text = std::fs::read_to_string(&p).unwrap().replace("warmup_steps = 1", "warmup_steps = 1\ngrad_accumulation = 2").replace("steps = 4", "steps = 5");
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let whole = accumulate(distill_config(setup, "resume-whole", "adam", extra));
+    run_ok(&["distill", "--config", s(&whole)]);
+    let cut = accumulate(distill_config(setup, "resume-cut", "adam", extra));
+    // Killed after step 3: the last checkpoint is step 2, and the log already has step 3.
+    run_ok(&["distill", "--config", s(&cut), "--halt-after-step", "3"]);
+    let run_cut = cut.parent().unwrap().join("run");
+    assert_eq!(log_lines(&run_cut.join("log.jsonl")).len(), 3);
+    assert!(run_cut.join("checkpoint/state.json").is_file());
+    // Without --resume an existing checkpoint is not overwritten.
+    let refused = adam(&["distill", "--config", s(&cut)]);
+    assert!(!refused.status.success() && stderr(&refused).contains("--resume"), "{}", stderr(&refused));
+    let out = adam(&["distill", "--config", s(&cut), "--resume"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resuming at step 2"), "{}", stderr(&out));
+
+    let run_whole = whole.parent().unwrap().join("run");
+    let a = std::fs::read_to_string(run_whole.join("log.jsonl")).unwrap();
+    let b = std::fs::read_to_string(run_cut.join("log.jsonl")).unwrap();
+    assert_eq!(a.lines().count(), 5);
+    assert_eq!(a, b, "losses / metrics of the resumed run differ");
+    let weights = |r: &Path| std::fs::read(r.join("student/model.safetensors")).unwrap();
+    assert!(weights(&run_whole) == weights(&run_cut), "final weights differ");
+}
+
+#[test]
+fn distill_config_errors_name_the_key() {
+    let Some(setup) = setup() else { return };
+    let cases: [(&str, &str, &str); 6] = [
+        ("batch_size = 4", "bath_size = 4", "bath_size"),
+        ("batch_size = 4", "batch_size = 0", "train.batch_size"),
+        ("lr = 1e-3", "lr = -1.0", "optimizer.lr"),
+        ("lr = 1e-3", "lr = \"fast\"", "lr"),
+        ("method = \"adam\"", "method = \"adamw\"", "method"),
+        ("corpus_limit = 100", "corpus_limit = 100\n[adam.dark]\nband_low = 2.0", "band_low"),
+    ];
+    for (i, (from, to, key)) in cases.iter().enumerate() {
+        let config = distill_config(setup, &format!("bad-{i}"), "adam", "");
+        let text = std::fs::read_to_string(&config).unwrap().replacen(from, to, 1);
+        std::fs::write(&config, text).unwrap();
+        let out = adam(&["distill", "--config", s(&config)]);
+        assert!(!out.status.success(), "{to} was accepted");
+        let err = stderr(&out);
+        assert!(err.contains(key) && err.contains("distill.toml"), "{to}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // Syntax and type errors carry toml's line number.
+    let config = distill_config(setup, "bad-line", "adam", "");
+    let text = std::fs::read_to_string(&config).unwrap().replacen("lr = 1e-3", "lr = \"fast\"", 1);
+    std::fs::write(&config, text).unwrap();
+    assert!(stderr(&adam(&["distill", "--config", s(&config)])).contains("line 21"));
+}
+
+/// A tiny student folder (random weights, seeded, no dropout) written through the library, so
+/// that every backend starts from the same weights.
+fn tiny_student_folder(setup: &Setup, dir: &Path) -> PathBuf {
+    use adam_core::config::{BertConfig, Pooling, SentenceConfig};
+    use adam_core::model::BertModel;
+    use adam_core::save::{SaveOptions, student_files, write_folder};
+    use adam_core::tokenize::TextTokenizer;
+    let config_path = tiny_config(dir, 0.0);
+    let config = BertConfig::from_json(&std::fs::read(&config_path).unwrap(), &config_path).unwrap();
+    let device = burn::tensor::Device::flex();
+    device.seed(11);
+    let bert = BertModel::new(&config, &device);
+    let tokenizer = TextTokenizer::from_bytes(&std::fs::read(&setup.tokenizer).unwrap(), &setup.tokenizer, 64).unwrap();
+    let sentence = SentenceConfig { pooling: Pooling::Mean, normalize: true, max_seq_length: 64 };
+    let files = student_files(&bert, &config, &sentence, &tokenizer, &[], SaveOptions::default()).unwrap();
+    let folder = dir.join("tiny-student");
+    write_folder(&folder, &files).unwrap();
+    folder
+}
+
+#[test]
+fn wgpu_training_steps_agree_with_flex() {
+    let Some(setup) = setup() else { return };
+    let mut losses = Vec::new();
+    for backend in ["flex", "wgpu"] {
+        let config = distill_config(setup, &format!("backend-{backend}"), "adam", "");
+        let dir = config.parent().unwrap().to_path_buf();
+        let student = tiny_student_folder(setup, &dir);
+        let text = std::fs::read_to_string(&config).unwrap();
+        let start = text.find("config = ").unwrap();
+        let end = text.find("max_query_length").unwrap();
+        let text = format!("{}model = \"{}\"\n{}", &text[..start], s(&student), &text[end..]);
+        // Dev evaluation is left out: it would dominate the time on a software GPU.
+        let text = text[..text.find("[eval]").unwrap()].to_string();
+        std::fs::write(&config, text).unwrap();
+        run_ok(&["distill", "--config", s(&config), "--backend", backend]);
+        let log = log_lines(&dir.join("run/log.jsonl"));
+        let values: Vec<f64> =
+            log.iter().flat_map(|l| ["loss", "contrastive", "kd"].map(|k| l[k].as_f64().unwrap())).collect();
+        losses.push(values);
+    }
+    assert_eq!(losses[0].len(), 12);
+    for (i, (f, w)) in losses[0].iter().zip(&losses[1]).enumerate() {
+        assert!((f - w).abs() <= 1e-3 * f.abs().max(1.0), "value {i}: flex {f} vs wgpu {w}");
+    }
+}

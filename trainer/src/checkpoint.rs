@@ -1,0 +1,72 @@
+//! Training checkpoints: the model (burnpack, which keeps parameter ids), the AdamW moments
+//! (burn's optimizer record, keyed by those ids) and a JSON state (step, data position, config),
+//! written together as one folder that replaces the previous one atomically.
+
+use std::path::Path;
+
+use adam_core::save::write_folder;
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::store::{BurnpackStore, ModuleSnapshot};
+use burn::tensor::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::optim::Optimizer;
+
+const MODEL: &str = "model.bpk";
+const OPTIMIZER: &str = "optimizer.bpk";
+const STATE: &str = "state.json";
+
+/// Writes `dir` (replacing an older checkpoint there) with the model, optimizer and `state`.
+pub fn save<M: Module, S: Serialize>(dir: &Path, model: &M, optimizer: &Optimizer, state: &S) -> Result<()> {
+    let mut store = BurnpackStore::from_bytes(None);
+    model.save_into(&mut store).map_err(|e| anyhow::anyhow!("serialising the model: {e}"))?;
+    let model_bytes = store.get_bytes().map_err(|e| anyhow::anyhow!("serialising the model: {e}"))?;
+    let files = vec![
+        (MODEL.to_string(), model_bytes.to_vec()),
+        (OPTIMIZER.to_string(), optimizer.to_bytes()?.to_vec()),
+        (STATE.to_string(), serde_json::to_vec_pretty(state)?),
+    ];
+    write_folder(dir, &files).with_context(|| format!("writing checkpoint {}", dir.display()))
+}
+
+/// The state of the checkpoint in `dir`, or `None` when there is none.
+pub fn load_state<S: DeserializeOwned>(dir: &Path) -> Result<Option<S>> {
+    let path = dir.join(STATE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn read(dir: &Path, name: &str) -> Result<Bytes> {
+    let path = dir.join(name);
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Bytes::from_bytes_vec(bytes))
+}
+
+/// Loads the checkpoint's weights (and parameter ids) into `model`, which must have the
+/// checkpoint's architecture.
+pub fn load_model<M: Module>(dir: &Path, mut model: M) -> Result<M> {
+    let mut store = BurnpackStore::from_bytes(Some(read(dir, MODEL)?));
+    let path = dir.join(MODEL);
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(err) = result.errors.first() {
+        bail!("{}: {err:?} (was the checkpoint written with another student?)", path.display());
+    }
+    let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
+    if !missing.is_empty() {
+        bail!("{}: missing tensor(s) {}", path.display(), missing.join(", "));
+    }
+    Ok(model)
+}
+
+pub fn load_optimizer(dir: &Path, optimizer: Optimizer) -> Result<Optimizer> {
+    optimizer.load_bytes(read(dir, OPTIMIZER)?).with_context(|| format!("{}", dir.join(OPTIMIZER).display()))
+}

@@ -1,0 +1,594 @@
+//! `adam teacher train | score | rerank`: fine-tune a cross-encoder teacher with listwise
+//! cross-entropy, cache its scores (and the dark examples it selects) for distillation, and
+//! rerank a run with it.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use adam_core::dark::{DarkConfig, DarkInstance, TeacherScores, generate_adaptive, mix_seed};
+use adam_core::data::{Run, RunEntry, read_run, write_run};
+use adam_core::loader::{CrossEncoderOptions, LoadedCrossEncoder, ModelSource, load_cross_encoder};
+use adam_core::loss::contrastive_loss;
+use adam_core::model::CrossEncoderModel;
+use adam_core::save::{SaveOptions, cross_encoder_files, read_side_files, write_folder};
+use adam_core::tokenize::TextTokenizer;
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::{Bool, Device, Tensor, TensorData};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Deserialize;
+
+use crate::backend::Backend;
+use crate::dataset::{Beir, Instance, from_qrels, key_of, permutation, read_negatives, sample_negatives};
+use crate::io::{AtomicFile, open, round_sig};
+use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params};
+use crate::score_cache::{self, CacheHeader, CacheRecord, ScoredDoc};
+
+#[derive(clap::Subcommand)]
+pub enum TeacherCommand {
+    /// Fine-tune a cross-encoder with listwise cross-entropy over (positive, negatives) groups.
+    Train(TrainArgs),
+    /// Score positives, hard negatives and adaptive dark examples; cache them for `adam distill`.
+    Score(ScoreArgs),
+    /// Rerank the top of a TREC run with the cross-encoder.
+    Rerank(RerankArgs),
+}
+
+pub fn run(command: TeacherCommand) -> Result<()> {
+    match command {
+        TeacherCommand::Train(args) => train(args),
+        TeacherCommand::Score(args) => score(args),
+        TeacherCommand::Rerank(args) => rerank(args),
+    }
+}
+
+/// Where the training queries come from.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InstanceArgs {
+    /// BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Negatives file of `adam negatives` (JSONL). Without it, the qrels of --split give the
+    /// positives and their judged non-relevant documents the negatives.
+    #[arg(long, value_name = "FILE")]
+    pub negatives: Option<PathBuf>,
+    /// Qrels split used without --negatives.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Use only the first N queries.
+    #[arg(long, value_name = "N")]
+    pub max_queries: Option<usize>,
+}
+
+impl InstanceArgs {
+    fn load(&self) -> Result<(Beir, Vec<Instance>)> {
+        let beir = Beir::load(&self.data)?;
+        let mut instances = match &self.negatives {
+            Some(path) => read_negatives(path, &beir)?,
+            None => {
+                let instances = from_qrels(&beir.qrels(&self.split)?, &beir);
+                if instances.is_empty() {
+                    bail!("{}: no query with a relevant document", beir.qrels_path(&self.split).display());
+                }
+                instances
+            }
+        };
+        if let Some(max) = self.max_queries {
+            instances.truncate(max);
+        }
+        Ok((beir, instances))
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TrainArgs {
+    /// Model folder to start from: a cross-encoder, or with --new-head a bare BERT /
+    /// sentence-transformers checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Start a new (random, seeded) classification head when the folder has none.
+    #[arg(long)]
+    pub new_head: bool,
+    #[command(flatten)]
+    pub instances: InstanceArgs,
+    /// Output model folder (BertForSequenceClassification layout), written at the end.
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Passes over the training queries (ignored with --steps).
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Optimiser steps (overrides --epochs).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Queries (groups) per micro-batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Passages per group: one positive and group-size − 1 negatives.
+    #[arg(long, default_value_t = 8)]
+    pub group_size: usize,
+    /// Negatives are sampled from each query's N hardest.
+    #[arg(long, default_value_t = 30)]
+    pub negatives_depth: usize,
+    /// Tokens per (query, passage) pair.
+    #[arg(long, default_value_t = 256)]
+    pub max_length: usize,
+    #[arg(long, default_value_t = 2e-5)]
+    pub lr: f64,
+    /// Learning rate of the new head (default: --lr).
+    #[arg(long)]
+    pub head_lr: Option<f64>,
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_ratio: f64,
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm (0: no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Micro-batches per optimiser step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accumulation: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// JSONL log: one line per step with the loss and the learning rate.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Save the weights as f16.
+    #[arg(long)]
+    pub half: bool,
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}
+
+/// Loads a teacher folder on `device`, with an error that says how to start a head.
+pub fn load_teacher(dir: &Path, device: &Device, max_length: usize, new_head: bool) -> Result<LoadedCrossEncoder> {
+    let options = CrossEncoderOptions { max_length: Some(max_length), new_head };
+    load_cross_encoder(&ModelSource::Dir(dir.to_path_buf()), device, &options).map_err(|e| {
+        let hint = if !new_head && e.to_string().contains("classifier") {
+            " (to fine-tune a checkpoint without a classification head, pass --new-head)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })
+}
+
+/// Word pieces of corpus documents and queries, computed once each.
+pub struct PieceCache<'a> {
+    tokenizer: &'a TextTokenizer,
+    docs: HashMap<usize, Vec<u32>>,
+    queries: HashMap<usize, Vec<u32>>,
+}
+
+impl<'a> PieceCache<'a> {
+    pub fn new(tokenizer: &'a TextTokenizer) -> Self {
+        Self { tokenizer, docs: HashMap::new(), queries: HashMap::new() }
+    }
+
+    pub fn doc(&mut self, beir: &Beir, d: usize) -> Result<&[u32]> {
+        if !self.docs.contains_key(&d) {
+            let pieces = self.tokenizer.word_pieces(&beir.corpus[d].full_text())?;
+            self.docs.insert(d, pieces);
+        }
+        Ok(&self.docs[&d])
+    }
+
+    pub fn query(&mut self, beir: &Beir, q: usize) -> Result<&[u32]> {
+        if !self.queries.contains_key(&q) {
+            let pieces = self.tokenizer.word_pieces(&beir.queries[q].text)?;
+            self.queries.insert(q, pieces);
+        }
+        Ok(&self.queries[&q])
+    }
+}
+
+fn progress(total: u64, what: &str) -> ProgressBar {
+    ProgressBar::new(total).with_style(
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
+        ))
+        .expect("valid template"),
+    )
+}
+
+/// A `[rows, cols]` mask, true where `present[r]` is less than or equal to the column.
+pub fn padding_mask(present: &[usize], cols: usize, device: &Device) -> Tensor<2, Bool> {
+    let data: Vec<bool> =
+        present.iter().flat_map(|&n| (0..cols).map(move |c| c >= n)).collect();
+    Tensor::from_data(TensorData::new(data, [present.len(), cols]), device)
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let optim_config = OptimConfig {
+        lr: args.lr,
+        head_lr: args.head_lr,
+        warmup_steps: None,
+        warmup_ratio: args.warmup_ratio,
+        weight_decay: args.weight_decay,
+        max_grad_norm: (args.max_grad_norm > 0.0).then_some(args.max_grad_norm),
+        grad_accumulation: args.grad_accumulation,
+        ..OptimConfig::default()
+    };
+    optim_config.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
+    if args.batch_size == 0 || args.group_size < 2 {
+        bail!("--batch-size must be at least 1 and --group-size at least 2 (a positive and a negative)");
+    }
+    let (beir, instances) = args.instances.load()?;
+    let device = args.backend.device()?;
+    let ad = device.autodiff();
+    ad.seed(args.seed); // the new head's initialisation
+    let LoadedCrossEncoder { mut model, config, tokenizer } =
+        load_teacher(&args.model, &ad, args.max_length, args.new_head)?;
+    initialize_params(&model);
+    let n = instances.len();
+    let per_epoch = n.div_ceil(args.batch_size);
+    let accum = args.grad_accumulation;
+    let total_micro = match args.steps {
+        Some(s) => s * accum,
+        None => args.epochs * per_epoch,
+    };
+    let total_steps = total_micro.div_ceil(accum);
+    if total_steps == 0 {
+        bail!("nothing to train: --epochs or --steps is 0");
+    }
+    let head: &[&str] = if args.new_head { &["classifier"] } else { &[] };
+    let mut optimizer = Optimizer::new(&optim_config, total_steps, head);
+    let mut log = args.log.as_deref().map(AtomicFile::create).transpose()?;
+    let mut pieces = PieceCache::new(&tokenizer);
+    let bar = progress(total_steps as u64, "training steps");
+    let start = Instant::now();
+    let mut order_epoch = usize::MAX;
+    let mut order = Vec::new();
+    for step in 0..total_steps {
+        let mut acc = Accumulator::default();
+        let micro_here = accum.min(total_micro - step * accum);
+        let mut loss_sum = 0.0f64;
+        for a in 0..micro_here {
+            let micro = step * accum + a;
+            let (epoch, b) = (micro / per_epoch, micro % per_epoch);
+            if epoch != order_epoch {
+                order = permutation(n, mix_seed(args.seed, epoch as u64));
+                order_epoch = epoch;
+            }
+            let batch = &order[b * args.batch_size..((b + 1) * args.batch_size).min(n)];
+            let k = args.group_size - 1;
+            let mut pairs: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
+            let mut present = Vec::new();
+            for &i in batch {
+                let inst = &instances[i];
+                let key = key_of(&beir.queries[inst.query].id);
+                let positive = inst.positives[(epoch + key as usize % 997) % inst.positives.len()];
+                let negatives = sample_negatives(
+                    inst,
+                    k,
+                    args.negatives_depth,
+                    beir.corpus.len(),
+                    mix_seed(mix_seed(args.seed, epoch as u64), key),
+                );
+                let q = pieces.query(&beir, inst.query)?.to_vec();
+                present.push(1 + negatives.len());
+                for d in std::iter::once(positive).chain(negatives.iter().copied()) {
+                    pairs.push((q.clone(), pieces.doc(&beir, d)?.to_vec()));
+                }
+                // Absent negatives (a tiny corpus) are padded and masked out of the softmax.
+                for _ in negatives.len()..k {
+                    pairs.push((q.clone(), Vec::new()));
+                }
+            }
+            let refs: Vec<(&[u32], &[u32])> = pairs.iter().map(|(a, b)| (&a[..], &b[..])).collect();
+            let tokens = tokenizer.encode_piece_pairs(&refs);
+            let (ids, types, pad) = tokens.to_tensors(&ad);
+            ad.seed(mix_seed(args.seed ^ 0xd50f, micro as u64)); // dropout masks of this micro-batch
+            let scores = model.score(ids, types, pad).reshape([batch.len(), args.group_size]);
+            let mask = padding_mask(&present, args.group_size, &ad);
+            let targets = vec![0; batch.len()];
+            let loss = contrastive_loss(scores, &targets, Some(&mask), 1.0).mean().div_scalar(micro_here as f32);
+            loss_sum += loss.clone().into_scalar::<f32>() as f64;
+            acc.backward(&model, loss);
+        }
+        let lr = optimizer.lr(step);
+        let (updated, grad_norm) = optimizer.step(model, acc.take(), step);
+        model = updated;
+        if let Some(log) = log.as_mut() {
+            let line = serde_json::json!({"step": step + 1, "loss": round_sig(loss_sum), "lr": round_sig(lr), "grad_norm": round_sig(grad_norm)});
+            writeln!(log.writer(), "{line}")?;
+        }
+        bar.set_message(format!("loss {loss_sum:.4}"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let side = read_side_files(&args.model)?;
+    let files = cross_encoder_files(&model.valid(), &config, &tokenizer, &side, SaveOptions { half: args.half })?;
+    write_folder(&args.output, &files)?;
+    if let Some(log) = log {
+        log.commit()?;
+    }
+    eprintln!(
+        "trained {total_steps} steps on {n} queries in {:.1} s; teacher saved to {}",
+        start.elapsed().as_secs_f64(),
+        args.output.display()
+    );
+    Ok(())
+}
+
+/// Scores pairs of word pieces with `model`, `batch_size` pairs per forward pass (sorted by
+/// length so batches pad little); returns the scores in input order.
+pub fn score_piece_pairs(
+    model: &CrossEncoderModel,
+    tokenizer: &TextTokenizer,
+    device: &Device,
+    pairs: &[(&[u32], &[u32])],
+    batch_size: usize,
+) -> Result<Vec<f32>> {
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].0.len() + pairs[i].1.len()));
+    let mut scores = vec![0.0f32; pairs.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        let batch: Vec<(&[u32], &[u32])> = chunk.iter().map(|&i| pairs[i]).collect();
+        let (ids, types, pad) = tokenizer.encode_piece_pairs(&batch).to_tensors(device);
+        let got: Vec<f32> = model
+            .score(ids, types, pad)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading teacher scores: {e:?}"))?;
+        for (&i, s) in chunk.iter().zip(got) {
+            scores[i] = s;
+        }
+    }
+    Ok(scores)
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ScoreArgs {
+    /// Teacher model folder (cross-encoder).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub instances: InstanceArgs,
+    /// Cache file (JSONL) to write; an existing one from the same settings is resumed.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Distillation config (TOML) whose [adam.dark] section sets the dark examples
+    /// (default: METHOD.md's defaults).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Hard negatives scored per query (the hardest; topped up with random documents).
+    #[arg(long, default_value_t = 7)]
+    pub negatives_per_query: usize,
+    /// Pairs per teacher forward pass.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Queries whose dark-example searches run together.
+    #[arg(long, default_value_t = 16)]
+    pub query_batch: usize,
+    /// Tokens per (query, passage) pair.
+    #[arg(long, default_value_t = 256)]
+    pub max_length: usize,
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}
+
+/// Only the `[adam.dark]` table of a distillation config matters to `teacher score`.
+#[derive(Deserialize, Default)]
+struct DarkOnly {
+    #[serde(default)]
+    adam: AdamDarkOnly,
+}
+
+#[derive(Deserialize, Default)]
+struct AdamDarkOnly {
+    #[serde(default)]
+    dark: DarkConfig,
+}
+
+fn score(args: ScoreArgs) -> Result<()> {
+    let dark = match &args.config {
+        Some(path) => {
+            // The full config is validated by `adam distill`; here only the dark section is read.
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let value: toml::Table = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let only: DarkOnly = toml::Value::Table(value)
+                .try_into()
+                .map_err(|e| anyhow::anyhow!("{}: [adam.dark]: {e}", path.display()))?;
+            only.adam.dark
+        }
+        None => DarkConfig::default(),
+    };
+    dark.validate().map_err(|e| anyhow::anyhow!("adam.dark.{e}"))?;
+    if args.batch_size == 0 || args.query_batch == 0 {
+        bail!("--batch-size and --query-batch must be at least 1");
+    }
+    let (beir, instances) = args.instances.load()?;
+    let device = args.backend.device()?;
+    let LoadedCrossEncoder { model, tokenizer, .. } = load_teacher(&args.model, &device, args.max_length, false)?;
+    let header = CacheHeader {
+        adam_teacher_scores: 1,
+        teacher: args.model.display().to_string(),
+        max_length: tokenizer.max_length(),
+        negatives_per_query: args.negatives_per_query,
+        vocab_size: tokenizer.vocab_size(),
+        dark: dark.clone(),
+    };
+    let existing = score_cache::read(&args.output)?;
+    if let Some(cache) = &existing
+        && let Some(diff) = score_cache::header_difference(&cache.header, &header)
+    {
+        bail!(
+            "{} was written with other settings ({diff}); use another --output or the same settings",
+            args.output.display()
+        );
+    }
+    let done: HashSet<String> =
+        existing.as_ref().map(|c| c.records.iter().map(|r| r.query_id.clone()).collect()).unwrap_or_default();
+    let todo: Vec<&Instance> =
+        instances.iter().filter(|i| !done.contains(&beir.queries[i.query].id)).collect();
+    let mut writer = score_cache::Writer::open(&args.output, &header, existing.as_ref())?;
+    if !done.is_empty() {
+        eprintln!("resuming {}: {} queries done, {} to go", args.output.display(), done.len(), todo.len());
+    }
+    let special = tokenizer.special();
+    let mut pieces = PieceCache::new(&tokenizer);
+    let bar = progress(todo.len() as u64, "scoring queries");
+    let start = Instant::now();
+    for chunk in todo.chunks(args.query_batch) {
+        // Original candidates: positives, then the hardest negatives (random top-up if short).
+        let mut candidates: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+        for inst in chunk {
+            let key = key_of(&beir.queries[inst.query].id);
+            let mut negatives: Vec<usize> = inst.negatives.iter().copied().take(args.negatives_per_query).collect();
+            if negatives.len() < args.negatives_per_query {
+                let short = Instance { negatives: Vec::new(), ..(*inst).clone() };
+                for d in sample_negatives(&short, args.negatives_per_query, 0, beir.corpus.len(), mix_seed(dark.seed, key)) {
+                    if negatives.len() < args.negatives_per_query && !negatives.contains(&d) {
+                        negatives.push(d);
+                    }
+                }
+            }
+            candidates.push((inst.positives.clone(), negatives));
+        }
+        let mut owned: Vec<(usize, usize)> = Vec::new(); // (query, doc) in scoring order
+        for (inst, (pos, neg)) in chunk.iter().zip(&candidates) {
+            owned.extend(pos.iter().chain(neg).map(|&d| (inst.query, d)));
+        }
+        for &(q, d) in &owned {
+            pieces.query(&beir, q)?;
+            pieces.doc(&beir, d)?;
+        }
+        let pairs: Vec<(&[u32], &[u32])> =
+            owned.iter().map(|&(q, d)| (&pieces.queries[&q][..], &pieces.docs[&d][..])).collect();
+        let flat = score_piece_pairs(&model, &tokenizer, &device, &pairs, args.batch_size)?;
+        let mut flat = flat.into_iter();
+        let mut scored: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+        for (pos, neg) in &candidates {
+            let p: Vec<f32> = flat.by_ref().take(pos.len()).collect();
+            let n: Vec<f32> = flat.by_ref().take(neg.len()).collect();
+            scored.push((p, n));
+        }
+        // Dark examples are made from each query's best-scored positive.
+        let best: Vec<usize> = scored
+            .iter()
+            .map(|(p, _)| (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a))).unwrap_or(0))
+            .collect();
+        let negative_pieces: Vec<Vec<Vec<u32>>> = candidates
+            .iter()
+            .map(|(_, neg)| neg.iter().map(|d| pieces.docs[d].clone()).collect())
+            .collect();
+        let dark_instances: Vec<DarkInstance<'_>> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, inst)| DarkInstance {
+                query: &pieces.queries[&inst.query],
+                positive: &pieces.docs[&candidates[i].0[best[i]]],
+                negatives: &negative_pieces[i],
+                key: key_of(&beir.queries[inst.query].id),
+            })
+            .collect();
+        let teacher_scores: Vec<TeacherScores> = scored
+            .iter()
+            .zip(&best)
+            .map(|((p, n), &b)| TeacherScores { positive: p[b], negatives: n.clone() })
+            .collect();
+        let mut failure = None;
+        let dark_examples = generate_adaptive(&dark_instances, &teacher_scores, &special, &dark, |requests| {
+            let pairs: Vec<(&[u32], &[u32])> =
+                requests.iter().map(|(i, ex)| (dark_instances[*i].query, &ex.ids[..])).collect();
+            match score_piece_pairs(&model, &tokenizer, &device, &pairs, args.batch_size) {
+                Ok(s) => s,
+                Err(e) => {
+                    failure = Some(e);
+                    vec![f32::NAN; pairs.len()]
+                }
+            }
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        for (i, inst) in chunk.iter().enumerate() {
+            let (pos, neg) = &candidates[i];
+            let doc = |d: usize, s: f32| ScoredDoc { doc_id: beir.corpus[d].id.clone(), score: s };
+            writer.append(&CacheRecord {
+                query_id: beir.queries[inst.query].id.clone(),
+                positives: pos.iter().zip(&scored[i].0).map(|(&d, &s)| doc(d, s)).collect(),
+                negatives: neg.iter().zip(&scored[i].1).map(|(&d, &s)| doc(d, s)).collect(),
+                dark_positive: beir.corpus[pos[best[i]]].id.clone(),
+                dark: dark_examples[i].clone(),
+            })?;
+        }
+        writer.sync()?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "scored {} queries in {:.1} s; cache {} has {}",
+        todo.len(),
+        start.elapsed().as_secs_f64(),
+        args.output.display(),
+        done.len() + todo.len()
+    );
+    Ok(())
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RerankArgs {
+    /// Teacher model folder (cross-encoder).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// BEIR folder with the texts of the run's queries and documents.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// TREC run to rerank.
+    #[arg(long, value_name = "FILE")]
+    pub run: PathBuf,
+    /// Reranked TREC run to write.
+    #[arg(long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Documents reranked per query (the run's best); the rest are dropped.
+    #[arg(long, default_value_t = 100)]
+    pub depth: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 256)]
+    pub max_length: usize,
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}
+
+fn rerank(args: RerankArgs) -> Result<()> {
+    let beir = Beir::load(&args.data)?;
+    let input = read_run(open(&args.run)?, &args.run)?;
+    let device = args.backend.device()?;
+    let LoadedCrossEncoder { model, tokenizer, .. } = load_teacher(&args.model, &device, args.max_length, false)?;
+    let mut pieces = PieceCache::new(&tokenizer);
+    let bar = progress(input.len() as u64, "reranking queries");
+    let mut out = Run::new();
+    for (qid, entries) in &input {
+        let q = *beir.query_index.get(qid).ok_or_else(|| {
+            anyhow::anyhow!("{}: query `{qid}` is not in {}/queries.jsonl", args.run.display(), args.data.display())
+        })?;
+        let top: Vec<&RunEntry> = adam_core::metrics::trec_order(entries).into_iter().take(args.depth).collect();
+        let mut docs = Vec::new();
+        for e in &top {
+            let d = *beir.doc_index.get(&e.doc).ok_or_else(|| {
+                anyhow::anyhow!("{}: document `{}` is not in {}/corpus.jsonl", args.run.display(), e.doc, args.data.display())
+            })?;
+            pieces.doc(&beir, d)?;
+            docs.push(d);
+        }
+        let query = pieces.query(&beir, q)?.to_vec();
+        let pairs: Vec<(&[u32], &[u32])> = docs.iter().map(|d| (&query[..], &pieces.docs[d][..])).collect();
+        let scores = score_piece_pairs(&model, &tokenizer, &device, &pairs, args.batch_size)?;
+        out.insert(
+            qid.clone(),
+            top.iter().zip(scores).map(|(e, s)| RunEntry { doc: e.doc.clone(), score: s as f64 }).collect(),
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut file = AtomicFile::create(&args.output)?;
+    write_run(file.writer(), &out, "adam-teacher")
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    file.commit()?;
+    eprintln!("reranked {} queries into {}", out.len(), args.output.display());
+    Ok(())
+}
