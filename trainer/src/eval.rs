@@ -32,26 +32,26 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
     /// Documents retrieved per query [default: 100].
-    #[arg(long, value_name = "N", requires = "model")]
+    #[arg(long, value_name = "N")]
     pub depth: Option<usize>,
     /// Write the retrieved run here (TREC format).
-    #[arg(long, value_name = "FILE", requires = "model")]
+    #[arg(long, value_name = "FILE")]
     pub run_out: Option<PathBuf>,
     /// Folder of cached corpus embeddings [default: $XDG_CACHE_HOME/adam/embeddings or
     /// ~/.cache/adam/embeddings].
-    #[arg(long, value_name = "DIR", requires = "model")]
+    #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
     /// Always encode the corpus; neither read nor write the cache.
-    #[arg(long, requires = "model", conflicts_with = "cache")]
+    #[arg(long, conflicts_with = "cache")]
     pub no_cache: bool,
     /// Texts per forward pass [default: 32].
-    #[arg(long, value_name = "N", requires = "model")]
+    #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// Truncate texts to this many tokens (default: the model's max_seq_length).
-    #[arg(long, value_name = "N", requires = "model")]
+    #[arg(long, value_name = "N")]
     pub max_length: Option<usize>,
     /// Compute backend [default: flex].
-    #[arg(long, value_enum, requires = "model")]
+    #[arg(long, value_enum)]
     pub backend: Option<Backend>,
     /// Lowest grade that counts as relevant for MRR, recall and MAP (TREC DL uses 2).
     /// nDCG always uses the graded judgements.
@@ -73,6 +73,22 @@ pub fn run(args: EvalArgs) -> Result<()> {
             qrels_path.display(),
             args.split
         );
+    }
+    if args.run.is_some() {
+        // Checked here: clap's `requires = "model"` lets these through when the --model they
+        // require conflicts with a --run that is present.
+        let model_only = [
+            ("--depth", args.depth.is_some()),
+            ("--run-out", args.run_out.is_some()),
+            ("--cache", args.cache.is_some()),
+            ("--no-cache", args.no_cache),
+            ("--batch-size", args.batch_size.is_some()),
+            ("--max-length", args.max_length.is_some()),
+            ("--backend", args.backend.is_some()),
+        ];
+        if let Some((flag, _)) = model_only.iter().find(|(_, given)| *given) {
+            bail!("{flag} applies to --model DIR only; --run FILE is scored as it is");
+        }
     }
     let qrels = read_qrels(open(&qrels_path)?, &qrels_path)?;
     let (run, what) = match (&args.run, &args.model) {
@@ -148,8 +164,17 @@ fn dense_run(args: &EvalArgs, model: &Path, qrels: &Qrels) -> Result<Run> {
         Some(cache) => {
             let docs = cached_corpus_embeddings(&encoder, &model_args, cache, &corpus_path, &corpus)?;
             let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+            let embed_start = Instant::now();
             let query_vectors = embed_texts(&encoder, &query_texts, model_args.batch_size, "queries")?;
-            search(&encoder.device, &corpus, &docs, &queries, &query_vectors, depth)?
+            let search_start = Instant::now();
+            let run = search(&encoder.device, &corpus, &docs, &queries, &query_vectors, depth)?;
+            eprintln!(
+                "embedded {} queries in {:.2} s, scored and ranked in {:.2} s",
+                queries.len(),
+                (search_start - embed_start).as_secs_f64(),
+                search_start.elapsed().as_secs_f64()
+            );
+            run
         }
     };
     eprintln!(
