@@ -234,7 +234,13 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     let head: &[&str] = if args.new_head { &["classifier"] } else { &[] };
     let mut optimizer = Optimizer::new(&optim_config, total_steps, head);
-    let mut log = args.log.as_deref().map(AtomicFile::create).transpose()?;
+    // Written as training goes (one flushed line per step), so a long run can be followed.
+    let mut log = match &args.log {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => None,
+    };
     let mut pieces = PieceCache::new(&tokenizer);
     let bar = progress(total_steps as u64, "training steps");
     let start = Instant::now();
@@ -292,7 +298,8 @@ fn train(args: TrainArgs) -> Result<()> {
         model = updated;
         if let Some(log) = log.as_mut() {
             let line = serde_json::json!({"step": step + 1, "loss": round_sig(loss_sum), "lr": round_sig(lr), "grad_norm": round_sig(grad_norm)});
-            writeln!(log.writer(), "{line}")?;
+            writeln!(log, "{line}")?;
+            log.flush()?;
         }
         bar.set_message(format!("loss {loss_sum:.4}"));
         bar.inc(1);
@@ -301,9 +308,6 @@ fn train(args: TrainArgs) -> Result<()> {
     let side = read_side_files(&args.model)?;
     let files = cross_encoder_files(&model.valid(), &config, &tokenizer, &side, SaveOptions { half: args.half })?;
     write_folder(&args.output, &files)?;
-    if let Some(log) = log {
-        log.commit()?;
-    }
     eprintln!(
         "trained {total_steps} steps on {n} queries in {:.1} s; teacher saved to {}",
         start.elapsed().as_secs_f64(),
