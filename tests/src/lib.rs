@@ -36,7 +36,12 @@ pub fn golden(rel: &str) -> PathBuf {
 
 /// The `adam` binary of the same build profile as this test. Cargo builds a package's binary
 /// only for that package's own integration tests, so it is built here once if missing.
+/// `ADAM_BIN` names another binary instead (several checkouts sharing one `CARGO_TARGET_DIR`
+/// overwrite each other's `target/debug/adam`; `target/debug/deps/adam-<hash>` is per checkout).
 pub fn adam_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("ADAM_BIN") {
+        return PathBuf::from(bin);
+    }
     static BUILD: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");

@@ -3,18 +3,20 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use adam_core::data::{read_corpus, read_qrels, read_queries, read_run};
+use adam_core::data::read_run;
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Result, bail};
 
+use crate::dataset::DatasetFiles;
 use crate::io::open;
 
 #[derive(clap::Args, Debug)]
 pub struct EvalArgs {
-    /// BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+    /// Dataset: a BEIR folder (qrels/<split>.tsv), an MS MARCO folder (qrels.<split>.tsv), or a
+    /// Hugging Face Hub dataset `owner/name`.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
-    /// Qrels split to score against (qrels/<split>.tsv).
+    /// Qrels split to score against.
     #[arg(long, default_value = "test")]
     pub split: String,
     /// TREC run file: `qid Q0 docid rank score tag` per line.
@@ -33,17 +35,11 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let qrels_path = args.data.join("qrels").join(format!("{}.tsv", args.split));
-    if !qrels_path.is_file() {
-        bail!(
-            "{} not found: --data must be a BEIR folder with qrels/{}.tsv",
-            qrels_path.display(),
-            args.split
-        );
-    }
-    let qrels = read_qrels(open(&qrels_path)?, &qrels_path)?;
+    let files = DatasetFiles::resolve(&args.data, &args.split)?;
+    let qrels_path = files.qrels_path()?.to_path_buf();
+    let qrels = files.read_qrels()?;
     let run = read_run(open(&args.run)?, &args.run)?;
-    warn_unknown_ids(&args, &run)?;
+    warn_unknown_ids(&files, &run)?;
 
     let eval = evaluate(&run, &qrels, args.rel_threshold);
     if eval.per_query.is_empty() {
@@ -82,20 +78,16 @@ fn print_measures(query: &str, m: &Measures) {
 
 /// A run that names documents or queries the folder does not have is probably for another
 /// dataset: say so, but still score it (trec_eval would).
-fn warn_unknown_ids(args: &EvalArgs, run: &adam_core::data::Run) -> Result<()> {
-    let corpus_path = args.data.join("corpus.jsonl");
-    let queries_path = args.data.join("queries.jsonl");
-    if queries_path.is_file() {
-        let known: HashSet<String> =
-            read_queries(open(&queries_path)?, &queries_path)?.into_iter().map(|q| q.id).collect();
+fn warn_unknown_ids(files: &DatasetFiles, run: &adam_core::data::Run) -> Result<()> {
+    if let Some(queries_path) = &files.queries {
+        let known: HashSet<String> = files.read_queries()?.into_iter().map(|q| q.id).collect();
         let unknown = run.keys().filter(|q| !known.contains(*q)).count();
         if unknown > 0 {
             eprintln!("warning: {unknown} query id(s) of the run are not in {}", queries_path.display());
         }
     }
-    if corpus_path.is_file() {
-        let known: HashSet<String> =
-            read_corpus(open(&corpus_path)?, &corpus_path)?.into_iter().map(|d| d.id).collect();
+    if let Some(corpus_path) = &files.corpus {
+        let known: HashSet<String> = files.read_corpus()?.into_iter().map(|d| d.id).collect();
         let unknown = run.values().flatten().filter(|e| !known.contains(&e.doc)).count();
         if unknown > 0 {
             eprintln!("warning: {unknown} run line(s) name documents not in {}", corpus_path.display());

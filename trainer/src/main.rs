@@ -7,9 +7,13 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod bench;
+mod dataset;
 mod embed;
 mod eval;
 mod io;
+mod negatives;
+mod retrieve;
+mod teaching;
 
 use backend::Backend;
 
@@ -28,6 +32,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure encoding speed (passages/s) of each backend on real passages.
     Bench(bench::BenchArgs),
+    /// Mine hard negatives (BM25 or a dense model) for the queries of a split.
+    Negatives(negatives::NegativesArgs),
+    /// Write a generated teaching set: a BEIR folder, its README and a WordPiece tokenizer.
+    TeachingSet(teaching::TeachingArgs),
 }
 
 /// Options shared by the commands that run a model.
@@ -53,6 +61,8 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Negatives(args) => negatives::run(args),
+        Command::TeachingSet(args) => teaching::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
