@@ -72,7 +72,8 @@ fn count_words<S: AsRef<str>>(texts: impl IntoIterator<Item = S>) -> Result<BTre
 /// Learns the vocabulary (piece strings in id order).
 fn learn_vocab(counts: &BTreeMap<String, u64>, config: &WordPieceConfig) -> Vec<String> {
     let mut vocab: Vec<String> = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
-    let mut ids: HashMap<String, u32> = vocab.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
+    let mut ids: HashMap<String, u32> =
+        vocab.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
     let mut add = |piece: String, vocab: &mut Vec<String>| -> u32 {
         *ids.entry(piece.clone()).or_insert_with(|| {
             vocab.push(piece);
@@ -119,7 +120,10 @@ fn learn_vocab(counts: &BTreeMap<String, u64>, config: &WordPieceConfig) -> Vec<
         if count < config.min_frequency.max(1) {
             break;
         }
-        let right = vocab[pair.1 as usize].strip_prefix("##").unwrap_or(&vocab[pair.1 as usize]).to_string();
+        let right = vocab[pair.1 as usize]
+            .strip_prefix("##")
+            .unwrap_or(&vocab[pair.1 as usize])
+            .to_string();
         let merged = add(format!("{}{right}", vocab[pair.0 as usize]), &mut vocab);
         let affected = where_.remove(&pair).unwrap_or_default();
         for w in affected {
@@ -220,7 +224,8 @@ mod tests {
 
     #[test]
     fn specials_first_and_pair_template() {
-        let tok = train_wordpiece(TEXTS, &WordPieceConfig { vocab_size: 400, min_frequency: 1 }).unwrap();
+        let tok =
+            train_wordpiece(TEXTS, &WordPieceConfig { vocab_size: 400, min_frequency: 1 }).unwrap();
         for (i, t) in SPECIAL_TOKENS.iter().enumerate() {
             assert_eq!(tok.token_to_id(t), Some(i as u32));
         }

@@ -26,7 +26,13 @@ fn read_qrels(path: &Path) -> HashMap<String, HashMap<String, i64>> {
 }
 
 /// Checks the JSONL against the qrels; returns the number of records.
-fn check_records(records: &[serde_json::Value], qrels: &HashMap<String, HashMap<String, i64>>, threshold: i64, top_k: usize, depth: usize) {
+fn check_records(
+    records: &[serde_json::Value],
+    qrels: &HashMap<String, HashMap<String, i64>>,
+    threshold: i64,
+    top_k: usize,
+    depth: usize,
+) {
     let mut seen = HashSet::new();
     for r in records {
         let q = r["query_id"].as_str().unwrap();
@@ -34,17 +40,23 @@ fn check_records(records: &[serde_json::Value], qrels: &HashMap<String, HashMap<
         let judged = &qrels[q];
         let positives = r["positives"].as_array().unwrap();
         assert!(!positives.is_empty(), "{q}: no positive");
-        let want: HashSet<&str> = judged.iter().filter(|(_, g)| **g >= threshold).map(|(d, _)| d.as_str()).collect();
+        let want: HashSet<&str> =
+            judged.iter().filter(|(_, g)| **g >= threshold).map(|(d, _)| d.as_str()).collect();
         let got: HashSet<&str> = positives.iter().map(|p| p["doc_id"].as_str().unwrap()).collect();
         assert_eq!(got, want, "{q}: positives are the judged documents at or above the threshold");
         let negatives = r["negatives"].as_array().unwrap();
-        assert!(!negatives.is_empty() && negatives.len() <= top_k, "{q}: {} negatives", negatives.len());
+        assert!(
+            !negatives.is_empty() && negatives.len() <= top_k,
+            "{q}: {} negatives",
+            negatives.len()
+        );
         let mut last_score = f64::INFINITY;
         let mut last_rank = 0;
         for n in negatives {
             let d = n["doc_id"].as_str().unwrap();
             assert!(!want.contains(d), "{q}: positive {d} is listed as a negative");
-            let (score, rank) = (n["score"].as_f64().unwrap(), n["rank"].as_u64().unwrap() as usize);
+            let (score, rank) =
+                (n["score"].as_f64().unwrap(), n["rank"].as_u64().unwrap() as usize);
             assert!(score <= last_score, "{q}: negatives not sorted by score");
             assert!(rank > last_rank && rank <= depth, "{q}: rank {rank} after {last_rank}");
             last_score = score;
@@ -59,8 +71,21 @@ fn bm25_negatives_on_trec_dl19_exclude_positives_and_the_run_scores_like_bm25() 
     let tmp = TempDir::new("negatives-dl19");
     let (out, run) = (tmp.path("neg.jsonl"), tmp.path("bm25.run"));
     let o = adam(&[
-        "negatives", "--data", data.to_str().unwrap(), "--split", "test", "--output", out.to_str().unwrap(),
-        "--rel-threshold", "2", "--top-k", "20", "--depth", "100", "--run", run.to_str().unwrap(),
+        "negatives",
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "test",
+        "--output",
+        out.to_str().unwrap(),
+        "--rel-threshold",
+        "2",
+        "--top-k",
+        "20",
+        "--depth",
+        "100",
+        "--run",
+        run.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let records = read_lines(&out);
@@ -73,13 +98,29 @@ fn bm25_negatives_on_trec_dl19_exclude_positives_and_the_run_scores_like_bm25() 
         .iter()
         .flat_map(|r| {
             let q = r["query_id"].as_str().unwrap().to_string();
-            r["negatives"].as_array().unwrap().iter().map(move |n| (q.clone(), n["doc_id"].as_str().unwrap().to_string()))
+            r["negatives"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |n| (q.clone(), n["doc_id"].as_str().unwrap().to_string()))
         })
         .filter(|(q, d)| qrels[q].get(d).is_some_and(|g| *g == 1))
         .count();
-    assert!(judged_negatives > 0, "grade-1 documents are mined as negatives with --rel-threshold 2");
+    assert!(
+        judged_negatives > 0,
+        "grade-1 documents are mined as negatives with --rel-threshold 2"
+    );
 
-    let e = adam(&["eval", "--data", data.to_str().unwrap(), "--run", run.to_str().unwrap(), "--rel-threshold", "2", "--json"]);
+    let e = adam(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--rel-threshold",
+        "2",
+        "--json",
+    ]);
     assert!(e.status.success(), "{}", stderr(&e));
     let m: serde_json::Value = serde_json::from_str(stdout(&e).trim()).unwrap();
     let ndcg = m["ndcg@10"].as_f64().unwrap();
@@ -93,23 +134,60 @@ fn dense_negatives_on_a_teaching_set() {
     let tmp = TempDir::new("negatives-dense");
     let set = tmp.path("set");
     let o = adam(&[
-        "teaching-set", "--output", set.to_str().unwrap(), "--passages", "120", "--train-queries", "12",
-        "--dev-queries", "4", "--test-queries", "4", "--vocab-size", "300",
+        "teaching-set",
+        "--output",
+        set.to_str().unwrap(),
+        "--passages",
+        "120",
+        "--train-queries",
+        "12",
+        "--dev-queries",
+        "4",
+        "--test-queries",
+        "4",
+        "--vocab-size",
+        "300",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = tmp.path("neg.jsonl");
     let o = adam(&[
-        "negatives", "--data", set.to_str().unwrap(), "--split", "train", "--output", out.to_str().unwrap(),
-        "--method", "dense", "--model", model.to_str().unwrap(), "--top-k", "5", "--depth", "20",
+        "negatives",
+        "--data",
+        set.to_str().unwrap(),
+        "--split",
+        "train",
+        "--output",
+        out.to_str().unwrap(),
+        "--method",
+        "dense",
+        "--model",
+        model.to_str().unwrap(),
+        "--top-k",
+        "5",
+        "--depth",
+        "20",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let records = read_lines(&out);
     assert_eq!(records.len(), 12);
     check_records(&records, &read_qrels(&set.join("qrels/train.tsv")), 1, 5, 20);
     // Dense scores of a normalised model are cosines.
-    assert!(records.iter().flat_map(|r| r["negatives"].as_array().unwrap().clone()).all(|n| n["score"].as_f64().unwrap() <= 1.0001));
+    assert!(
+        records
+            .iter()
+            .flat_map(|r| r["negatives"].as_array().unwrap().clone())
+            .all(|n| n["score"].as_f64().unwrap() <= 1.0001)
+    );
 
-    let o = adam(&["negatives", "--data", set.to_str().unwrap(), "--output", out.to_str().unwrap(), "--method", "dense"]);
+    let o = adam(&[
+        "negatives",
+        "--data",
+        set.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--method",
+        "dense",
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
 }

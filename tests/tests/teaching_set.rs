@@ -9,8 +9,15 @@ use adam_core::tokenize::TextTokenizer;
 use adam_core::wordpiece::{WordPieceConfig, train_wordpiece};
 use adam_tests::{TempDir, adam, stderr};
 
-const FILES: [&str; 7] =
-    ["corpus.jsonl", "queries.jsonl", "qrels/train.tsv", "qrels/dev.tsv", "qrels/test.tsv", "README.md", "tokenizer.json"];
+const FILES: [&str; 7] = [
+    "corpus.jsonl",
+    "queries.jsonl",
+    "qrels/train.tsv",
+    "qrels/dev.tsv",
+    "qrels/test.tsv",
+    "README.md",
+    "tokenizer.json",
+];
 
 fn generate(dir: &Path, extra: &[&str]) {
     let mut args = vec!["teaching-set", "--output", dir.to_str().unwrap()];
@@ -23,7 +30,12 @@ fn ids(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
@@ -36,7 +48,13 @@ fn qrels(path: &Path) -> BTreeMap<String, HashMap<String, i32>> {
     for line in lines {
         let f: Vec<&str> = line.split('\t').collect();
         assert_eq!(f.len(), 3, "{line}");
-        assert!(out.entry(f[0].into()).or_default().insert(f[1].into(), f[2].parse().unwrap()).is_none(), "{line} twice");
+        assert!(
+            out.entry(f[0].into())
+                .or_default()
+                .insert(f[1].into(), f[2].parse().unwrap())
+                .is_none(),
+            "{line} twice"
+        );
     }
     out
 }
@@ -52,7 +70,10 @@ fn same_seed_gives_identical_files_and_another_seed_does_not() {
         let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
         assert!(x == y, "{f} differs between two runs with seed 42");
     }
-    assert_ne!(std::fs::read(a.join("corpus.jsonl")).unwrap(), std::fs::read(c.join("corpus.jsonl")).unwrap());
+    assert_ne!(
+        std::fs::read(a.join("corpus.jsonl")).unwrap(),
+        std::fs::read(c.join("corpus.jsonl")).unwrap()
+    );
 }
 
 #[test]
@@ -74,8 +95,14 @@ fn judgements_are_consistent_with_corpus_and_queries() {
         for (qid, judged) in &q {
             assert!(all_queries.insert(qid.clone()), "{qid} is in two splits");
             assert!(queries.contains(qid), "{qid} not in queries.jsonl");
-            assert!(judged.keys().all(|d| docs.contains(d)), "{qid} judges a passage not in the corpus");
-            assert!(judged.values().any(|g| *g == 2), "{split} query {qid} has no relevant passage");
+            assert!(
+                judged.keys().all(|d| docs.contains(d)),
+                "{qid} judges a passage not in the corpus"
+            );
+            assert!(
+                judged.values().any(|g| *g == 2),
+                "{split} query {qid} has no relevant passage"
+            );
             if judged.values().any(|g| *g == 1) {
                 with_partial += 1;
             }
@@ -83,7 +110,10 @@ fn judgements_are_consistent_with_corpus_and_queries() {
         if split == "train" {
             assert_eq!(with_partial, 0, "no grade-1 judgements in train");
         } else {
-            assert!(with_partial * 10 >= expected * 9, "{split}: only {with_partial} of {expected} queries have a partial match");
+            assert!(
+                with_partial * 10 >= expected * 9,
+                "{split}: only {with_partial} of {expected} queries have a partial match"
+            );
         }
     }
 
@@ -95,7 +125,13 @@ fn judgements_are_consistent_with_corpus_and_queries() {
             assert_eq!(test_q[&q.id][&set.passages[p].id], grade);
             let stated = &set.passages[p].stated;
             let matched = q.asked.iter().filter(|(a, v)| stated.get(a) == Some(v)).count();
-            assert_eq!(matched + (2 - grade as usize), q.asked.len(), "{} {}", q.id, set.passages[p].id);
+            assert_eq!(
+                matched + (2 - grade as usize),
+                q.asked.len(),
+                "{} {}",
+                q.id,
+                set.passages[p].id
+            );
         }
     }
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
@@ -106,7 +142,23 @@ fn judgements_are_consistent_with_corpus_and_queries() {
 fn tokenizer_json_round_trips_through_text_tokenizer() {
     let tmp = TempDir::new("teaching-tok");
     let dir = tmp.path("set");
-    generate(&dir, &["--passages", "400", "--train-queries", "100", "--dev-queries", "20", "--test-queries", "20", "--vocab-size", "800", "--seed", "5"]);
+    generate(
+        &dir,
+        &[
+            "--passages",
+            "400",
+            "--train-queries",
+            "100",
+            "--dev-queries",
+            "20",
+            "--test-queries",
+            "20",
+            "--vocab-size",
+            "800",
+            "--seed",
+            "5",
+        ],
+    );
     let json = std::fs::read(dir.join("tokenizer.json")).unwrap();
     let loaded = TextTokenizer::from_bytes(&json, &dir.join("tokenizer.json"), 128).unwrap();
     let special = loaded.special();
@@ -114,9 +166,18 @@ fn tokenizer_json_round_trips_through_text_tokenizer() {
     assert!(loaded.vocab_size() <= 800 && loaded.vocab_size() > 300, "{}", loaded.vocab_size());
 
     // The same set and trainer in memory.
-    let set = TeachingSet::generate(&TeachingConfig { seed: 5, passages: 400, train_queries: 100, dev_queries: 20, test_queries: 20 }).unwrap();
+    let set = TeachingSet::generate(&TeachingConfig {
+        seed: 5,
+        passages: 400,
+        train_queries: 100,
+        dev_queries: 20,
+        test_queries: 20,
+    })
+    .unwrap();
     let texts = set.texts();
-    let trained = train_wordpiece(&texts, &WordPieceConfig { vocab_size: 800, ..Default::default() }).unwrap();
+    let trained =
+        train_wordpiece(&texts, &WordPieceConfig { vocab_size: 800, ..Default::default() })
+            .unwrap();
     let sample: Vec<&str> = texts.iter().step_by(7).map(String::as_str).collect();
     let batch = loaded.encode(&sample).unwrap();
     for (i, text) in sample.iter().enumerate() {

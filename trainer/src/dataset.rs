@@ -12,7 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use adam_core::data::{
-    Document, Qrels, Query, read_collection_tsv, read_corpus, read_qrels, read_queries, read_queries_tsv,
+    Document, Qrels, Query, read_collection_tsv, read_corpus, read_qrels, read_queries,
+    read_queries_tsv,
 };
 use anyhow::{Result, anyhow, bail};
 
@@ -56,7 +57,11 @@ fn candidates(layout: Layout, split: &str) -> [Vec<String>; 3] {
         Layout::MsMarco => [
             vec!["collection.tsv".into(), "collection.tsv.gz".into()],
             vec![format!("queries.{split}.tsv"), format!("queries.{split}.tsv.gz")],
-            vec![format!("qrels.{split}.tsv"), format!("qrels.{split}.tsv.gz"), format!("qrels/{split}.tsv")],
+            vec![
+                format!("qrels.{split}.tsv"),
+                format!("qrels.{split}.tsv.gz"),
+                format!("qrels/{split}.tsv"),
+            ],
         ],
     }
 }
@@ -189,7 +194,8 @@ mod hub {
     use super::{DatasetFiles, candidates, detect_layout};
 
     fn offline() -> bool {
-        std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        std::env::var("HF_HUB_OFFLINE")
+            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
     }
 
     /// The snapshot folder that holds `file`, a cached `rfilename` of the repository.
@@ -218,9 +224,11 @@ mod hub {
         if offline() {
             let cached = cache.repo(repo.clone());
             let layout = detect_layout(|f| cached.get(f).is_some());
-            let get = |names: &[String]| names.iter().find_map(|n| cached.get(n).map(|p| (p, n.clone())));
+            let get =
+                |names: &[String]| names.iter().find_map(|n| cached.get(n).map(|p| (p, n.clone())));
             let [corpus, queries, qrels] = candidates(layout, split);
-            let (corpus, rname) = get(&corpus).ok_or_else(|| anyhow!("HF_HUB_OFFLINE is set and it is not in the cache"))?;
+            let (corpus, rname) = get(&corpus)
+                .ok_or_else(|| anyhow!("HF_HUB_OFFLINE is set and it is not in the cache"))?;
             let qrels = get(&qrels)
                 .map(|(p, _)| p)
                 .or_else(|| cache.repo(qrels_repo).get(&format!("{split}.tsv")));

@@ -74,8 +74,10 @@ pub struct NegativesArgs {
 
 fn bar(len: usize, what: &str) -> ProgressBar {
     ProgressBar::new(len as u64).with_style(
-        ProgressStyle::with_template(&format!("{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}]"))
-            .expect("valid template"),
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}]"
+        ))
+        .expect("valid template"),
     )
 }
 
@@ -117,7 +119,9 @@ pub fn run(args: NegativesArgs) -> Result<()> {
 
     let index_bar = bar(data.corpus.len(), "indexing");
     let retriever = match args.method {
-        Method::Bm25 => Retriever::Bm25(Bm25::index(&data.corpus, args.bm25_k1, args.bm25_b, &index_bar)),
+        Method::Bm25 => {
+            Retriever::Bm25(Bm25::index(&data.corpus, args.bm25_k1, args.bm25_b, &index_bar))
+        }
         Method::Dense => {
             let model = ModelArgs {
                 model: args.model.clone().expect("checked above"),
@@ -149,21 +153,35 @@ pub fn run(args: NegativesArgs) -> Result<()> {
         let negatives: Vec<Negative> = hits
             .iter()
             .enumerate()
-            .filter(|(_, (d, _))| judged.get(&data.corpus[*d].id).is_none_or(|g| *g < args.rel_threshold))
+            .filter(|(_, (d, _))| {
+                judged.get(&data.corpus[*d].id).is_none_or(|g| *g < args.rel_threshold)
+            })
             .take(args.top_k)
-            .map(|(rank, (d, score))| Negative { doc_id: data.corpus[*d].id.clone(), score: *score, rank: rank + 1 })
+            .map(|(rank, (d, score))| Negative {
+                doc_id: data.corpus[*d].id.clone(),
+                score: *score,
+                rank: rank + 1,
+            })
             .collect();
         if negatives.len() < args.top_k {
             short += 1;
         }
         total_negatives += negatives.len();
-        let record = NegativesRecord { query_id: qid.to_string(), positives: positives.clone(), negatives };
+        let record =
+            NegativesRecord { query_id: qid.to_string(), positives: positives.clone(), negatives };
         serde_json::to_writer(&mut *out.writer(), &record)?;
-        out.writer().write_all(b"\n").with_context(|| format!("writing {}", args.output.display()))?;
+        out.writer()
+            .write_all(b"\n")
+            .with_context(|| format!("writing {}", args.output.display()))?;
         if args.run.is_some() {
             run.insert(
                 qid.to_string(),
-                hits.iter().map(|(d, s)| RunEntry { doc: data.corpus[*d].id.clone(), score: run_score(*s) }).collect(),
+                hits.iter()
+                    .map(|(d, s)| RunEntry {
+                        doc: data.corpus[*d].id.clone(),
+                        score: run_score(*s),
+                    })
+                    .collect(),
             );
         }
         search_bar.inc(1);
@@ -176,9 +194,15 @@ pub fn run(args: NegativesArgs) -> Result<()> {
             Method::Bm25 => "adam-bm25",
             Method::Dense => "adam-dense",
         };
-        write_run(file.writer(), &run, tag).with_context(|| format!("writing {}", path.display()))?;
+        write_run(file.writer(), &run, tag)
+            .with_context(|| format!("writing {}", path.display()))?;
         file.commit()?;
-        eprintln!("wrote the ranking (top {}) of {} queries to {}", args.depth, run.len(), path.display());
+        eprintln!(
+            "wrote the ranking (top {}) of {} queries to {}",
+            args.depth,
+            run.len(),
+            path.display()
+        );
     }
     eprintln!(
         "wrote negatives for {} queries to {} ({:.1} per query; {short} with fewer than {})",
@@ -188,10 +212,16 @@ pub fn run(args: NegativesArgs) -> Result<()> {
         args.top_k
     );
     if no_positive > 0 {
-        eprintln!("skipped {no_positive} queries with no document of grade >= {}", args.rel_threshold);
+        eprintln!(
+            "skipped {no_positive} queries with no document of grade >= {}",
+            args.rel_threshold
+        );
     }
     if no_text > 0 {
-        eprintln!("skipped {no_text} queries of {} that have no text in the queries file", qrels_path.display());
+        eprintln!(
+            "skipped {no_text} queries of {} that have no text in the queries file",
+            qrels_path.display()
+        );
     }
     Ok(())
 }
