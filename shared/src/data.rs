@@ -1,12 +1,14 @@
-//! Retrieval data in the formats people already have: BEIR jsonl (corpus, queries), qrels as BEIR
-//! tsv or TREC `qid 0 docid rel`, and TREC run files. Parsers take a reader and the path that
-//! names it in errors, so the browser can use them on bytes too.
+//! Retrieval data in the formats people already have: BEIR jsonl (corpus, queries), MS MARCO tsv
+//! (`collection.tsv`, `queries.*.tsv`: `id<TAB>text`), qrels as BEIR tsv or TREC
+//! `qid 0 docid rel`, TREC run files, and the mined-negatives JSONL that `adam negatives` writes.
+//! Parsers take a reader and the path that names it in errors, so the browser can use them on
+//! bytes too (decompression and file opening live in the trainer).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -56,7 +58,8 @@ struct JsonRecord {
     text: Option<String>,
 }
 
-/// Calls `f` for each non-empty line with its 1-based number; I/O and UTF-8 errors name the line.
+/// Calls `f` for each non-empty line with its 1-based number; read errors (including a corrupt
+/// compressed stream underneath the reader) and UTF-8 errors name the line.
 pub fn for_each_line(
     reader: impl BufRead,
     path: &Path,
@@ -64,7 +67,7 @@ pub fn for_each_line(
 ) -> Result<()> {
     for (i, line) in reader.split(b'\n').enumerate() {
         let n = i + 1;
-        let bytes = line.map_err(|e| Error::io(path, e))?;
+        let bytes = line.map_err(|e| Error::format(path, Some(n), format!("cannot read: {e}")))?;
         let text = std::str::from_utf8(&bytes)
             .map_err(|e| Error::format(path, Some(n), format!("not valid UTF-8: {e}")))?;
         let text = text.strip_suffix('\r').unwrap_or(text);
@@ -101,6 +104,44 @@ pub fn read_queries(reader: impl BufRead, path: &Path) -> Result<Vec<Query>> {
     for_each_line(reader, path, |n, line| {
         let (id, _, text) = parse_record(line, n, path)?;
         queries.push(Query { id, text });
+        Ok(())
+    })?;
+    Ok(queries)
+}
+
+/// Splits an MS MARCO line `id<TAB>text`; the text may itself contain tabs (kept as they are).
+fn split_tsv_line<'a>(line: &'a str, n: usize, path: &Path, id_field: &str) -> Result<(&'a str, &'a str)> {
+    let Some((id, text)) = line.split_once('\t') else {
+        return Err(Error::format(
+            path,
+            Some(n),
+            format!("expected `{id_field}<TAB>text`, found no tab"),
+        ));
+    };
+    let id = id.trim();
+    if id.is_empty() || id.contains(char::is_whitespace) {
+        return Err(Error::field(path, n, id_field, format!("`{id}` is not an id (empty or with spaces)")));
+    }
+    Ok((id, text))
+}
+
+/// Reads an MS MARCO `collection.tsv` (`pid<TAB>passage` per line). Passages have no title.
+pub fn read_collection_tsv(reader: impl BufRead, path: &Path) -> Result<Vec<Document>> {
+    let mut docs = Vec::new();
+    for_each_line(reader, path, |n, line| {
+        let (id, text) = split_tsv_line(line, n, path, "pid")?;
+        docs.push(Document { id: id.to_string(), title: String::new(), text: text.to_string() });
+        Ok(())
+    })?;
+    Ok(docs)
+}
+
+/// Reads MS MARCO queries (`queries.train.tsv`, ...: `qid<TAB>query` per line).
+pub fn read_queries_tsv(reader: impl BufRead, path: &Path) -> Result<Vec<Query>> {
+    let mut queries = Vec::new();
+    for_each_line(reader, path, |n, line| {
+        let (id, text) = split_tsv_line(line, n, path, "qid")?;
+        queries.push(Query { id: id.to_string(), text: text.to_string() });
         Ok(())
     })?;
     Ok(queries)
@@ -203,4 +244,64 @@ pub fn write_run(out: &mut impl std::io::Write, run: &Run, tag: &str) -> std::io
         }
     }
     Ok(())
+}
+
+/// A judged relevant document of a mined-negatives record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Positive {
+    pub doc_id: String,
+    pub grade: i32,
+}
+
+/// A mined negative: a retrieved document that is not a positive, with the retriever's score and
+/// its 1-based rank in the retriever's full ranking (positives included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Negative {
+    pub doc_id: String,
+    pub score: f32,
+    pub rank: usize,
+}
+
+/// One line of the JSONL that `adam negatives` writes (the trainer's `instances::read_negatives`
+/// reads it, checking ids against the dataset): a training query with its positives
+/// (grade at or above the threshold, highest grade first) and mined negatives (best first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NegativesRecord {
+    pub query_id: String,
+    pub positives: Vec<Positive>,
+    pub negatives: Vec<Negative>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn msmarco_tsv_lines() {
+        let path = Path::new("collection.tsv");
+        let docs = read_collection_tsv("0\tThe presence of\tcommunication\n\n7\tsecond\r\n".as_bytes(), path).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!((docs[0].id.as_str(), docs[0].text.as_str()), ("0", "The presence of\tcommunication"));
+        assert_eq!((docs[1].id.as_str(), docs[1].text.as_str()), ("7", "second"));
+        let err = read_queries_tsv("1\tfine\n2 no tab here\n".as_bytes(), Path::new("queries.dev.tsv")).unwrap_err();
+        assert_eq!(err.to_string(), "queries.dev.tsv:2: expected `qid<TAB>text`, found no tab");
+        let err = read_collection_tsv("\tno id\n".as_bytes(), path).unwrap_err();
+        assert!(err.to_string().starts_with("collection.tsv:1: field `pid`"), "{err}");
+    }
+
+    #[test]
+    fn negatives_round_trip() {
+        let rec = NegativesRecord {
+            query_id: "q1".into(),
+            positives: vec![Positive { doc_id: "d1".into(), grade: 2 }],
+            negatives: vec![Negative { doc_id: "d9".into(), score: 12.5, rank: 2 }],
+        };
+        let line = serde_json::to_string(&rec).unwrap();
+        assert_eq!(
+            line,
+            r#"{"query_id":"q1","positives":[{"doc_id":"d1","grade":2}],"negatives":[{"doc_id":"d9","score":12.5,"rank":2}]}"#
+        );
+        let back: NegativesRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, rec);
+    }
 }

@@ -3,9 +3,11 @@
 //! - [`model`]: BERT as in Hugging Face `BertModel`, loaded from a model folder ([`loader`]).
 //! - [`tokenize`]: `tokenizers` wrapper with truncation, batch padding and sentence pairs.
 //! - [`encoder`]: a dual-encoder (sentence-transformers style) that embeds texts.
-//! - [`data`]: BEIR folders, TREC run files and qrels.
+//! - [`data`]: BEIR and MS MARCO files, TREC run files, qrels, mined negatives.
 //! - [`metrics`]: trec_eval-compatible retrieval measures.
 //! - [`save`]: model folders in the Hugging Face layouts, as bytes (and atomically on disk).
+//! - [`teaching`]: a generated retrieval world for teaching (seeded, byte-identical).
+//! - [`wordpiece`]: trains a BERT-style WordPiece `tokenizer.json` (for the teaching set).
 //!
 //! Everything here compiles for `wasm32-unknown-unknown`: no threads, and file access only
 //! through functions that also have an in-memory (`&[u8]`/`&str`) twin.
@@ -21,6 +23,8 @@ pub mod metrics;
 pub mod model;
 pub mod save;
 pub mod selfpaced;
+pub mod teaching;
 pub mod tokenize;
+pub mod wordpiece;
 
 pub use error::{Error, Result};

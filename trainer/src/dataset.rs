@@ -1,196 +1,288 @@
-//! Training data: a BEIR folder with id lookups, the negatives file of `adam negatives`, and
-//! per-query training instances (positives, hard negatives) built from either.
+//! Datasets: a local folder in BEIR or MS MARCO layout, or a Hugging Face Hub dataset
+//! (`owner/name`) downloaded into the Hub cache.
+//!
+//! | layout | corpus | queries | qrels of a split |
+//! |---|---|---|---|
+//! | BEIR | `corpus.jsonl[.gz]` | `queries.jsonl[.gz]` | `qrels/<split>.tsv` |
+//! | MS MARCO | `collection.tsv[.gz]` | `queries.<split>.tsv[.gz]` | `qrels.<split>.tsv` (TREC 4 columns) or `qrels/<split>.tsv` |
+//!
+//! A folder with `collection.tsv[.gz]` is MS MARCO; anything else is read as BEIR. Any file may
+//! be gzip-compressed (chosen by its `.gz` name).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use adam_core::Error;
-use adam_core::dark::{SplitMix64, mix_seed};
-use adam_core::data::{Document, Qrels, Query, for_each_line, read_corpus, read_qrels, read_queries};
-use anyhow::{Result, bail};
-use serde::Deserialize;
+use adam_core::data::{
+    Document, Qrels, Query, read_collection_tsv, read_corpus, read_qrels, read_queries,
+    read_queries_tsv,
+};
+use anyhow::{Result, anyhow, bail};
 
-use crate::io::open;
+use crate::io::open_text;
 
-/// A BEIR folder in memory, with id → index maps.
-pub struct Beir {
-    pub dir: PathBuf,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    Beir,
+    MsMarco,
+}
+
+impl Layout {
+    fn name(self) -> &'static str {
+        match self {
+            Layout::Beir => "BEIR",
+            Layout::MsMarco => "MS MARCO",
+        }
+    }
+}
+
+/// Where the files of one split of a dataset are; `None` where the folder has no such file.
+#[derive(Debug, Clone)]
+pub struct DatasetFiles {
+    /// The folder (for a Hub dataset, its snapshot in the cache).
+    pub root: PathBuf,
+    pub layout: Layout,
+    pub split: String,
+    pub corpus: Option<PathBuf>,
+    pub queries: Option<PathBuf>,
+    pub qrels: Option<PathBuf>,
+}
+
+/// File names looked for, per layout and role (first found wins).
+fn candidates(layout: Layout, split: &str) -> [Vec<String>; 3] {
+    match layout {
+        Layout::Beir => [
+            vec!["corpus.jsonl".into(), "corpus.jsonl.gz".into()],
+            vec!["queries.jsonl".into(), "queries.jsonl.gz".into()],
+            vec![format!("qrels/{split}.tsv"), format!("qrels/{split}.tsv.gz")],
+        ],
+        Layout::MsMarco => [
+            vec!["collection.tsv".into(), "collection.tsv.gz".into()],
+            vec![format!("queries.{split}.tsv"), format!("queries.{split}.tsv.gz")],
+            vec![
+                format!("qrels.{split}.tsv"),
+                format!("qrels.{split}.tsv.gz"),
+                format!("qrels/{split}.tsv"),
+            ],
+        ],
+    }
+}
+
+fn detect_layout(has: impl Fn(&str) -> bool) -> Layout {
+    if has("collection.tsv") || has("collection.tsv.gz") { Layout::MsMarco } else { Layout::Beir }
+}
+
+impl DatasetFiles {
+    /// Finds the files of `split` in a local folder.
+    pub fn locate(root: &Path, split: &str) -> Self {
+        let layout = detect_layout(|name| root.join(name).is_file());
+        let find = |names: &[String]| names.iter().map(|n| root.join(n)).find(|p| p.is_file());
+        let [corpus, queries, qrels] = candidates(layout, split);
+        Self {
+            root: root.to_path_buf(),
+            layout,
+            split: split.to_string(),
+            corpus: find(&corpus),
+            queries: find(&queries),
+            qrels: find(&qrels),
+        }
+    }
+
+    /// A local folder, or a Hugging Face Hub dataset name (`owner/name`) that is not a folder.
+    pub fn resolve(data: &Path, split: &str) -> Result<Self> {
+        if data.is_dir() {
+            return Ok(Self::locate(data, split));
+        }
+        if data.exists() {
+            bail!("--data {}: not a folder (expected a BEIR or MS MARCO folder)", data.display());
+        }
+        match data.to_str().filter(|s| is_hub_name(s)) {
+            Some(name) => hub::download(name, split),
+            None => bail!(
+                "--data {}: no such folder (and not a Hugging Face Hub dataset name `owner/name`)",
+                data.display()
+            ),
+        }
+    }
+
+    fn missing(&self, role: &str) -> anyhow::Error {
+        let idx = match role {
+            "corpus" => 0,
+            "queries" => 1,
+            _ => 2,
+        };
+        let names = candidates(self.layout, &self.split)[idx].join(" or ");
+        anyhow!(
+            "{}: no {role} file for split `{}` ({} layout: expected {names})",
+            self.root.display(),
+            self.split,
+            self.layout.name()
+        )
+    }
+
+    pub fn corpus_path(&self) -> Result<&Path> {
+        self.corpus.as_deref().ok_or_else(|| self.missing("corpus"))
+    }
+
+    pub fn queries_path(&self) -> Result<&Path> {
+        self.queries.as_deref().ok_or_else(|| self.missing("queries"))
+    }
+
+    pub fn qrels_path(&self) -> Result<&Path> {
+        self.qrels.as_deref().ok_or_else(|| self.missing("qrels"))
+    }
+
+    pub fn read_corpus(&self) -> Result<Vec<Document>> {
+        let path = self.corpus_path()?;
+        Ok(match self.layout {
+            Layout::Beir => read_corpus(open_text(path)?, path)?,
+            Layout::MsMarco => read_collection_tsv(open_text(path)?, path)?,
+        })
+    }
+
+    pub fn read_queries(&self) -> Result<Vec<Query>> {
+        let path = self.queries_path()?;
+        Ok(match self.layout {
+            Layout::Beir => read_queries(open_text(path)?, path)?,
+            Layout::MsMarco => read_queries_tsv(open_text(path)?, path)?,
+        })
+    }
+
+    pub fn read_qrels(&self) -> Result<Qrels> {
+        let path = self.qrels_path()?;
+        Ok(read_qrels(open_text(path)?, path)?)
+    }
+}
+
+/// A whole split in memory.
+pub struct Dataset {
+    pub files: DatasetFiles,
     pub corpus: Vec<Document>,
-    pub doc_index: HashMap<String, usize>,
     pub queries: Vec<Query>,
-    pub query_index: HashMap<String, usize>,
+    pub qrels: Qrels,
 }
 
-impl Beir {
-    pub fn load(dir: &Path) -> Result<Self> {
-        let corpus_path = dir.join("corpus.jsonl");
-        let queries_path = dir.join("queries.jsonl");
-        for p in [&corpus_path, &queries_path] {
-            if !p.is_file() {
-                bail!("{} not found: expected a BEIR folder (corpus.jsonl, queries.jsonl, qrels/)", p.display());
+impl Dataset {
+    pub fn load(data: &Path, split: &str) -> Result<Self> {
+        let files = DatasetFiles::resolve(data, split)?;
+        // Check all three are there before reading a large corpus.
+        files.corpus_path()?;
+        files.queries_path()?;
+        files.qrels_path()?;
+        let qrels = files.read_qrels()?;
+        let queries = files.read_queries()?;
+        let corpus = files.read_corpus()?;
+        Ok(Self { files, corpus, queries, qrels })
+    }
+}
+
+/// `owner/name` with the characters the Hub allows.
+fn is_hub_name(s: &str) -> bool {
+    let ok = |part: &str| {
+        !part.is_empty()
+            && !part.starts_with(['.', '-'])
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    };
+    matches!(s.split_once('/'), Some((owner, name)) if ok(owner) && ok(name))
+}
+
+mod hub {
+    use std::path::{Path, PathBuf};
+
+    use anyhow::{Result, anyhow};
+    use hf_hub::api::sync::{ApiBuilder, ApiRepo};
+    use hf_hub::{Cache, Repo, RepoType};
+
+    use super::{DatasetFiles, candidates, detect_layout};
+
+    fn offline() -> bool {
+        std::env::var("HF_HUB_OFFLINE")
+            .is_ok_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    }
+
+    /// The snapshot folder that holds `file`, a cached `rfilename` of the repository.
+    fn snapshot_root(file: &Path, rfilename: &str) -> PathBuf {
+        let depth = Path::new(rfilename).components().count();
+        file.ancestors().nth(depth).map(Path::to_path_buf).unwrap_or_default()
+    }
+
+    /// Downloads (or finds in the cache) the files of `split` of a Hub dataset; BEIR datasets on
+    /// the Hub keep their qrels in a sibling repository `<name>-qrels` (`<split>.tsv`), which is
+    /// tried when the dataset itself has none.
+    pub fn download(name: &str, split: &str) -> Result<DatasetFiles> {
+        fetch(name, split).map_err(|e| {
+            anyhow!(
+                "cannot get the dataset `{name}` from the Hugging Face Hub ({e:#}). Pass a local folder with \
+                 --data DIR instead (BEIR: corpus.jsonl, queries.jsonl, qrels/{split}.tsv; MS MARCO: \
+                 collection.tsv, queries.{split}.tsv, qrels.{split}.tsv)"
+            )
+        })
+    }
+
+    fn fetch(name: &str, split: &str) -> Result<DatasetFiles> {
+        let cache = Cache::from_env();
+        let repo = Repo::new(name.to_string(), RepoType::Dataset);
+        let qrels_repo = Repo::new(format!("{name}-qrels"), RepoType::Dataset);
+        if offline() {
+            let cached = cache.repo(repo.clone());
+            let layout = detect_layout(|f| cached.get(f).is_some());
+            let get =
+                |names: &[String]| names.iter().find_map(|n| cached.get(n).map(|p| (p, n.clone())));
+            let [corpus, queries, qrels] = candidates(layout, split);
+            let (corpus, rname) = get(&corpus)
+                .ok_or_else(|| anyhow!("HF_HUB_OFFLINE is set and it is not in the cache"))?;
+            let qrels = get(&qrels)
+                .map(|(p, _)| p)
+                .or_else(|| cache.repo(qrels_repo).get(&format!("{split}.tsv")));
+            return Ok(DatasetFiles {
+                root: snapshot_root(&corpus, &rname),
+                layout,
+                split: split.to_string(),
+                corpus: Some(corpus),
+                queries: get(&queries).map(|(p, _)| p),
+                qrels,
+            });
+        }
+        let api = ApiBuilder::from_env().with_progress(true).build()?;
+        let remote = api.repo(repo);
+        let files: Vec<String> = remote.info()?.siblings.into_iter().map(|s| s.rfilename).collect();
+        let layout = detect_layout(|f| files.iter().any(|x| x == f));
+        let [corpus, queries, qrels] = candidates(layout, split);
+        let get = |repo: &ApiRepo, names: &[String]| -> Result<Option<(PathBuf, String)>> {
+            match names.iter().find(|n| files.contains(n)) {
+                Some(n) => Ok(Some((repo.get(n)?, n.clone()))),
+                None => Ok(None),
             }
-        }
-        let corpus = read_corpus(open(&corpus_path)?, &corpus_path)?;
-        let queries = read_queries(open(&queries_path)?, &queries_path)?;
-        let doc_index = corpus.iter().enumerate().map(|(i, d)| (d.id.clone(), i)).collect();
-        let query_index = queries.iter().enumerate().map(|(i, q)| (q.id.clone(), i)).collect();
-        Ok(Self { dir: dir.to_path_buf(), corpus, doc_index, queries, query_index })
-    }
-
-    pub fn qrels_path(&self, split: &str) -> PathBuf {
-        self.dir.join("qrels").join(format!("{split}.tsv"))
-    }
-
-    pub fn qrels(&self, split: &str) -> Result<Qrels> {
-        let path = self.qrels_path(split);
-        if !path.is_file() {
-            bail!("{} not found (split `{split}`)", path.display());
-        }
-        Ok(read_qrels(open(&path)?, &path)?)
-    }
-}
-
-/// One query with its judged positives and hard negatives (corpus indices, hardest first).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Instance {
-    pub query: usize,
-    pub positives: Vec<usize>,
-    pub negatives: Vec<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NegativesLine {
-    query_id: String,
-    positives: Vec<JudgedDoc>,
-    negatives: Vec<RankedDoc>,
-}
-
-#[derive(Deserialize)]
-struct JudgedDoc {
-    doc_id: String,
-    #[serde(default = "one")]
-    grade: i32,
-}
-
-fn one() -> i32 {
-    1
-}
-
-#[derive(Deserialize)]
-struct RankedDoc {
-    doc_id: String,
-    #[serde(default)]
-    rank: Option<usize>,
-    #[allow(dead_code)]
-    #[serde(default)]
-    score: Option<f64>,
-}
-
-/// Reads a negatives file (one JSON object per line, as `adam negatives` writes:
-/// `{"query_id", "positives": [{"doc_id", "grade"}], "negatives": [{"doc_id", "score", "rank"}]}`).
-/// Negatives are ordered by `rank` when given (file order otherwise); positives with grade <= 0
-/// and negatives that are also positives are dropped. Ids unknown to `beir` are errors naming
-/// the line and field.
-pub fn read_negatives(path: &Path, beir: &Beir) -> Result<Vec<Instance>> {
-    let mut instances = Vec::new();
-    let mut seen: HashMap<usize, usize> = HashMap::new();
-    for_each_line(open(path)?, path, |n, line| {
-        let rec: NegativesLine = serde_json::from_str(line).map_err(|e| {
-            Error::format(path, Some(n), format!("not a negatives record: {e}"))
-        })?;
-        let query = *beir.query_index.get(&rec.query_id).ok_or_else(|| {
-            Error::field(path, n, "query_id", format!("`{}` is not in {}/queries.jsonl", rec.query_id, beir.dir.display()))
-        })?;
-        if let Some(first) = seen.insert(query, n) {
-            return Err(Error::field(path, n, "query_id", format!("`{}` is also on line {first}", rec.query_id)));
-        }
-        let doc = |id: &str, field: &str| {
-            beir.doc_index.get(id).copied().ok_or_else(|| {
-                Error::field(path, n, field, format!("`{id}` is not in {}/corpus.jsonl", beir.dir.display()))
-            })
         };
-        let mut positives = Vec::new();
-        for p in &rec.positives {
-            let d = doc(&p.doc_id, "positives.doc_id")?;
-            if p.grade > 0 && !positives.contains(&d) {
-                positives.push(d);
-            }
-        }
-        let mut ranked = Vec::new();
-        for (i, r) in rec.negatives.iter().enumerate() {
-            ranked.push((r.rank.unwrap_or(usize::MAX), i, doc(&r.doc_id, "negatives.doc_id")?));
-        }
-        ranked.sort();
-        let mut negatives = Vec::new();
-        for (_, _, d) in ranked {
-            if !positives.contains(&d) && !negatives.contains(&d) {
-                negatives.push(d);
-            }
-        }
-        if !positives.is_empty() {
-            instances.push(Instance { query, positives, negatives });
-        }
-        Ok(())
-    })?;
-    if instances.is_empty() {
-        bail!("{}: no query with a positive (grade > 0)", path.display());
-    }
-    Ok(instances)
-}
-
-/// Instances from qrels alone: judged-relevant documents as positives, judged non-relevant ones
-/// (grade <= 0) as negatives, in document-id order. Queries missing from queries.jsonl or
-/// documents missing from the corpus are skipped (BEIR qrels sometimes name them).
-pub fn from_qrels(qrels: &Qrels, beir: &Beir) -> Vec<Instance> {
-    let mut instances = Vec::new();
-    for (q, judged) in qrels {
-        let Some(&query) = beir.query_index.get(q) else { continue };
-        let mut docs: Vec<(&String, &i32)> = judged.iter().collect();
-        docs.sort();
-        let pick = |relevant: bool| -> Vec<usize> {
-            docs.iter()
-                .filter(|(_, g)| (**g > 0) == relevant)
-                .filter_map(|(d, _)| beir.doc_index.get(*d).copied())
-                .collect()
+        let (corpus, rname) = get(&remote, &corpus)?.ok_or_else(|| {
+            anyhow!("the dataset has none of {} ({} layout)", corpus.join(", "), layout.name())
+        })?;
+        let queries = get(&remote, &queries)?.map(|(p, _)| p);
+        let qrels = match get(&remote, &qrels)? {
+            Some((p, _)) => Some(p),
+            // A missing sibling repository just means no qrels; the caller names what is missing.
+            None => api.repo(qrels_repo).get(&format!("{split}.tsv")).ok(),
         };
-        let positives = pick(true);
-        if !positives.is_empty() {
-            instances.push(Instance { query, positives, negatives: pick(false) });
-        }
+        Ok(DatasetFiles {
+            root: snapshot_root(&corpus, &rname),
+            layout,
+            split: split.to_string(),
+            corpus: Some(corpus),
+            queries,
+            qrels,
+        })
     }
-    instances
 }
 
-/// A seeded permutation of `0..n` (Fisher–Yates with SplitMix64).
-pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    let mut rng = SplitMix64::new(seed);
-    for i in (1..n).rev() {
-        order.swap(i, rng.below(i + 1));
-    }
-    order
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// `k` negatives for one instance at one epoch: a seeded sample of the `depth` hardest, topped
-/// up with random corpus documents (never a positive) when the instance has too few.
-pub fn sample_negatives(instance: &Instance, k: usize, depth: usize, corpus_len: usize, seed: u64) -> Vec<usize> {
-    let pool = &instance.negatives[..instance.negatives.len().min(depth.max(k))];
-    let mut chosen: Vec<usize> =
-        permutation(pool.len(), seed).into_iter().take(k).map(|i| pool[i]).collect();
-    let mut rng = SplitMix64::new(mix_seed(seed, 0x7261_6e64));
-    let mut tries = 0;
-    while chosen.len() < k && tries < 100 * k && corpus_len > 0 {
-        tries += 1;
-        let d = rng.below(corpus_len);
-        if !instance.positives.contains(&d) && !chosen.contains(&d) {
-            chosen.push(d);
-        }
+    #[test]
+    fn hub_names() {
+        assert!(is_hub_name("BeIR/scifact"));
+        assert!(is_hub_name("mteb/msmarco-v2.1"));
+        assert!(!is_hub_name("scifact"));
+        assert!(!is_hub_name("a/b/c"));
+        assert!(!is_hub_name("../data"));
+        assert!(!is_hub_name("./x"));
     }
-    chosen
-}
-
-/// A stable 64-bit key of a string (FNV-1a), so per-query randomness does not depend on order.
-pub fn key_of(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }

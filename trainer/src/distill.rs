@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::checkpoint;
-use crate::dataset::{Beir, key_of, permutation};
+use crate::instances::{Collection, key_of, permutation};
 use crate::distill_config::{DistillConfig, EvalConfig, Method, StudentConfig, first_difference};
 use crate::optim::{Accumulator, Optimizer, initialize_params};
 use crate::io::round_sig as round;
@@ -152,13 +152,13 @@ struct Example {
     key: u64,
 }
 
-fn examples(cache: &Cache, beir: &Beir, tokenizer: &TextTokenizer, method: Method, path: &Path) -> Result<Vec<Example>> {
+fn examples(cache: &Cache, beir: &Collection, tokenizer: &TextTokenizer, method: Method, path: &Path) -> Result<Vec<Example>> {
     let mut doc_pieces: HashMap<String, Vec<u32>> = HashMap::new();
     let mut out = Vec::with_capacity(cache.records.len());
     for (i, r) in cache.records.iter().enumerate() {
         let line = i + 2;
         let q = *beir.query_index.get(&r.query_id).ok_or_else(|| {
-            anyhow::anyhow!("{}:{line}: query `{}` is not in {}/queries.jsonl", path.display(), r.query_id, beir.dir.display())
+            anyhow::anyhow!("{}:{line}: query `{}` is not a query of {}", path.display(), r.query_id, beir.dir.display())
         })?;
         let mut docs = |list: &[score_cache::ScoredDoc], field: &str| -> Result<Vec<(Vec<u32>, f32)>> {
             let mut v = Vec::with_capacity(list.len());
@@ -166,7 +166,7 @@ fn examples(cache: &Cache, beir: &Beir, tokenizer: &TextTokenizer, method: Metho
                 if !doc_pieces.contains_key(d.doc_id.as_str()) {
                     let idx = *beir.doc_index.get(&d.doc_id).ok_or_else(|| {
                         anyhow::anyhow!(
-                            "{}:{line}: field `{field}`: document `{}` is not in {}/corpus.jsonl",
+                            "{}:{line}: field `{field}`: document `{}` is not in the corpus of {}",
                             path.display(),
                             d.doc_id,
                             beir.dir.display()
@@ -330,7 +330,7 @@ struct DevSet {
     qrels: Qrels,
 }
 
-fn dev_set(beir: &Beir, eval: &EvalConfig) -> Result<DevSet> {
+fn dev_set(beir: &Collection, eval: &EvalConfig) -> Result<DevSet> {
     let all = beir.qrels(&eval.split).context("eval.split")?;
     let mut qrels = Qrels::new();
     let mut queries = Vec::new();
@@ -346,7 +346,7 @@ fn dev_set(beir: &Beir, eval: &EvalConfig) -> Result<DevSet> {
         }
     }
     if queries.is_empty() {
-        bail!("eval.split = `{}`: no judged query of {} is in queries.jsonl", eval.split, beir.qrels_path(&eval.split).display());
+        bail!("eval.split = `{}`: no judged query of {} is among the queries of {}", eval.split, beir.qrels_path(&eval.split)?.display(), beir.dir.display());
     }
     let corpus = match eval.corpus_limit {
         None => beir.corpus.clone(),
@@ -459,7 +459,12 @@ pub fn run(args: DistillArgs) -> Result<()> {
     }
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
-    let beir = Beir::load(&config.data.dir)?;
+    // MS MARCO keeps queries per split: the cache's (train) and the dev split's.
+    let mut splits = vec!["train"];
+    if let Some(eval) = &config.eval {
+        splits.push(eval.split.as_str());
+    }
+    let beir = Collection::load(&config.data.dir, &splits)?;
     let cache = score_cache::read_complete(&config.data.teacher_scores)?;
     let device = args.backend.device()?;
     let ad = device.clone().autodiff();

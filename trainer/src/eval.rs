@@ -5,12 +5,13 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use adam_core::data::{Document, Query, Qrels, Run, read_corpus, read_qrels, read_queries, read_run, write_run};
+use adam_core::data::{Document, Query, Qrels, Run, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
 use crate::ModelArgs;
 use crate::backend::Backend;
+use crate::dataset::DatasetFiles;
 use crate::embed::load_encoder;
 use crate::embed_cache::{EmbeddingCache, Header, default_dir};
 use crate::io::{AtomicFile, open};
@@ -19,10 +20,11 @@ use crate::retrieval::{Embeddings, check_unique_ids, embed_texts, retrieve, sear
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["run", "model"])))]
 pub struct EvalArgs {
-    /// BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+    /// Dataset: a BEIR folder (qrels/<split>.tsv), an MS MARCO folder (qrels.<split>.tsv), or a
+    /// Hugging Face Hub dataset `owner/name`.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
-    /// Qrels split to score against (qrels/<split>.tsv).
+    /// Qrels split to score against.
     #[arg(long, default_value = "test")]
     pub split: String,
     /// TREC run file to score: `qid Q0 docid rank score tag` per line.
@@ -66,14 +68,8 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
-    let qrels_path = args.data.join("qrels").join(format!("{}.tsv", args.split));
-    if !qrels_path.is_file() {
-        bail!(
-            "{} not found: --data must be a BEIR folder with qrels/{}.tsv",
-            qrels_path.display(),
-            args.split
-        );
-    }
+    let files = DatasetFiles::resolve(&args.data, &args.split)?;
+    let qrels_path = files.qrels_path()?.to_path_buf();
     if args.run.is_some() {
         // Checked here: clap's `requires = "model"` lets these through when the --model they
         // require conflicts with a --run that is present.
@@ -90,14 +86,14 @@ pub fn run(args: EvalArgs) -> Result<()> {
             bail!("{flag} applies to --model DIR only; --run FILE is scored as it is");
         }
     }
-    let qrels = read_qrels(open(&qrels_path)?, &qrels_path)?;
+    let qrels = files.read_qrels()?;
     let (run, what) = match (&args.run, &args.model) {
         (Some(run_path), _) => {
             let run = read_run(open(run_path)?, run_path)?;
-            warn_unknown_ids(&args.data, &run)?;
+            warn_unknown_ids(&files, &run)?;
             (run, run_path.display().to_string())
         }
-        (None, Some(model)) => (dense_run(&args, model, &qrels)?, format!("the run of {}", model.display())),
+        (None, Some(model)) => (dense_run(&args, &files, model, &qrels)?, format!("the run of {}", model.display())),
         (None, None) => bail!("give --run FILE or --model DIR"),
     };
 
@@ -135,15 +131,14 @@ fn print_measures(query: &str, m: &Measures) {
 /// Encodes the corpus (or reads it from the cache) and the split's queries with `model`, and
 /// retrieves the top `--depth` documents of each query; without a cache this is exactly
 /// [`retrieve`]. Progress and timings go to stderr.
-fn dense_run(args: &EvalArgs, model: &Path, qrels: &Qrels) -> Result<Run> {
+fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels) -> Result<Run> {
     let depth = args.depth.unwrap_or(100);
     if depth == 0 {
         bail!("--depth must be at least 1");
     }
-    let corpus_path = args.data.join("corpus.jsonl");
-    let queries_path = args.data.join("queries.jsonl");
-    let queries = split_queries(&queries_path, qrels)?;
-    let corpus = read_corpus(open(&corpus_path)?, &corpus_path)?;
+    let corpus_path = files.corpus_path()?.to_path_buf();
+    let queries = split_queries(files, qrels)?;
+    let corpus = files.read_corpus()?;
     if corpus.is_empty() {
         bail!("{} has no documents", corpus_path.display());
     }
@@ -197,8 +192,9 @@ fn dense_run(args: &EvalArgs, model: &Path, qrels: &Qrels) -> Result<Run> {
 }
 
 /// The queries judged in the split, in qrels order; only these are encoded.
-fn split_queries(queries_path: &Path, qrels: &Qrels) -> Result<Vec<Query>> {
-    let all = read_queries(open(queries_path)?, queries_path)?;
+fn split_queries(files: &DatasetFiles, qrels: &Qrels) -> Result<Vec<Query>> {
+    let queries_path = files.queries_path()?;
+    let all = files.read_queries()?;
     check_unique_ids(all.iter().map(|q| q.id.as_str()), "query").with_context(|| queries_path.display().to_string())?;
     let mut by_id: std::collections::HashMap<String, Query> = all.into_iter().map(|q| (q.id.clone(), q)).collect();
     let queries: Vec<Query> = qrels.keys().filter_map(|id| by_id.remove(id)).collect();
@@ -249,20 +245,16 @@ fn cached_corpus_embeddings(
 
 /// A run that names documents or queries the folder does not have is probably for another
 /// dataset: say so, but still score it (trec_eval would).
-fn warn_unknown_ids(data: &Path, run: &Run) -> Result<()> {
-    let corpus_path = data.join("corpus.jsonl");
-    let queries_path = data.join("queries.jsonl");
-    if queries_path.is_file() {
-        let known: HashSet<String> =
-            read_queries(open(&queries_path)?, &queries_path)?.into_iter().map(|q| q.id).collect();
+fn warn_unknown_ids(files: &DatasetFiles, run: &Run) -> Result<()> {
+    if let Some(queries_path) = &files.queries {
+        let known: HashSet<String> = files.read_queries()?.into_iter().map(|q| q.id).collect();
         let unknown = run.keys().filter(|q| !known.contains(*q)).count();
         if unknown > 0 {
             eprintln!("warning: {unknown} query id(s) of the run are not in {}", queries_path.display());
         }
     }
-    if corpus_path.is_file() {
-        let known: HashSet<String> =
-            read_corpus(open(&corpus_path)?, &corpus_path)?.into_iter().map(|d| d.id).collect();
+    if let Some(corpus_path) = &files.corpus {
+        let known: HashSet<String> = files.read_corpus()?.into_iter().map(|d| d.id).collect();
         let unknown = run.values().flatten().filter(|e| !known.contains(&e.doc)).count();
         if unknown > 0 {
             eprintln!("warning: {unknown} run line(s) name documents not in {}", corpus_path.display());

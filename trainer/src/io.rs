@@ -2,7 +2,7 @@
 //! half-written output where a complete one is expected).
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -10,6 +10,18 @@ use anyhow::{Context, Result};
 pub fn open(path: &Path) -> Result<BufReader<File>> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     Ok(BufReader::new(file))
+}
+
+/// Opens a text file for line-by-line reading, decompressing it when the name ends in `.gz`
+/// (gzip, several members allowed). A corrupt stream shows up as a read error on the line
+/// where it happens.
+pub fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
+    let reader = open(path)?;
+    if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("gz")) {
+        Ok(Box::new(BufReader::new(flate2::bufread::MultiGzDecoder::new(reader))))
+    } else {
+        Ok(Box::new(reader))
+    }
 }
 
 /// A file written under a temporary name and renamed into place by [`AtomicFile::commit`].

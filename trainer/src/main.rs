@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod backend;
 mod bench;
 mod bench_train;
+mod bm25;
 mod checkpoint;
 mod dataset;
 mod distill;
@@ -16,12 +17,15 @@ mod distill_config;
 mod embed;
 mod embed_cache;
 mod eval;
+mod instances;
 mod io;
+mod negatives;
 mod optim;
 mod report;
 mod retrieval;
 mod score_cache;
 mod teacher;
+mod teaching;
 
 use backend::Backend;
 
@@ -50,6 +54,10 @@ enum Command {
     Teacher(teacher::TeacherCommand),
     /// Distil the teacher's cached scores into a dual-encoder student (config file).
     Distill(distill::DistillArgs),
+    /// Mine hard negatives (BM25 or a dense model) for the queries of a split.
+    Negatives(negatives::NegativesArgs),
+    /// Write a generated teaching set: a BEIR folder, its README and a WordPiece tokenizer.
+    TeachingSet(teaching::TeachingArgs),
 }
 
 /// Options shared by the commands that run a model.
@@ -79,6 +87,8 @@ fn main() -> ExitCode {
         Command::BenchTrain(args) => bench_train::run(args),
         Command::Teacher(command) => teacher::run(command),
         Command::Distill(args) => distill::run(args),
+        Command::Negatives(args) => negatives::run(args),
+        Command::TeachingSet(args) => teaching::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

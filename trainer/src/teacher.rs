@@ -21,7 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
 use crate::backend::Backend;
-use crate::dataset::{Beir, Instance, from_qrels, key_of, permutation, read_negatives, sample_negatives};
+use crate::instances::{Collection, Instance, from_qrels, key_of, permutation, read_negatives, sample_negatives};
 use crate::io::{AtomicFile, open, round_sig};
 use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params};
 use crate::score_cache::{self, CacheHeader, CacheRecord, ScoredDoc};
@@ -47,7 +47,7 @@ pub fn run(command: TeacherCommand) -> Result<()> {
 /// Where the training queries come from.
 #[derive(clap::Args, Debug, Clone)]
 pub struct InstanceArgs {
-    /// BEIR folder: corpus.jsonl, queries.jsonl, qrels/<split>.tsv.
+    /// Dataset: a BEIR or MS MARCO folder, or a Hugging Face Hub dataset `owner/name`.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// Negatives file of `adam negatives` (JSONL). Without it, the qrels of --split give the
@@ -63,14 +63,14 @@ pub struct InstanceArgs {
 }
 
 impl InstanceArgs {
-    fn load(&self) -> Result<(Beir, Vec<Instance>)> {
-        let beir = Beir::load(&self.data)?;
+    fn load(&self) -> Result<(Collection, Vec<Instance>)> {
+        let beir = Collection::load(&self.data, &[&self.split])?;
         let mut instances = match &self.negatives {
             Some(path) => read_negatives(path, &beir)?,
             None => {
                 let instances = from_qrels(&beir.qrels(&self.split)?, &beir);
                 if instances.is_empty() {
-                    bail!("{}: no query with a relevant document", beir.qrels_path(&self.split).display());
+                    bail!("{}: no query with a relevant document", beir.qrels_path(&self.split)?.display());
                 }
                 instances
             }
@@ -166,7 +166,7 @@ impl<'a> PieceCache<'a> {
         Self { tokenizer, docs: HashMap::new(), queries: HashMap::new() }
     }
 
-    pub fn doc(&mut self, beir: &Beir, d: usize) -> Result<&[u32]> {
+    pub fn doc(&mut self, beir: &Collection, d: usize) -> Result<&[u32]> {
         if !self.docs.contains_key(&d) {
             let pieces = self.tokenizer.word_pieces(&beir.corpus[d].full_text())?;
             self.docs.insert(d, pieces);
@@ -174,7 +174,7 @@ impl<'a> PieceCache<'a> {
         Ok(&self.docs[&d])
     }
 
-    pub fn query(&mut self, beir: &Beir, q: usize) -> Result<&[u32]> {
+    pub fn query(&mut self, beir: &Collection, q: usize) -> Result<&[u32]> {
         if !self.queries.contains_key(&q) {
             let pieces = self.tokenizer.word_pieces(&beir.queries[q].text)?;
             self.queries.insert(q, pieces);
@@ -541,6 +541,9 @@ pub struct RerankArgs {
     /// BEIR folder with the texts of the run's queries and documents.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
+    /// Split of the run's queries (MS MARCO keeps one queries file per split).
+    #[arg(long, default_value = "test")]
+    pub split: String,
     /// TREC run to rerank.
     #[arg(long, value_name = "FILE")]
     pub run: PathBuf,
@@ -559,7 +562,7 @@ pub struct RerankArgs {
 }
 
 fn rerank(args: RerankArgs) -> Result<()> {
-    let beir = Beir::load(&args.data)?;
+    let beir = Collection::load(&args.data, &[&args.split])?;
     let input = read_run(open(&args.run)?, &args.run)?;
     let device = args.backend.device()?;
     let LoadedCrossEncoder { model, tokenizer, .. } = load_teacher(&args.model, &device, args.max_length, false)?;
@@ -568,13 +571,13 @@ fn rerank(args: RerankArgs) -> Result<()> {
     let mut out = Run::new();
     for (qid, entries) in &input {
         let q = *beir.query_index.get(qid).ok_or_else(|| {
-            anyhow::anyhow!("{}: query `{qid}` is not in {}/queries.jsonl", args.run.display(), args.data.display())
+            anyhow::anyhow!("{}: query `{qid}` is not a query of {}", args.run.display(), args.data.display())
         })?;
         let top: Vec<&RunEntry> = adam_core::metrics::trec_order(entries).into_iter().take(args.depth).collect();
         let mut docs = Vec::new();
         for e in &top {
             let d = *beir.doc_index.get(&e.doc).ok_or_else(|| {
-                anyhow::anyhow!("{}: document `{}` is not in {}/corpus.jsonl", args.run.display(), e.doc, args.data.display())
+                anyhow::anyhow!("{}: document `{}` is not in the corpus of {}", args.run.display(), e.doc, args.data.display())
             })?;
             pieces.doc(&beir, d)?;
             docs.push(d);

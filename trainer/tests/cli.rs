@@ -5,7 +5,7 @@
 use std::process::Command;
 
 const COMMANDS: &[&str] = &[
-    "embed", "eval", "bench", "bench-train", "teacher", "distill", "report",
+    "embed", "eval", "bench", "bench-train", "negatives", "teaching-set", "teacher", "distill", "report",
 ];
 
 fn adam(args: &[&str]) -> std::process::Output {

@@ -1,0 +1,193 @@
+//! `adam negatives` on real data (TREC DL 2019, BM25) and on a teaching set (dense, MiniLM):
+//! positives never come back as negatives, negatives are best first, and the run file scores as
+//! a BM25 run should.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use adam_tests::{TempDir, adam, fixture, stderr, stdout};
+
+fn read_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// query → doc → grade, from a BEIR qrels tsv.
+fn read_qrels(path: &Path) -> HashMap<String, HashMap<String, i64>> {
+    let mut out: HashMap<String, HashMap<String, i64>> = HashMap::new();
+    for line in std::fs::read_to_string(path).unwrap().lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        out.entry(f[0].into()).or_default().insert(f[1].into(), f[2].parse().unwrap());
+    }
+    out
+}
+
+/// Checks the JSONL against the qrels; returns the number of records.
+fn check_records(
+    records: &[serde_json::Value],
+    qrels: &HashMap<String, HashMap<String, i64>>,
+    threshold: i64,
+    top_k: usize,
+    depth: usize,
+) {
+    let mut seen = HashSet::new();
+    for r in records {
+        let q = r["query_id"].as_str().unwrap();
+        assert!(seen.insert(q.to_string()), "query {q} written twice");
+        let judged = &qrels[q];
+        let positives = r["positives"].as_array().unwrap();
+        assert!(!positives.is_empty(), "{q}: no positive");
+        let want: HashSet<&str> =
+            judged.iter().filter(|(_, g)| **g >= threshold).map(|(d, _)| d.as_str()).collect();
+        let got: HashSet<&str> = positives.iter().map(|p| p["doc_id"].as_str().unwrap()).collect();
+        assert_eq!(got, want, "{q}: positives are the judged documents at or above the threshold");
+        let negatives = r["negatives"].as_array().unwrap();
+        assert!(
+            !negatives.is_empty() && negatives.len() <= top_k,
+            "{q}: {} negatives",
+            negatives.len()
+        );
+        let mut last_score = f64::INFINITY;
+        let mut last_rank = 0;
+        for n in negatives {
+            let d = n["doc_id"].as_str().unwrap();
+            assert!(!want.contains(d), "{q}: positive {d} is listed as a negative");
+            let (score, rank) =
+                (n["score"].as_f64().unwrap(), n["rank"].as_u64().unwrap() as usize);
+            assert!(score <= last_score, "{q}: negatives not sorted by score");
+            assert!(rank > last_rank && rank <= depth, "{q}: rank {rank} after {last_rank}");
+            last_score = score;
+            last_rank = rank;
+        }
+    }
+}
+
+#[test]
+fn bm25_negatives_on_trec_dl19_exclude_positives_and_the_run_scores_like_bm25() {
+    let Some(data) = fixture("data/trec-dl19") else { return };
+    let tmp = TempDir::new("negatives-dl19");
+    let (out, run) = (tmp.path("neg.jsonl"), tmp.path("bm25.run"));
+    let o = adam(&[
+        "negatives",
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "test",
+        "--output",
+        out.to_str().unwrap(),
+        "--rel-threshold",
+        "2",
+        "--top-k",
+        "20",
+        "--depth",
+        "100",
+        "--run",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = read_lines(&out);
+    let qrels = read_qrels(&data.join("qrels/test.tsv"));
+    let with_positive = qrels.values().filter(|j| j.values().any(|g| *g >= 2)).count();
+    assert_eq!(records.len(), with_positive, "one line per query with a positive");
+    check_records(&records, &qrels, 2, 20, 100);
+    // Judged documents below the threshold may be negatives (grade 1 of TREC DL).
+    let judged_negatives = records
+        .iter()
+        .flat_map(|r| {
+            let q = r["query_id"].as_str().unwrap().to_string();
+            r["negatives"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |n| (q.clone(), n["doc_id"].as_str().unwrap().to_string()))
+        })
+        .filter(|(q, d)| qrels[q].get(d).is_some_and(|g| *g == 1))
+        .count();
+    assert!(
+        judged_negatives > 0,
+        "grade-1 documents are mined as negatives with --rel-threshold 2"
+    );
+
+    let e = adam(&[
+        "eval",
+        "--data",
+        data.to_str().unwrap(),
+        "--run",
+        run.to_str().unwrap(),
+        "--rel-threshold",
+        "2",
+        "--json",
+    ]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    let m: serde_json::Value = serde_json::from_str(stdout(&e).trim()).unwrap();
+    let ndcg = m["ndcg@10"].as_f64().unwrap();
+    // The committed Pyserini-style BM25 run scores 0.4329; tokenization differs a little.
+    assert!((0.36..0.52).contains(&ndcg), "BM25 nDCG@10 {ndcg}");
+}
+
+#[test]
+fn dense_negatives_on_a_teaching_set() {
+    let Some(model) = fixture("models/all-MiniLM-L6-v2") else { return };
+    let tmp = TempDir::new("negatives-dense");
+    let set = tmp.path("set");
+    let o = adam(&[
+        "teaching-set",
+        "--output",
+        set.to_str().unwrap(),
+        "--passages",
+        "120",
+        "--train-queries",
+        "12",
+        "--dev-queries",
+        "4",
+        "--test-queries",
+        "4",
+        "--vocab-size",
+        "300",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = tmp.path("neg.jsonl");
+    let o = adam(&[
+        "negatives",
+        "--data",
+        set.to_str().unwrap(),
+        "--split",
+        "train",
+        "--output",
+        out.to_str().unwrap(),
+        "--method",
+        "dense",
+        "--model",
+        model.to_str().unwrap(),
+        "--top-k",
+        "5",
+        "--depth",
+        "20",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let records = read_lines(&out);
+    assert_eq!(records.len(), 12);
+    check_records(&records, &read_qrels(&set.join("qrels/train.tsv")), 1, 5, 20);
+    // Dense scores of a normalised model are cosines.
+    assert!(
+        records
+            .iter()
+            .flat_map(|r| r["negatives"].as_array().unwrap().clone())
+            .all(|n| n["score"].as_f64().unwrap() <= 1.0001)
+    );
+
+    let o = adam(&[
+        "negatives",
+        "--data",
+        set.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--method",
+        "dense",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
+}
