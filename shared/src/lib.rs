@@ -5,6 +5,9 @@
 //! - [`encoder`]: a dual-encoder (sentence-transformers style) that embeds texts.
 //! - [`data`]: BEIR folders, TREC run files and qrels.
 //! - [`metrics`]: trec_eval-compatible retrieval measures.
+//! - [`softlabels`]: the teacher's and the student's soft labels over a query's candidates
+//!   (with dark examples), their entropies and KL, shared by `adam soft-labels` and the demo.
+//! - [`demo`]: the asset files `adam export-web` writes and the browser demo reads.
 //!
 //! Everything here compiles for `wasm32-unknown-unknown`: no threads, and file access only
 //! through functions that also have an in-memory (`&[u8]`/`&str`) twin.
@@ -12,6 +15,7 @@
 pub mod config;
 pub mod dark;
 pub mod data;
+pub mod demo;
 pub mod encoder;
 pub mod error;
 pub mod loader;
@@ -19,6 +23,7 @@ pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod selfpaced;
+pub mod softlabels;
 pub mod tokenize;
 
 pub use error::{Error, Result};

@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::{ApplyError, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
-use burn::tensor::Device;
+use burn::store::{
+    ApplyError, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore,
+};
+use burn::tensor::{DType, Device};
 
 use crate::config::{BertConfig, SentenceConfig, sentence_config};
 use crate::model::{BertModel, CrossEncoderModel};
@@ -192,14 +194,16 @@ fn bert_store(store: SafetensorsStore) -> SafetensorsStore {
     bert_renames(store.with_key_remapping(r"^bert\.", ""))
 }
 
-/// The renames inside BERT, shared by [`bert_store`] and [`cross_encoder_store`].
+/// The renames inside BERT, shared by [`bert_store`] and [`cross_encoder_store`]. Half-precision
+/// files (f16 or bf16 tensors, e.g. the browser demo's smaller downloads) are widened to f32 on
+/// load, so every model computes in f32 whatever precision it was stored in.
 fn bert_renames(store: SafetensorsStore) -> SafetensorsStore {
     store
         .with_key_remapping(r"\.attention\.self\.", ".attention.self_attn.")
         .with_key_remapping(r"LayerNorm\.gamma$", "LayerNorm.weight")
         .with_key_remapping(r"LayerNorm\.beta$", "LayerNorm.bias")
         .with_key_remapping(r"\.LayerNorm\.", ".layer_norm.")
-        .with_from_adapter(PyTorchToBurnAdapter)
+        .with_from_adapter(PyTorchToBurnAdapter.chain(FloatCastAdapter::to(DType::F32)))
         .allow_partial(true)
         .validate(false)
 }

@@ -174,14 +174,23 @@ impl TextTokenizer {
     /// too long, the Rust crate gives the odd spare token to the query while Hugging Face
     /// `transformers` (what cross-encoders were trained with) gives it to the passage.
     pub fn encode_pairs(&self, pairs: &[(&str, &str)]) -> Result<TokenBatch> {
+        let pieces: Vec<(Vec<u32>, Vec<u32>)> = pairs
+            .iter()
+            .map(|&(a, b)| Ok((self.word_pieces(a)?, self.word_pieces(b)?)))
+            .collect::<Result<_>>()?;
+        let refs: Vec<(&[u32], &[u32])> = pieces.iter().map(|(a, b)| (&a[..], &b[..])).collect();
+        Ok(self.encode_piece_pairs(&refs))
+    }
+
+    /// [`Self::encode_pairs`] on word pieces (without special tokens), e.g. a query and a dark
+    /// example: the same longest-first truncation, `[CLS] a [SEP] b [SEP]`, type ids 0 then 1.
+    pub fn encode_piece_pairs(&self, pairs: &[(&[u32], &[u32])]) -> TokenBatch {
         let budget = self.max_length.saturating_sub(3);
         let mut ids = Vec::with_capacity(pairs.len());
         let mut types = Vec::with_capacity(pairs.len());
         for &(a, b) in pairs {
-            let (mut a, mut b) = (self.word_pieces(a)?, self.word_pieces(b)?);
             let keep_a = a.len().min((budget / 2).max(budget.saturating_sub(b.len())));
-            a.truncate(keep_a);
-            b.truncate(budget - keep_a);
+            let (a, b) = (&a[..keep_a], &b[..b.len().min(budget - keep_a)]);
             let s = self.special;
             let seq: Vec<u32> =
                 [s.cls].into_iter().chain(a.iter().copied()).chain([s.sep]).chain(b.iter().copied()).chain([s.sep]).collect();
@@ -190,7 +199,31 @@ impl TextTokenizer {
             ids.push(seq);
             types.push(type_ids);
         }
-        Ok(TokenBatch::from_sequences(&ids, &types, self.special.pad))
+        TokenBatch::from_sequences(&ids, &types, self.special.pad)
+    }
+
+    /// Single sequences of word pieces (without special tokens) as [`Self::encode`] would give
+    /// them for their text: `[CLS] pieces [SEP]`, cut to `max_length`, type ids 0.
+    pub fn encode_pieces(&self, seqs: &[&[u32]]) -> TokenBatch {
+        let keep = self.max_length.saturating_sub(2);
+        let s = self.special;
+        let ids: Vec<Vec<u32>> = seqs
+            .iter()
+            .map(|p| [s.cls].into_iter().chain(p[..p.len().min(keep)].iter().copied()).chain([s.sep]).collect())
+            .collect();
+        TokenBatch::from_sequences(&ids, &[], self.special.pad)
+    }
+
+    /// Text of word pieces, as `tokenizers` decodes it (special tokens such as `[MASK]` kept),
+    /// e.g. to hand a dark example to a model with another vocabulary.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.plain.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Whether `other` splits text into the same ids (same vocabulary), so word pieces of one
+    /// can be fed to the other's model.
+    pub fn same_vocab(&self, other: &TextTokenizer) -> bool {
+        self.special == other.special && self.inner.get_vocab(true) == other.inner.get_vocab(true)
     }
 
     /// Token strings of ids (for display, e.g. highlighting dark-example edits).

@@ -7,9 +7,12 @@ use clap::{Parser, Subcommand};
 
 mod backend;
 mod bench;
+mod bm25;
 mod embed;
 mod eval;
+mod export_web;
 mod io;
+mod soft_labels;
 
 use backend::Backend;
 
@@ -28,6 +31,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Measure encoding speed (passages/s) of each backend on real passages.
     Bench(bench::BenchArgs),
+    /// Write the browser demo's assets: models (f16), examples, search corpus, report.
+    ExportWeb(export_web::ExportWebArgs),
+    /// Teacher and student soft labels over a query's candidates and dark examples (the demo's lab).
+    SoftLabels(soft_labels::SoftLabelsArgs),
 }
 
 /// Options shared by the commands that run a model.
@@ -53,6 +60,8 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::ExportWeb(args) => export_web::run(args),
+        Command::SoftLabels(args) => soft_labels::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
