@@ -58,10 +58,6 @@ fn hf_tensors(c: &BertConfig, prefix: &str) -> BTreeMap<String, (Vec<usize>, Vec
         .collect()
 }
 
-fn to_safetensors(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Vec<u8> {
-    to_safetensors_as(tensors, Dtype::F32)
-}
-
 /// The tensors stored as `dtype` (F32, F16 or BF16), rounded to nearest as PyTorch's `.half()`.
 fn to_safetensors_as(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, dtype: Dtype) -> Vec<u8> {
     let encode = |x: &f32| -> Vec<u8> {

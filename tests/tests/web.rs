@@ -45,7 +45,7 @@ fn export() -> Option<&'static Export> {
             .unwrap();
             std::fs::write(
                 report.join("curves.svg"),
-                r#"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100"><polyline points="0,90 100,40 200,20" fill="none" stroke="#0b5cad" stroke-width="3"/></svg>"#,
+                r##"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100"><polyline points="0,90 100,40 200,20" fill="none" stroke="#0b5cad" stroke-width="3"/></svg>"##,
             )
             .unwrap();
             std::fs::write(report.join("notes.txt"), "not a plot").unwrap();

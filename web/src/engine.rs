@@ -167,7 +167,7 @@ impl Engine {
     pub async fn encode_query(&self, text: &str) -> Result<(Vec<f32>, f64), String> {
         let pieces = self.student.model.tokenizer.word_pieces(text).map_err(|e| e.to_string())?;
         let start = now_ms();
-        let mut v = self.embed(&[&pieces]).await?;
+        let mut v = self.embed(&[pieces.as_slice()]).await?;
         Ok((v.pop().unwrap_or_default(), now_ms() - start))
     }
 }
@@ -216,7 +216,7 @@ pub async fn run_lab(engine: &Engine, input: &LabInput, settings: &LabSettings) 
     }
     let q = pieces(&input.query)?;
     let p = pieces(&input.positive)?;
-    let n: Vec<Vec<u32>> = input.negatives.iter().map(|t| pieces(t)).collect::<Result<_, _>>()?;
+    let n: Vec<Vec<u32>> = input.negatives.iter().map(|t| pieces(t.as_str())).collect::<Result<_, _>>()?;
     let config = settings.dark_config(ttok.max_length().saturating_sub(2));
     let candidates = softlabels::candidates(&q, &p, &n, &ttok.special(), &config, input.key);
     let ids: Vec<Vec<u32>> = candidates.iter().map(|c| c.ids.clone()).collect();
