@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/adam-target}"
 
 if command -v trunk >/dev/null 2>&1; then
-  trunk build --release --locked
+  trunk build --release
   export ADAM_WEB_DIST="$PWD/dist"
 elif [ "${CI:-}" = "true" ]; then
   echo "trunk is missing: .ci/run installs it" >&2
