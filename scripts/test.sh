@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
-# The project's test command (README): every Rust test of the workspace, then the wasm32 build
-# of the shared crate (it must keep compiling for the browser).
+# The project's test command (README): builds the browser demo (dist/, wasm32 release: this is
+# also what keeps adam-core compiling for the browser), then runs every Rust test of the
+# workspace; tests/tests/web.rs drives dist/ in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/adam-target}"
 
+if command -v trunk >/dev/null 2>&1; then
+  trunk build --release
+  export ADAM_WEB_DIST="$PWD/dist"
+elif [ "${CI:-}" = "true" ]; then
+  echo "trunk is missing: .ci/run installs it" >&2
+  exit 1
+else
+  echo "trunk not found: building the wasm crates without the page (the browser test will skip)" >&2
+  cargo build -p adam-web --target wasm32-unknown-unknown --release --locked
+fi
+
 cargo test --workspace --exclude adam-web --locked
-cargo build -p adam-core --target wasm32-unknown-unknown --locked

@@ -8,6 +8,9 @@
 //! - [`save`]: model folders in the Hugging Face layouts, as bytes (and atomically on disk).
 //! - [`teaching`]: a generated retrieval world for teaching (seeded, byte-identical).
 //! - [`wordpiece`]: trains a BERT-style WordPiece `tokenizer.json` (for the teaching set).
+//! - [`softlabels`]: the teacher's and the student's soft labels over a query's candidates
+//!   (with dark examples), their entropies and KL, shared by `adam soft-labels` and the demo.
+//! - [`demo`]: the asset files `adam export-web` writes and the browser demo reads.
 //!
 //! Everything here compiles for `wasm32-unknown-unknown`: no threads, and file access only
 //! through functions that also have an in-memory (`&[u8]`/`&str`) twin.
@@ -15,6 +18,7 @@
 pub mod config;
 pub mod dark;
 pub mod data;
+pub mod demo;
 pub mod encoder;
 pub mod error;
 pub mod loader;
@@ -23,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod save;
 pub mod selfpaced;
+pub mod softlabels;
 pub mod teaching;
 pub mod tokenize;
 pub mod wordpiece;

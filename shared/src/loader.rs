@@ -194,7 +194,9 @@ fn bert_store(store: SafetensorsStore) -> SafetensorsStore {
     bert_renames(store.with_key_remapping(r"^bert\.", ""))
 }
 
-/// The renames inside BERT, shared by [`bert_store`] and [`cross_encoder_store`].
+/// The renames inside BERT, shared by [`bert_store`] and [`cross_encoder_store`]. Half-precision
+/// files (f16 or bf16 tensors, e.g. the browser demo's smaller downloads) are widened to f32 on
+/// load, so every model computes in f32 whatever precision it was stored in.
 fn bert_renames(store: SafetensorsStore) -> SafetensorsStore {
     store
         .with_key_remapping(r"\.attention\.self\.", ".attention.self_attn.")

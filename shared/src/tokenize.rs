@@ -237,6 +237,18 @@ impl TextTokenizer {
             .unwrap_or(false)
     }
 
+    /// Text of word pieces, as `tokenizers` decodes it (special tokens such as `[MASK]` kept),
+    /// e.g. to hand a dark example to a model with another vocabulary.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.plain.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Whether `other` splits text into the same ids (same vocabulary), so word pieces of one
+    /// can be fed to the other's model.
+    pub fn same_vocab(&self, other: &TextTokenizer) -> bool {
+        self.special == other.special && self.inner.get_vocab(true) == other.inner.get_vocab(true)
+    }
+
     /// Token strings of ids (for display, e.g. highlighting dark-example edits).
     pub fn id_to_token(&self, id: u32) -> String {
         self.inner.id_to_token(id).unwrap_or_else(|| "[UNK]".into())

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use adam_core::config::BertConfig;
+use adam_core::demo::{f32_to_half, half_to_f32};
 use adam_core::loader::{Weights, load_bert_weights};
 use adam_core::model::BertModel;
-use burn::tensor::Device;
+use burn::tensor::{DType, Device};
 use safetensors::tensor::{Dtype, TensorView};
 
 fn tiny_config() -> BertConfig {
@@ -57,22 +58,36 @@ fn hf_tensors(c: &BertConfig, prefix: &str) -> BTreeMap<String, (Vec<usize>, Vec
         .collect()
 }
 
-fn to_safetensors(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Vec<u8> {
+/// The tensors stored as `dtype` (F32, F16 or BF16), rounded to nearest as PyTorch's `.half()`.
+fn to_safetensors_as(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, dtype: Dtype) -> Vec<u8> {
+    let encode = |x: &f32| -> Vec<u8> {
+        match dtype {
+            Dtype::F32 => x.to_le_bytes().to_vec(),
+            Dtype::F16 => f32_to_half(*x).to_le_bytes().to_vec(),
+            Dtype::BF16 => f32_to_bf16(*x).to_le_bytes().to_vec(),
+            other => panic!("no test encoding for {other:?}"),
+        }
+    };
     let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
-        .map(|(k, (s, v))| (k.clone(), s.clone(), v.iter().flat_map(|x| x.to_le_bytes()).collect()))
+        .map(|(k, (s, v))| (k.clone(), s.clone(), v.iter().flat_map(encode).collect()))
         .collect();
     let views: Vec<(String, TensorView)> = bytes
         .iter()
-        .map(|(k, s, b)| (k.clone(), TensorView::new(Dtype::F32, s.clone(), b).unwrap()))
+        .map(|(k, s, b)| (k.clone(), TensorView::new(dtype, s.clone(), b).unwrap()))
         .collect();
     safetensors::serialize(views, None).unwrap()
 }
 
 fn load(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> Result<BertModel, String> {
+    load_as(tensors, Dtype::F32)
+}
+
+fn load_as(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, dtype: Dtype) -> Result<BertModel, String> {
     let config = tiny_config();
     let mut model = BertModel::new(&config, &Device::flex());
-    load_bert_weights(&mut model, Weights::Bytes(to_safetensors(tensors)), Path::new("tiny/model.safetensors"))
+    let bytes = to_safetensors_as(tensors, dtype);
+    load_bert_weights(&mut model, Weights::Bytes(bytes), Path::new("tiny/model.safetensors"))
         .map(|()| model)
         .map_err(|e| e.to_string())
 }
@@ -119,4 +134,56 @@ fn shape_mismatch_is_named() {
     assert!(err.contains("tiny/model.safetensors"), "{err}");
     assert!(err.contains("embeddings.word_embeddings.weight"), "{err}");
     assert!(err.contains("39"), "{err}");
+}
+
+/// Half-precision files (the web demo ships f16 to halve downloads) load into f32 parameters
+/// holding exactly the stored half values, and the model runs in f32.
+#[test]
+fn half_precision_weights_are_widened_to_f32() {
+    let tensors = hf_tensors(&tiny_config(), "bert.");
+    for (dtype, round) in [
+        (Dtype::F16, (|x: f32| half_to_f32(f32_to_half(x))) as fn(f32) -> f32),
+        (Dtype::BF16, |x: f32| f32::from_bits((f32_to_bf16(x) as u32) << 16)),
+    ] {
+        let model = load_as(&tensors, dtype).unwrap_or_else(|e| panic!("{dtype:?} weights: {e}"));
+        let weight = model.encoder.layer[1].intermediate.dense.weight.val();
+        assert_eq!(weight.dtype(), DType::F32, "{dtype:?} must be widened to f32");
+        let (shape, hf) = &tensors["bert.encoder.layer.1.intermediate.dense.weight"];
+        let burn_w = values(weight);
+        let (out_dim, in_dim) = (shape[0], shape[1]);
+        for o in 0..out_dim {
+            for i in 0..in_dim {
+                assert_eq!(burn_w[i * out_dim + o], round(hf[o * in_dim + i]), "{dtype:?} [{o}, {i}]");
+            }
+        }
+        let gamma = model.embeddings.layer_norm.gamma.val();
+        assert_eq!(gamma.dtype(), DType::F32);
+        let want: Vec<f32> = tensors["bert.embeddings.LayerNorm.weight"].1.iter().map(|&x| round(x)).collect();
+        assert_eq!(values1(gamma), want);
+        // A forward pass runs in f32 end to end.
+        let device = Device::flex();
+        let ids = burn::tensor::Tensor::<2, burn::tensor::Int>::from_data(
+            burn::tensor::TensorData::new(vec![1i64, 5, 7, 2], [1, 4]),
+            &device,
+        );
+        let types = ids.zeros_like();
+        let padding = burn::tensor::Tensor::<2, burn::tensor::Bool>::from_data(
+            burn::tensor::TensorData::new(vec![false; 4], [1, 4]),
+            &device,
+        );
+        let out = model.forward(ids, types, padding);
+        assert_eq!(out.dtype(), DType::F32);
+        assert!(out.into_data().try_into_vec_as::<f32>().unwrap().iter().all(|x| x.is_finite()));
+    }
+}
+
+/// f32 → bfloat16 (the upper 16 bits), rounding to nearest even; finite test values only.
+fn f32_to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let round = 0x7fff + ((bits >> 16) & 1);
+    ((bits + round) >> 16) as u16
+}
+
+fn values1(t: burn::tensor::Tensor<1>) -> Vec<f32> {
+    t.into_data().try_into_vec_as::<f32>().unwrap()
 }

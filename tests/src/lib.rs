@@ -116,3 +116,177 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
 pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).fold(0.0, f64::max)
 }
+
+/// Writes a cross-encoder folder as transformers' `save_pretrained` would for
+/// `BertForSequenceClassification`: the BERT tensors of the sentence-transformers checkpoint
+/// `src` under `bert.`, a one-label head from `tests/golden/minilm_cross_encoder.json` (the head
+/// the golden scores were computed with), `config.json` with `num_labels = 1`, the tokenizer.
+pub fn write_golden_cross_encoder(src: &Path, dst: &Path) {
+    use safetensors::tensor::{Dtype, TensorView};
+    #[derive(serde::Deserialize)]
+    struct Head {
+        num_labels: usize,
+        classifier_weight: Vec<Vec<f32>>,
+        classifier_bias: Vec<f32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Golden {
+        heads: Vec<Head>,
+    }
+    let golden: Golden =
+        serde_json::from_slice(&std::fs::read(golden("minilm_cross_encoder.json")).unwrap()).unwrap();
+    let head = golden.heads.iter().find(|h| h.num_labels == 1).expect("a one-label golden head");
+    std::fs::create_dir_all(dst).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let hidden = head.classifier_weight[0].len();
+    let mut owned: Vec<(String, Vec<u8>, Vec<usize>, Dtype)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (format!("bert.{name}"), view.data().to_vec(), view.shape().to_vec(), view.dtype()))
+        .collect();
+    let w: Vec<u8> = head.classifier_weight.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    let b: Vec<u8> = head.classifier_bias.iter().flat_map(|x| x.to_le_bytes()).collect();
+    owned.push(("classifier.weight".into(), w, vec![1, hidden], Dtype::F32));
+    owned.push(("classifier.bias".into(), b, vec![1], Dtype::F32));
+    let views: Vec<(String, TensorView)> =
+        owned.iter().map(|(n, d, s, t)| (n.clone(), TensorView::new(*t, s.clone(), d).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &dst.join("model.safetensors")).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    config["num_labels"] = 1.into();
+    config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
+    std::fs::write(dst.join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(src.join("tokenizer.json"), dst.join("tokenizer.json")).unwrap();
+}
+
+/// A tiny static-file HTTP server (GET/HEAD, one thread per connection) for the browser tests:
+/// `routes` map URL prefixes to folders, longest prefix first; `.wasm` is served as
+/// `application/wasm` so browsers compile it streaming.
+pub struct StaticServer {
+    pub port: u16,
+}
+
+pub fn mime_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "wasm" => "application/wasm",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "md" | "txt" => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+impl StaticServer {
+    pub fn start(routes: Vec<(String, PathBuf)>) -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let port = listener.local_addr().unwrap().port();
+        let mut routes = routes;
+        routes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        let routes = std::sync::Arc::new(routes);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let routes = routes.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(match stream.try_clone() {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    });
+                    let mut request = String::new();
+                    if reader.read_line(&mut request).is_err() {
+                        return;
+                    }
+                    loop {
+                        let mut header = String::new();
+                        match reader.read_line(&mut header) {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) if header.trim().is_empty() => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let mut parts = request.split_whitespace();
+                    let method = parts.next().unwrap_or("");
+                    let target = parts.next().unwrap_or("/");
+                    let path = target.split(['?', '#']).next().unwrap_or("/");
+                    let file = resolve(&routes, path);
+                    let mut out = stream;
+                    let (status, body, mime) = match file {
+                        Some(f) if f.is_file() => match std::fs::read(&f) {
+                            Ok(b) => ("200 OK", b, mime_type(&f)),
+                            Err(_) => ("500 Internal Server Error", b"read error".to_vec(), "text/plain"),
+                        },
+                        _ => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = out.write_all(head.as_bytes());
+                    if method != "HEAD" {
+                        let _ = out.write_all(&body);
+                    }
+                    let _ = out.flush();
+                });
+            }
+        });
+        StaticServer { port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// The file a URL path names under the longest matching prefix (`/` → `index.html`), refusing
+/// `..` and percent-decoding.
+fn resolve(routes: &[(String, PathBuf)], path: &str) -> Option<PathBuf> {
+    let path = percent_decode(path);
+    if path.split('/').any(|seg| seg == "..") {
+        return None;
+    }
+    let (prefix, dir) = routes.iter().find(|(prefix, _)| path.starts_with(prefix.as_str()))?;
+    let rel = path[prefix.len()..].trim_start_matches('/');
+    let rel = if rel.is_empty() { "index.html" } else { rel };
+    Some(dir.join(rel))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `program` runs (`program --version` exits 0).
+pub fn has_program(program: &str) -> bool {
+    Command::new(program).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Skips a test whose tools are missing (a message), or fails it in CI, where everything must run.
+pub fn require(ok: bool, what: &str) -> bool {
+    if ok {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("{what} is missing: CI must run every test (.ci/run installs it)");
+    }
+    eprintln!("skipping: {what} is missing (.ci/run installs it)");
+    false
+}

@@ -17,6 +17,7 @@ mod distill_config;
 mod embed;
 mod embed_cache;
 mod eval;
+mod export_web;
 mod instances;
 mod io;
 mod negatives;
@@ -24,6 +25,7 @@ mod optim;
 mod report;
 mod retrieval;
 mod score_cache;
+mod soft_labels;
 mod teacher;
 mod teaching;
 
@@ -58,6 +60,10 @@ enum Command {
     Negatives(negatives::NegativesArgs),
     /// Write a generated teaching set: a BEIR folder, its README and a WordPiece tokenizer.
     TeachingSet(teaching::TeachingArgs),
+    /// Write the browser demo's assets: models (f16), examples, search corpus, report.
+    ExportWeb(export_web::ExportWebArgs),
+    /// Teacher and student soft labels over a query's candidates and dark examples (the demo's lab).
+    SoftLabels(soft_labels::SoftLabelsArgs),
 }
 
 /// Options shared by the commands that run a model.
@@ -89,6 +95,8 @@ fn main() -> ExitCode {
         Command::Distill(args) => distill::run(args),
         Command::Negatives(args) => negatives::run(args),
         Command::TeachingSet(args) => teaching::run(args),
+        Command::ExportWeb(args) => export_web::run(args),
+        Command::SoftLabels(args) => soft_labels::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,112 @@
+// Drives the demo in headless Chromium and prints one JSON line for tests/tests/web.rs.
+//   node e2e.mjs URL MODE SCREENSHOT_DIR SEARCH_QUERY
+// MODE: webgpu (SwiftShader WebGPU adapter), cpu (no adapter), broken (expects an error message).
+import { chromium } from 'playwright-core';
+
+const [url, mode, shots, query] = process.argv.slice(2);
+const TIMEOUT = Number(process.env.ADAM_E2E_TIMEOUT_MS || 600000);
+
+const args = [
+  '--no-sandbox', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync',
+];
+if (mode === 'webgpu') args.push('--enable-unsafe-webgpu');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args,
+});
+const logs = [];
+let result = { mode };
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  const started = Date.now();
+  await page.goto(url);
+
+  if (mode === 'broken') {
+    const el = await page.waitForSelector('[data-testid=error]');
+    result.error = (await el.textContent()).trim();
+    await page.screenshot({ path: `${shots}/broken-desktop.png`, fullPage: true });
+  } else {
+    const probs = async () => ({
+      teacher: (await page.getAttribute('[data-testid=teacher-probs]', 'data-probs')).split(' ').map(Number),
+      student: (await page.getAttribute('[data-testid=student-probs]', 'data-probs')).split(' ').map(Number),
+    });
+    await page.waitForSelector('[data-testid=lab-result][data-example="0"]', { state: 'attached' });
+    result.wall_first_soft_labels_ms = Date.now() - started;
+    result.backend = (await page.textContent('[data-testid=backend]')).trim();
+    Object.assign(result, await probs());
+    await page.screenshot({ path: `${shots}/${mode}-lab-desktop.png`, fullPage: true });
+
+    // Keyboard: focus the mask-ratio slider and step it right (0.30 → 0.35).
+    const before = await page.getAttribute('[data-testid=lab-result]', 'data-settings');
+    await page.focus('#mask');
+    await page.keyboard.press('ArrowRight');
+    await page.waitForFunction(
+      (b) => {
+        const el = document.querySelector('[data-testid=lab-result]');
+        return el && el.getAttribute('data-settings') !== b && document.querySelector('.status').textContent.indexOf('Computing') < 0;
+      },
+      before,
+    );
+    result.settings_after_key = JSON.parse(await page.getAttribute('[data-testid=lab-result]', 'data-settings'));
+    const m = await probs();
+    result.teacher_mask = m.teacher;
+    result.student_mask = m.student;
+
+    // Self-paced view.
+    await page.click('#tab-selfpaced');
+    result.selfpaced = (await page.textContent('[data-testid=selfpaced-share]')).trim();
+    await page.screenshot({ path: `${shots}/${mode}-selfpaced-desktop.png`, fullPage: true });
+
+    // Search, twice: the first query pays for kernel compilation, the second is warm.
+    await page.click('#tab-search');
+    const search = async (text) => {
+      await page.fill('[data-testid=search-input]', text);
+      const old = await page.$('[data-testid=search-timing]');
+      const oldMs = old ? await old.getAttribute('data-encode-ms') : null;
+      await page.press('[data-testid=search-input]', 'Enter');
+      await page.waitForFunction((o) => {
+        const el = document.querySelector('[data-testid=search-timing]');
+        return el && el.getAttribute('data-encode-ms') !== o;
+      }, oldMs);
+      return Number(await page.getAttribute('[data-testid=search-timing]', 'data-encode-ms'));
+    };
+    const cold = await search('what causes ocean tides');
+    const warm = await search(query);
+    const hits = await page.$$eval('[data-testid=search-results] li', (lis) => lis.map((li) => ({
+      id: li.querySelector('.docid').textContent.trim(),
+      score: Number(li.querySelector('.score').textContent),
+    })));
+    result.search = { cold_ms: cold, warm_ms: warm, hits };
+    await page.screenshot({ path: `${shots}/${mode}-search-desktop.png`, fullPage: true });
+
+    await page.click('#tab-report');
+    result.report_images = await page.$$eval('[data-testid=report] img', (imgs) => imgs.filter((i) => i.complete && i.naturalWidth > 0).length);
+    await page.screenshot({ path: `${shots}/${mode}-report-desktop.png`, fullPage: true });
+
+    // Phone width.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: `${shots}/${mode}-report-phone.png`, fullPage: true });
+    await page.click('#tab-search');
+    await page.screenshot({ path: `${shots}/${mode}-search-phone.png`, fullPage: true });
+    await page.click('#tab-lab');
+    await page.screenshot({ path: `${shots}/${mode}-lab-phone.png`, fullPage: true });
+    result.metrics = await page.evaluate(() => window.__adam || {});
+    result.metrics.query_encode_cold_ms = cold;
+    result.metrics.query_encode_warm_ms = warm;
+    result.metrics.wall_first_soft_labels_ms = result.wall_first_soft_labels_ms;
+  }
+} catch (e) {
+  console.error(`e2e ${mode} failed: ${e.stack || e}`);
+  console.error(logs.slice(-40).join('\n'));
+  await browser.close();
+  process.exit(1);
+}
+await browser.close();
+result.logs = logs.slice(-30);
+console.log(JSON.stringify(result));
