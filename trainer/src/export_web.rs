@@ -22,7 +22,7 @@ use anyhow::{Context, Result, bail};
 use crate::backend::Backend;
 use crate::bm25::Bm25;
 use crate::instances::permutation;
-use crate::io::{AtomicFile, open};
+use crate::io::AtomicFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dtype {

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use adam_core::config::BertConfig;
 use adam_core::dark::{DarkConfig, DarkInstance, TeacherScores, generate_adaptive, mix_seed};
 use adam_core::data::{Run, RunEntry, read_run, write_run};
 use adam_core::loader::{CrossEncoderOptions, LoadedCrossEncoder, ModelSource, load_cross_encoder};
@@ -83,11 +84,18 @@ impl InstanceArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("start").required(true).args(["model", "config"])))]
 pub struct TrainArgs {
     /// Model folder to start from: a cross-encoder, or with --new-head a bare BERT /
     /// sentence-transformers checkpoint.
     #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    pub model: Option<PathBuf>,
+    /// Train from scratch instead: a BERT `config.json` (sizes), with --tokenizer.
+    #[arg(long, value_name = "FILE", requires = "tokenizer", conflicts_with = "model")]
+    pub config: Option<PathBuf>,
+    /// The `tokenizer.json` of a teacher trained from scratch (--config).
+    #[arg(long, value_name = "FILE", requires = "config")]
+    pub tokenizer: Option<PathBuf>,
     /// Start a new (random, seeded) classification head when the folder has none.
     #[arg(long)]
     pub new_head: bool,
@@ -154,6 +162,24 @@ pub fn load_teacher(dir: &Path, device: &Device, max_length: usize, new_head: bo
     })
 }
 
+/// A randomly initialised cross-encoder (seeded by the device) of the sizes in `config_path`.
+fn scratch_teacher(config_path: &Path, tokenizer_path: &Path, device: &Device, max_length: usize) -> Result<LoadedCrossEncoder> {
+    let bytes = std::fs::read(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let config = BertConfig::from_json(&bytes, config_path)?;
+    let bytes = std::fs::read(tokenizer_path).with_context(|| format!("cannot read {}", tokenizer_path.display()))?;
+    let tokenizer = TextTokenizer::from_bytes(&bytes, tokenizer_path, max_length.min(config.max_position_embeddings))?;
+    if tokenizer.vocab_size() > config.vocab_size {
+        bail!(
+            "{} has {} tokens but {} says vocab_size = {}",
+            tokenizer_path.display(),
+            tokenizer.vocab_size(),
+            config_path.display(),
+            config.vocab_size
+        );
+    }
+    Ok(LoadedCrossEncoder { model: CrossEncoderModel::new(&config, device), config, tokenizer })
+}
+
 /// Word pieces of corpus documents and queries, computed once each.
 pub struct PieceCache<'a> {
     tokenizer: &'a TextTokenizer,
@@ -218,8 +244,11 @@ fn train(args: TrainArgs) -> Result<()> {
     let device = args.backend.device()?;
     let ad = device.autodiff();
     ad.seed(args.seed); // the new head's initialisation
-    let LoadedCrossEncoder { mut model, config, tokenizer } =
-        load_teacher(&args.model, &ad, args.max_length, args.new_head)?;
+    let LoadedCrossEncoder { mut model, config, tokenizer } = match (&args.model, &args.config, &args.tokenizer) {
+        (Some(dir), _, _) => load_teacher(dir, &ad, args.max_length, args.new_head)?,
+        (None, Some(config), Some(tokenizer)) => scratch_teacher(config, tokenizer, &ad, args.max_length)?,
+        _ => bail!("give --model DIR, or --config FILE and --tokenizer FILE"),
+    };
     initialize_params(&model);
     let n = instances.len();
     let per_epoch = n.div_ceil(args.batch_size);
@@ -305,7 +334,10 @@ fn train(args: TrainArgs) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let side = read_side_files(&args.model)?;
+    let side = match &args.model {
+        Some(dir) => read_side_files(dir)?,
+        None => Vec::new(),
+    };
     let files = cross_encoder_files(&model.valid(), &config, &tokenizer, &side, SaveOptions { half: args.half })?;
     write_folder(&args.output, &files)?;
     eprintln!(
