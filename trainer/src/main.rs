@@ -12,6 +12,7 @@ mod bench_train;
 mod bm25;
 mod checkpoint;
 mod dataset;
+mod demo;
 mod distill;
 mod distill_config;
 mod embed;
@@ -40,6 +41,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole method in one command, on the built-in teaching set (or --data): negatives,
+    /// teacher, dark examples, every method over 3 seeds, the comparison and the web assets.
+    Demo(demo::DemoArgs),
     /// Embed texts (one per line) with a Hugging Face / sentence-transformers model folder.
     Embed(embed::EmbedArgs),
     /// Score a TREC run file, or a model's exact dense retrieval, against a BEIR folder's qrels
@@ -83,9 +87,16 @@ pub struct ModelArgs {
     pub backend: Backend,
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+/// Runs one command given as its arguments (without `adam`), as `adam demo` does for each stage.
+pub fn run_command(args: &[&str]) -> anyhow::Result<()> {
+    let cli = Cli::try_parse_from(std::iter::once("adam").chain(args.iter().copied()))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    dispatch(cli.command)
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Demo(args) => demo::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
@@ -97,7 +108,12 @@ fn main() -> ExitCode {
         Command::TeachingSet(args) => teaching::run(args),
         Command::ExportWeb(args) => export_web::run(args),
         Command::SoftLabels(args) => soft_labels::run(args),
-    };
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = dispatch(cli.command);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,7 +5,8 @@
 use std::process::Command;
 
 const COMMANDS: &[&str] = &[
-    "embed", "eval", "bench", "bench-train", "negatives", "teaching-set", "teacher", "distill", "report",
+    "demo", "embed", "eval", "bench", "bench-train", "negatives", "teaching-set", "teacher", "distill", "report",
+    "export-web", "soft-labels",
 ];
 
 fn adam(args: &[&str]) -> std::process::Output {

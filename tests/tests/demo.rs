@@ -1,0 +1,72 @@
+//! `adam demo` end to end on a small teaching set: every stage's output, the comparison table
+//! with each method and the references, the web assets, and a rerun that skips finished work.
+
+use adam_tests::{TempDir, adam, stderr, stdout};
+
+#[test]
+fn demo_runs_every_stage_and_resumes() {
+    let tmp = TempDir::new("demo");
+    let data = tmp.path("teach");
+    let out = tmp.path("out");
+    let web = tmp.path("web");
+    let o = adam(&[
+        "teaching-set", "--output", data.to_str().unwrap(), "--passages", "200", "--train-queries", "40",
+        "--dev-queries", "10", "--test-queries", "10", "--vocab-size", "600",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let demo = |extra: &[&str]| {
+        let mut args = vec![
+            "demo", "--output", out.to_str().unwrap(), "--data", data.to_str().unwrap(), "--methods", "kd,adam",
+            "--seeds", "1", "--teacher-epochs", "1", "--student-steps", "3", "--max-length", "32",
+            "--rel-threshold", "2", "--web-assets", web.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        adam(&args)
+    };
+    let o = demo(&[]);
+    let log = stderr(&o);
+    assert!(o.status.success(), "{log}");
+    // Each stage prints the command it runs, so a class can retype it.
+    for command in ["$ adam negatives", "$ adam teacher train", "$ adam teacher rerank", "$ adam teacher score", "$ adam distill", "$ adam export-web"] {
+        assert!(log.contains(command), "`{command}` not shown:\n{log}");
+    }
+    for file in [
+        "negatives.train.jsonl", "bm25.test.run", "teacher/model.safetensors", "teacher.test.run", "scores.jsonl",
+        "runs/kd-seed1/student/model.safetensors", "runs/adam-seed1/student/model.safetensors", "runs/adam-seed1/test.json",
+        "report/report.md", "report/report.json", "report/dev_ndcg10.svg",
+    ] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    assert!(web.join("manifest.json").is_file(), "web assets missing");
+
+    // The table: both methods and the two references, with the three measures.
+    let table = stdout(&o);
+    for row in ["kd", "adam", "BM25 (reference)", "teacher reranking"] {
+        assert!(table.lines().any(|l| l.starts_with('|') && l.contains(row)), "no `{row}` row:\n{table}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report/report.json")).unwrap()).unwrap();
+    let methods = report["methods"].as_array().unwrap();
+    assert_eq!(methods.len(), 4, "{report}");
+    for m in methods {
+        for measure in ["ndcg@10", "mrr@10", "recall@100"] {
+            let v = m["metrics"][measure]["mean"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{measure} = {v}");
+        }
+    }
+
+    // A rerun finds every stage done and gives the same table.
+    let again = demo(&[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let log = stderr(&again);
+    for command in ["$ adam teacher train", "$ adam teacher score", "$ adam distill"] {
+        assert!(!log.contains(command), "`{command}` ran again:\n{log}");
+    }
+    assert_eq!(stdout(&again), table);
+
+    // A bad method is an error that lists the good ones.
+    let bad = demo(&["--methods", "kd,magic"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("unknown method `magic`"), "{}", stderr(&bad));
+}

@@ -1,0 +1,419 @@
+//! `adam demo`: the whole method in one command. It runs the same subcommands a user would type
+//! (and prints each one), in a folder of its own:
+//!
+//! 1. data: the built-in teaching set (`adam teaching-set`) or `--data`,
+//! 2. BM25 hard negatives for the train split and a BM25 run of the test split (`adam negatives`),
+//! 3. the teacher: a cross-encoder trained from scratch, or fine-tuned from `--teacher`
+//!    (`adam teacher train`), and its quality as a reranker of BM25's top 100 (`teacher rerank`),
+//! 4. the teacher's scores of hard negatives and adaptive dark examples (`adam teacher score`),
+//! 5. students: every method × every seed (`adam distill`), each evaluated on the test split,
+//! 6. the comparison (`report/`: Markdown, JSON, SVG) and the browser demo's assets (`adam
+//!    export-web`).
+//!
+//! A stage whose output exists is skipped, and distillation runs resume from their checkpoints,
+//! so an interrupted demo continues where it stopped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use adam_core::data::{Query, read_run};
+use adam_core::metrics::evaluate;
+use anyhow::{Context, Result, bail};
+
+use crate::ModelArgs;
+use crate::backend::Backend;
+use crate::dataset::Dataset;
+use crate::embed::load_encoder;
+use crate::io::{AtomicFile, open};
+use crate::report::{REPORTED, RunResult, TABLE_FILE, write_report};
+use crate::retrieval::retrieve;
+
+const ALL_METHODS: &str = "ce,kd,margin-mse,adam-no-dark,adam-no-self-paced,adam";
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// Folder for everything the demo writes; a rerun skips the stages already done.
+    #[arg(long, value_name = "DIR", default_value = "adam-demo")]
+    pub output: PathBuf,
+    /// Dataset instead of the built-in teaching set: a BEIR or MS MARCO folder, or a Hugging
+    /// Face Hub dataset `owner/name` (with the train, dev and test splits named below).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value = "train", value_name = "SPLIT")]
+    pub train_split: String,
+    #[arg(long, default_value = "dev", value_name = "SPLIT")]
+    pub dev_split: String,
+    #[arg(long, default_value = "test", value_name = "SPLIT")]
+    pub test_split: String,
+    /// Teacher checkpoint to fine-tune (a cross-encoder, or a BERT / sentence-transformers
+    /// folder, which gets a new head) instead of a small teacher trained from scratch.
+    #[arg(long, value_name = "DIR")]
+    pub teacher: Option<PathBuf>,
+    /// Student checkpoint (a BERT / sentence-transformers folder) instead of a small student
+    /// from scratch with the teacher's tokenizer.
+    #[arg(long, value_name = "DIR")]
+    pub student: Option<PathBuf>,
+    /// Keep only the student checkpoint's first N layers.
+    #[arg(long, value_name = "N", requires = "student")]
+    pub student_layers: Option<usize>,
+    /// Methods to compare (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = ALL_METHODS)]
+    pub methods: Vec<String>,
+    /// Seeds per method (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+    pub seeds: Vec<u64>,
+    /// Teacher training epochs (0: use --teacher as it is).
+    #[arg(long, value_name = "N")]
+    pub teacher_epochs: Option<usize>,
+    /// Optimiser steps per student.
+    #[arg(long, value_name = "N")]
+    pub student_steps: Option<usize>,
+    /// Tokens per query and passage (pairs: their sum).
+    #[arg(long, value_name = "N")]
+    pub max_length: Option<usize>,
+    /// Lowest grade that counts as relevant for MRR and recall [default: 2 on the teaching set,
+    /// whose grade 1 means a partial match; else 1].
+    #[arg(long, value_name = "N")]
+    pub rel_threshold: Option<i32>,
+    /// Where to write the browser demo's assets [default: web/assets when run from the
+    /// repository, else <output>/web-assets].
+    #[arg(long, value_name = "DIR")]
+    pub web_assets: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}
+
+/// The sizes of the demo's own models and runs (the teaching set's); `--data` with checkpoints
+/// changes only what the flags change.
+struct Plan {
+    data: PathBuf,
+    rel_threshold: i32,
+    max_length: usize,
+    teacher_epochs: usize,
+    student_steps: usize,
+}
+
+/// A small BERT for the teaching set (its 2,000-piece vocabulary).
+fn tiny_bert(vocab_size: usize, hidden: usize, layers: usize, heads: usize, positions: usize) -> serde_json::Value {
+    serde_json::json!({
+        "architectures": ["BertModel"], "model_type": "bert",
+        "vocab_size": vocab_size, "hidden_size": hidden, "num_hidden_layers": layers,
+        "num_attention_heads": heads, "intermediate_size": 4 * hidden,
+        "max_position_embeddings": positions, "type_vocab_size": 2,
+        "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+        "layer_norm_eps": 1e-12, "initializer_range": 0.02, "pad_token_id": 0,
+    })
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let start = Instant::now();
+    if args.seeds.is_empty() || args.methods.is_empty() {
+        bail!("--seeds and --methods need at least one value each");
+    }
+    for m in &args.methods {
+        if !ALL_METHODS.split(',').any(|k| k == m) {
+            bail!("--methods: unknown method `{m}` (one of {ALL_METHODS})");
+        }
+    }
+    let out = &args.output;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let builtin = args.data.is_none();
+    let plan = Plan {
+        data: args.data.clone().unwrap_or_else(|| out.join("data")),
+        rel_threshold: args.rel_threshold.unwrap_or(if builtin { 2 } else { 1 }),
+        max_length: args.max_length.unwrap_or(if builtin { 48 } else { 128 }),
+        teacher_epochs: args.teacher_epochs.unwrap_or(if builtin { 6 } else { 2 }),
+        student_steps: args.student_steps.unwrap_or(if builtin { 150 } else { 500 }),
+    };
+    let mut stages = Stages::new(7);
+    let path = |name: &str| out.join(name).display().to_string();
+    let backend = args.backend.to_string();
+
+    // 1. Data.
+    if builtin {
+        stages.run("the teaching set", out.join("data/tokenizer.json").is_file(), &[
+            "teaching-set", "--output", &path("data"),
+        ])?;
+    } else {
+        stages.note("data", &format!("{} (splits {}, {}, {})", plan.data.display(), args.train_split, args.dev_split, args.test_split));
+    }
+    let data = plan.data.display().to_string();
+
+    // 2. BM25: negatives for training, a run of the test split for the teacher's reranking.
+    stages.run("BM25 hard negatives (train) and BM25's test run", out.join("bm25.test.run").is_file(), &[])?;
+    if !out.join("negatives.train.jsonl").is_file() {
+        stages.sub(&["negatives", "--data", &data, "--split", &args.train_split, "--output", &path("negatives.train.jsonl"),
+            "--top-k", "30", "--depth", "100"])?;
+    }
+    if !out.join("bm25.test.run").is_file() {
+        stages.sub(&["negatives", "--data", &data, "--split", &args.test_split, "--output", &path("negatives.test.jsonl"),
+            "--top-k", "1", "--depth", "100", "--rel-threshold", &plan.rel_threshold.to_string(), "--run", &path("bm25.test.run")])?;
+    }
+
+    // 3. The teacher.
+    let pair_length = (2 * plan.max_length).to_string();
+    let teacher_dir = out.join("teacher");
+    let mut train = vec![
+        "teacher".to_string(), "train".into(), "--data".into(), data.clone(), "--split".into(), args.train_split.clone(),
+        "--negatives".into(), path("negatives.train.jsonl"), "--output".into(), path("teacher"),
+        "--max-length".into(), pair_length.clone(), "--group-size".into(), "8".into(), "--log".into(), path("teacher-train.jsonl"),
+        "--backend".into(), backend.clone(),
+    ];
+    let teacher_source = match &args.teacher {
+        Some(dir) if plan.teacher_epochs == 0 => dir.clone(),
+        Some(dir) => {
+            train.extend(["--model".into(), dir.display().to_string(), "--new-head".into(), "--epochs".into(),
+                plan.teacher_epochs.to_string(), "--batch-size".into(), "4".into(), "--lr".into(), "3e-5".into(),
+                "--head-lr".into(), "1e-3".into()]);
+            teacher_dir.clone()
+        }
+        None => {
+            let tokenizer = plan.data.join("tokenizer.json");
+            if !tokenizer.is_file() {
+                bail!("{} not found: without --teacher the demo trains one from scratch with the dataset's tokenizer.json (the teaching set has one); pass --teacher DIR", tokenizer.display());
+            }
+            let vocab = vocab_size(&tokenizer)?;
+            let config = out.join("teacher-config.json");
+            write_json(&config, &tiny_bert(vocab, 128, 2, 4, 2 * plan.max_length))?;
+            train.extend(["--config".into(), config.display().to_string(), "--tokenizer".into(), tokenizer.display().to_string(),
+                "--epochs".into(), plan.teacher_epochs.to_string(), "--batch-size".into(), "8".into(), "--lr".into(), "1e-3".into(),
+                "--warmup-ratio".into(), "0.05".into()]);
+            teacher_dir.clone()
+        }
+    };
+    if teacher_source == teacher_dir {
+        let train: Vec<&str> = train.iter().map(String::as_str).collect();
+        stages.run("the teacher (cross-encoder)", teacher_dir.join("model.safetensors").is_file(), &train)?;
+    } else {
+        stages.note("the teacher (cross-encoder)", &format!("{} as it is (--teacher-epochs 0)", teacher_source.display()));
+    }
+    let teacher = teacher_source.display().to_string();
+    if !out.join("teacher.test.run").is_file() {
+        stages.sub(&["teacher", "rerank", "--model", &teacher, "--data", &data, "--split", &args.test_split,
+            "--run", &path("bm25.test.run"), "--depth", "100", "--output", &path("teacher.test.run"),
+            "--max-length", &pair_length, "--backend", &backend])?;
+    }
+
+    // 4. Teacher scores and dark examples, with the dark-example settings of the students' config.
+    let base = out.join("distill-base.toml");
+    write_text(&base, &distill_toml(&args, &plan, "adam", 0, out)?)?;
+    stages.run("the teacher's scores of hard negatives and dark examples", out.join("scores.jsonl").is_file() && !is_partial_cache(&out.join("scores.jsonl")), &[
+        "teacher", "score", "--model", &teacher, "--data", &data, "--split", &args.train_split,
+        "--negatives", &path("negatives.train.jsonl"), "--output", &path("scores.jsonl"), "--config", &base.display().to_string(),
+        "--negatives-per-query", "7", "--max-length", &pair_length, "--backend", &backend,
+    ])?;
+
+    // 5. Students.
+    let test = Dataset::load(&plan.data, &args.test_split)?;
+    let total = args.methods.len() * args.seeds.len();
+    stages.run(&format!("{total} students ({} methods × {} seeds), each evaluated on {}", args.methods.len(), args.seeds.len(), args.test_split), false, &[])?;
+    let mut runs = Vec::new();
+    for method in &args.methods {
+        for &seed in &args.seeds {
+            let name = format!("{method}-seed{seed}");
+            let dir = out.join("runs").join(&name);
+            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let config = dir.join("distill.toml");
+            write_text(&config, &distill_toml(&args, &plan, method, seed, &dir)?)?;
+            if !dir.join("student/model.safetensors").is_file() {
+                stages.sub(&["distill", "--config", &config.display().to_string(), "--resume", "--backend", &backend])?;
+            }
+            let metrics = test_metrics(&dir, &test, &plan, args.backend)?;
+            eprintln!("      {name}: nDCG@10 {:.4}  MRR@10 {:.4}  R@100 {:.4}", metrics["ndcg@10"], metrics["mrr@10"], metrics["recall@100"]);
+            runs.push(RunResult { method: method.clone(), seed, metrics, log: dir.join("log.jsonl") });
+        }
+    }
+
+    // 6. Report and web assets.
+    let empty_log = out.join("reference.log.jsonl");
+    write_text(&empty_log, "")?;
+    let mut all = runs.clone();
+    for (label, run) in [("BM25 (reference)", "bm25.test.run"), ("teacher reranking BM25's top 100 (reference)", "teacher.test.run")] {
+        let run = read_run(open(&out.join(run))?, &out.join(run))?;
+        let metrics = evaluate(&run, &test.qrels, plan.rel_threshold).mean.to_map();
+        all.push(RunResult { method: label.into(), seed: 0, metrics, log: empty_log.clone() });
+    }
+    let report_dir = out.join("report");
+    write_report(&report_dir, &all)?;
+    stages.note("the comparison", &format!("{} (Markdown), report.json, dev_ndcg10.svg", report_dir.join(TABLE_FILE).display()));
+    let best = best_run(&runs, "adam").or_else(|| best_run(&runs, &args.methods[0])).expect("at least one run");
+    let web = args.web_assets.clone().unwrap_or_else(|| {
+        if Path::new("web/Cargo.toml").is_file() { PathBuf::from("web/assets") } else { out.join("web-assets") }
+    });
+    stages.run("the browser demo's assets", false, &[
+        "export-web", "--student", &out.join("runs").join(&best).join("student").display().to_string(), "--teacher", &teacher,
+        "--data", &data, "--split", &args.test_split, "--output", &web.display().to_string(),
+        "--report", &report_dir.display().to_string(), "--max-length", &pair_length, "--backend", &backend,
+    ])?;
+
+    let table = std::fs::read_to_string(report_dir.join(TABLE_FILE))?;
+    println!("\n{table}");
+    println!(
+        "Test split `{}`, relevant = grade >= {} for MRR and recall. Report: {}. Web assets: {} (then `trunk serve`).",
+        args.test_split,
+        plan.rel_threshold,
+        report_dir.display(),
+        web.display()
+    );
+    eprintln!("demo finished in {:.1} min", start.elapsed().as_secs_f64() / 60.0);
+    Ok(())
+}
+
+/// The run of `method` with the best test nDCG@10 (the one the page shows).
+fn best_run(runs: &[RunResult], method: &str) -> Option<String> {
+    runs.iter()
+        .filter(|r| r.method == method)
+        .max_by(|a, b| a.metrics[REPORTED[0]].total_cmp(&b.metrics[REPORTED[0]]))
+        .map(|r| format!("{}-seed{}", r.method, r.seed))
+}
+
+/// The student's measures on the test split, computed once and kept in `test.json`.
+fn test_metrics(dir: &Path, test: &Dataset, plan: &Plan, backend: Backend) -> Result<BTreeMap<String, f64>> {
+    let cached = dir.join("test.json");
+    if let Ok(text) = std::fs::read_to_string(&cached)
+        && let Ok(metrics) = serde_json::from_str::<BTreeMap<String, f64>>(&text)
+    {
+        return Ok(metrics);
+    }
+    let encoder = load_encoder(&ModelArgs { model: dir.join("student"), batch_size: 64, max_length: None, backend })?;
+    let queries: Vec<Query> = test.queries.iter().filter(|q| test.qrels.contains_key(&q.id)).cloned().collect();
+    let run = retrieve(&encoder, &test.corpus, &queries, 100, 64)?;
+    let metrics = evaluate(&run, &test.qrels, plan.rel_threshold).mean.to_map();
+    write_json(&cached, &serde_json::to_value(&metrics)?)?;
+    Ok(metrics)
+}
+
+/// A distillation config for one method and seed; `dir` is its run folder.
+fn distill_toml(args: &DemoArgs, plan: &Plan, method: &str, seed: u64, dir: &Path) -> Result<String> {
+    let abs = |p: &Path| -> Result<String> {
+        let p = if p.is_absolute() { p.to_path_buf() } else { std::env::current_dir()?.join(p) };
+        Ok(p.display().to_string().replace('\\', "/"))
+    };
+    let out = &args.output;
+    let student = match &args.student {
+        Some(model) => {
+            let layers = args.student_layers.map(|k| format!("layers = {k}\n")).unwrap_or_default();
+            format!("model = \"{}\"\n{layers}", abs(model)?)
+        }
+        None => {
+            let config = out.join("student-config.json");
+            let tokenizer = plan.data.join("tokenizer.json");
+            if !config.is_file() {
+                let vocab = vocab_size(&tokenizer).unwrap_or(2000);
+                write_json(&config, &tiny_bert(vocab, 64, 2, 2, plan.max_length + 16))?;
+            }
+            format!("config = \"{}\"\ntokenizer = \"{}\"\n", abs(&config)?, abs(&tokenizer)?)
+        }
+    };
+    let lr = if args.student.is_some() { "2e-5" } else { "1e-3" };
+    Ok(format!(
+        r#"# Written by `adam demo`; `adam distill --config` this file to rerun one student.
+method = "{method}"
+seed = {seed}
+output = "{output}"
+
+[data]
+dir = "{data}"
+teacher_scores = "{scores}"
+
+[student]
+{student}max_query_length = {len}
+max_passage_length = {len}
+
+[train]
+steps = {steps}
+batch_size = 16
+negatives = 7
+
+[optimizer]
+lr = {lr}
+warmup_ratio = 0.1
+
+[eval]
+every = {every}
+split = "{dev}"
+max_queries = 100
+rel_threshold = {rel}
+"#,
+        output = abs(dir)?,
+        data = abs(&plan.data)?,
+        scores = abs(&out.join("scores.jsonl"))?,
+        len = plan.max_length,
+        steps = plan.student_steps,
+        every = (plan.student_steps / 5).max(1),
+        dev = args.dev_split,
+        rel = plan.rel_threshold,
+    ))
+}
+
+/// Whether `adam teacher score` stopped part-way (its cache then resumes).
+fn is_partial_cache(path: &Path) -> bool {
+    crate::score_cache::read_complete(path).is_err()
+}
+
+fn vocab_size(tokenizer: &Path) -> Result<usize> {
+    let bytes = std::fs::read(tokenizer).with_context(|| format!("cannot read {}", tokenizer.display()))?;
+    Ok(adam_core::tokenize::TextTokenizer::from_bytes(&bytes, tokenizer, 512)?.vocab_size())
+}
+
+fn write_text(path: &Path, text: &str) -> Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    let mut file = AtomicFile::create(path)?;
+    std::io::Write::write_all(file.writer(), text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+    file.commit()
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    write_text(path, &(serde_json::to_string_pretty(value)? + "\n"))
+}
+
+/// Numbered stages on stderr, with the command each one runs.
+struct Stages {
+    n: usize,
+    total: usize,
+}
+
+impl Stages {
+    fn new(total: usize) -> Self {
+        Self { n: 0, total }
+    }
+
+    fn header(&mut self, title: &str) {
+        self.n += 1;
+        eprintln!("\n[{}/{}] {title}", self.n, self.total);
+    }
+
+    fn note(&mut self, title: &str, text: &str) {
+        self.header(title);
+        eprintln!("    {text}");
+    }
+
+    /// A stage that runs `args` (none: its commands follow through [`Self::sub`]).
+    fn run(&mut self, title: &str, done: bool, args: &[&str]) -> Result<()> {
+        self.header(title);
+        if done {
+            eprintln!("    already done: skipped");
+            return Ok(());
+        }
+        if args.is_empty() { Ok(()) } else { self.sub(args) }
+    }
+
+    fn sub(&mut self, args: &[&str]) -> Result<()> {
+        eprintln!("    $ adam {}", args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+        let start = Instant::now();
+        crate::run_command(args).with_context(|| format!("`adam {}` failed", args.first().copied().unwrap_or("")))?;
+        eprintln!("    ({:.1} s)", start.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=,:@".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
