@@ -123,8 +123,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         data: args.data.clone().unwrap_or_else(|| out.join("data")),
         rel_threshold: args.rel_threshold.unwrap_or(if builtin { 2 } else { 1 }),
         max_length: args.max_length.unwrap_or(if builtin { 48 } else { 128 }),
-        teacher_epochs: args.teacher_epochs.unwrap_or(if builtin { 6 } else { 2 }),
-        student_steps: args.student_steps.unwrap_or(if builtin { 150 } else { 500 }),
+        teacher_epochs: args.teacher_epochs.unwrap_or(if builtin { 4 } else { 2 }),
+        student_steps: args.student_steps.unwrap_or(if builtin { 120 } else { 500 }),
     };
     let mut stages = Stages::new(7);
     let path = |name: &str| out.join(name).display().to_string();
@@ -175,9 +175,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
             }
             let vocab = vocab_size(&tokenizer)?;
             let config = out.join("teacher-config.json");
-            write_json(&config, &tiny_bert(vocab, 128, 2, 4, 2 * plan.max_length))?;
+            write_json(&config, &tiny_bert(vocab, 64, 2, 4, 2 * plan.max_length))?;
             train.extend(["--config".into(), config.display().to_string(), "--tokenizer".into(), tokenizer.display().to_string(),
-                "--epochs".into(), plan.teacher_epochs.to_string(), "--batch-size".into(), "8".into(), "--lr".into(), "1e-3".into(),
+                "--epochs".into(), plan.teacher_epochs.to_string(), "--batch-size".into(), "8".into(), "--lr".into(), "5e-4".into(),
                 "--warmup-ratio".into(), "0.05".into()]);
             teacher_dir.clone()
         }
