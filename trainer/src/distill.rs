@@ -52,6 +52,9 @@ pub struct DistillArgs {
     /// Stop after this step as if the process were killed (for testing --resume).
     #[arg(long, hide = true)]
     pub halt_after_step: Option<usize>,
+    /// Do not print the final dev measures (they are in log.jsonl either way).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// A student being trained: its network and what is needed to save or evaluate it.
@@ -616,7 +619,7 @@ pub fn run(args: DistillArgs) -> Result<()> {
         start.elapsed().as_secs_f64(),
         student_dir.display()
     );
-    if let Some(m) = last_dev {
+    if let Some(m) = last_dev.filter(|_| !args.quiet) {
         println!("{}", serde_json::json!({"dev": measures_json(&m)}));
     }
     Ok(())
