@@ -119,10 +119,37 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
 
 /// Writes a cross-encoder folder as transformers' `save_pretrained` would for
 /// `BertForSequenceClassification`: the BERT tensors of the sentence-transformers checkpoint
-/// `src` under `bert.`, a one-label head from `tests/golden/minilm_cross_encoder.json` (the head
-/// the golden scores were computed with), `config.json` with `num_labels = 1`, the tokenizer.
-pub fn write_golden_cross_encoder(src: &Path, dst: &Path) {
+/// `src` under `bert.`, a head `classifier_weight` (`[labels][hidden]`) / `classifier_bias`,
+/// `config.json` with `num_labels`, the tokenizer.
+pub fn write_classification_checkpoint(src: &Path, dst: &Path, classifier_weight: &[Vec<f32>], classifier_bias: &[f32]) {
     use safetensors::tensor::{Dtype, TensorView};
+    std::fs::create_dir_all(dst).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (labels, hidden) = (classifier_weight.len(), classifier_weight[0].len());
+    let mut owned: Vec<(String, Vec<u8>, Vec<usize>, Dtype)> = st
+        .tensors()
+        .into_iter()
+        .map(|(name, view)| (format!("bert.{name}"), view.data().to_vec(), view.shape().to_vec(), view.dtype()))
+        .collect();
+    let w: Vec<u8> = classifier_weight.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    let b: Vec<u8> = classifier_bias.iter().flat_map(|x| x.to_le_bytes()).collect();
+    owned.push(("classifier.weight".into(), w, vec![labels, hidden], Dtype::F32));
+    owned.push(("classifier.bias".into(), b, vec![labels], Dtype::F32));
+    let views: Vec<(String, TensorView)> =
+        owned.iter().map(|(n, d, s, t)| (n.clone(), TensorView::new(*t, s.clone(), d).unwrap())).collect();
+    safetensors::serialize_to_file(views, None, &dst.join("model.safetensors")).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    config["num_labels"] = labels.into();
+    config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
+    std::fs::write(dst.join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(src.join("tokenizer.json"), dst.join("tokenizer.json")).unwrap();
+}
+
+/// [`write_classification_checkpoint`] with the one-label head of
+/// `tests/golden/minilm_cross_encoder.json` (the head the golden scores were computed with).
+pub fn write_golden_cross_encoder(src: &Path, dst: &Path) {
     #[derive(serde::Deserialize)]
     struct Head {
         num_labels: usize,
@@ -136,28 +163,7 @@ pub fn write_golden_cross_encoder(src: &Path, dst: &Path) {
     let golden: Golden =
         serde_json::from_slice(&std::fs::read(golden("minilm_cross_encoder.json")).unwrap()).unwrap();
     let head = golden.heads.iter().find(|h| h.num_labels == 1).expect("a one-label golden head");
-    std::fs::create_dir_all(dst).unwrap();
-    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let hidden = head.classifier_weight[0].len();
-    let mut owned: Vec<(String, Vec<u8>, Vec<usize>, Dtype)> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| (format!("bert.{name}"), view.data().to_vec(), view.shape().to_vec(), view.dtype()))
-        .collect();
-    let w: Vec<u8> = head.classifier_weight.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
-    let b: Vec<u8> = head.classifier_bias.iter().flat_map(|x| x.to_le_bytes()).collect();
-    owned.push(("classifier.weight".into(), w, vec![1, hidden], Dtype::F32));
-    owned.push(("classifier.bias".into(), b, vec![1], Dtype::F32));
-    let views: Vec<(String, TensorView)> =
-        owned.iter().map(|(n, d, s, t)| (n.clone(), TensorView::new(*t, s.clone(), d).unwrap())).collect();
-    safetensors::serialize_to_file(views, None, &dst.join("model.safetensors")).unwrap();
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
-    config["num_labels"] = 1.into();
-    config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
-    std::fs::write(dst.join("config.json"), config.to_string()).unwrap();
-    std::fs::copy(src.join("tokenizer.json"), dst.join("tokenizer.json")).unwrap();
+    write_classification_checkpoint(src, dst, &head.classifier_weight, &head.classifier_bias);
 }
 
 /// A tiny static-file HTTP server (GET/HEAD, one thread per connection) for the browser tests:

@@ -2,11 +2,9 @@
 //! `scripts/golden_cross_encoder.py`): all-MiniLM-L6-v2 with a recorded head, loaded both from
 //! the bare checkpoint (new head) and from a `bert.`-prefixed classification checkpoint.
 
-use std::collections::HashMap;
-
 use adam_core::encoder::CrossEncoder;
 use adam_core::loader::{CrossEncoderOptions, ModelSource};
-use adam_tests::{TempDir, fixture, golden};
+use adam_tests::{TempDir, fixture, golden, write_classification_checkpoint};
 use burn::module::Param;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::Deserialize;
@@ -85,40 +83,13 @@ fn new_head_on_minilm_equals_transformers() {
     }
 }
 
-/// Writes the folder transformers' `save_pretrained` would: `bert.`-prefixed BERT and pooler
-/// tensors, `classifier.*`, and config.json with `num_labels`.
-fn write_classification_checkpoint(src: &std::path::Path, dst: &std::path::Path, head: &Head) {
-    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut owned: Vec<(String, Vec<u8>, Vec<usize>, safetensors::Dtype)> = st
-        .tensors()
-        .into_iter()
-        .map(|(name, view)| (format!("bert.{name}"), view.data().to_vec(), view.shape().to_vec(), view.dtype()))
-        .collect();
-    let w: Vec<u8> = head.classifier_weight.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
-    let b: Vec<u8> = head.classifier_bias.iter().flat_map(|x| x.to_le_bytes()).collect();
-    owned.push(("classifier.weight".into(), w, vec![head.num_labels, 384], safetensors::Dtype::F32));
-    owned.push(("classifier.bias".into(), b, vec![head.num_labels], safetensors::Dtype::F32));
-    let views: Vec<(String, safetensors::tensor::TensorView)> = owned
-        .iter()
-        .map(|(n, d, s, t)| (n.clone(), safetensors::tensor::TensorView::new(*t, s.clone(), d).unwrap()))
-        .collect();
-    safetensors::serialize_to_file(views, None::<HashMap<String, String>>, &dst.join("model.safetensors")).unwrap();
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
-    config["num_labels"] = head.num_labels.into();
-    config["architectures"] = serde_json::json!(["BertForSequenceClassification"]);
-    std::fs::write(dst.join("config.json"), config.to_string()).unwrap();
-    std::fs::copy(src.join("tokenizer.json"), dst.join("tokenizer.json")).unwrap();
-}
-
 #[test]
 fn classification_checkpoint_loads_as_saved_by_transformers() {
     let Some(dir) = fixture("models/all-MiniLM-L6-v2") else { return };
     let g = golden_values();
     let tmp = TempDir::new("cross-encoder-ckpt");
     for head in &g.heads {
-        write_classification_checkpoint(&dir, &tmp.0, head);
+        write_classification_checkpoint(&dir, &tmp.0, &head.classifier_weight, &head.classifier_bias);
         let options = CrossEncoderOptions { max_length: Some(256), new_head: false };
         let ce = CrossEncoder::load(&ModelSource::Dir(tmp.0.clone()), &Device::flex(), &options).unwrap();
         let got = ce.score(&pairs(&g)).unwrap();

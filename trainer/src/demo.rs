@@ -148,7 +148,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let data = plan.data.display().to_string();
 
     // 2. BM25: negatives for training, a run of the test split for the teacher's reranking.
-    stages.run("BM25 hard negatives (train) and BM25's test run", out.join("bm25.test.run").is_file(), &[])?;
+    let mined = out.join("negatives.train.jsonl").is_file() && out.join("bm25.test.run").is_file();
+    stages.run("BM25 hard negatives (train) and BM25's test run", mined, &[])?;
     if !out.join("negatives.train.jsonl").is_file() {
         stages.sub(&["negatives", "--data", &data, "--split", &args.train_split, "--output", &path("negatives.train.jsonl"),
             "--top-k", "30", "--depth", "100"])?;
@@ -307,7 +308,7 @@ fn distill_toml(args: &DemoArgs, plan: &Plan, method: &str, seed: u64, dir: &Pat
             let config = out.join("student-config.json");
             let tokenizer = plan.data.join("tokenizer.json");
             if !config.is_file() {
-                let vocab = vocab_size(&tokenizer).unwrap_or(2000);
+                let vocab = vocab_size(&tokenizer)?;
                 write_json(&config, &tiny_bert(vocab, 64, 2, 2, plan.max_length + 16, 0.1))?;
             }
             format!("config = \"{}\"\ntokenizer = \"{}\"\n", abs(&config)?, abs(&tokenizer)?)

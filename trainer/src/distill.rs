@@ -66,6 +66,27 @@ pub struct Student {
     pub side_files: Vec<ModelFile>,
 }
 
+/// The sizes and tokenizer of a model trained from scratch (student or teacher): `config.json`
+/// and a `tokenizer.json` (cut at `max_length`, at most the config's positions) whose vocabulary
+/// fits the config's.
+pub fn read_scratch_model(config_path: &Path, tokenizer_path: &Path, max_length: usize) -> Result<(BertConfig, TextTokenizer)> {
+    let bytes = std::fs::read(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let config = BertConfig::from_json(&bytes, config_path)?;
+    let max_length = max_length.min(config.max_position_embeddings);
+    let bytes = std::fs::read(tokenizer_path).with_context(|| format!("cannot read {}", tokenizer_path.display()))?;
+    let tokenizer = TextTokenizer::from_bytes(&bytes, tokenizer_path, max_length)?;
+    if tokenizer.vocab_size() > config.vocab_size {
+        bail!(
+            "{} has {} tokens but {} says vocab_size = {}",
+            tokenizer_path.display(),
+            tokenizer.vocab_size(),
+            config_path.display(),
+            config.vocab_size
+        );
+    }
+    Ok((config, tokenizer))
+}
+
 /// Builds the initial student on `device` (random parts seeded by `seed`).
 pub fn build_student(cfg: &StudentConfig, device: &Device, seed: u64) -> Result<Student> {
     device.seed(seed);
@@ -90,20 +111,8 @@ pub fn build_student(cfg: &StudentConfig, device: &Device, seed: u64) -> Result<
     let (Some(config_path), Some(tokenizer_path)) = (&cfg.config, &cfg.tokenizer) else {
         bail!("student: give `model`, or `config` and `tokenizer`");
     };
-    let bytes = std::fs::read(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
-    let config = BertConfig::from_json(&bytes, config_path)?;
+    let (config, tokenizer) = read_scratch_model(config_path, tokenizer_path, max_length)?;
     let max_length = max_length.min(config.max_position_embeddings);
-    let bytes = std::fs::read(tokenizer_path).with_context(|| format!("cannot read {}", tokenizer_path.display()))?;
-    let tokenizer = TextTokenizer::from_bytes(&bytes, tokenizer_path, max_length)?;
-    if tokenizer.vocab_size() > config.vocab_size {
-        bail!(
-            "{} has {} tokens but {} says vocab_size = {}",
-            tokenizer_path.display(),
-            tokenizer.vocab_size(),
-            config_path.display(),
-            config.vocab_size
-        );
-    }
     let sentence = SentenceConfig { pooling: cfg.pooling, normalize: cfg.normalize, max_seq_length: max_length };
     let bert = BertModel::new(&config, device);
     initialize_params(&bert);

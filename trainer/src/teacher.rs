@@ -7,7 +7,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use adam_core::config::BertConfig;
 use adam_core::dark::{DarkConfig, DarkInstance, TeacherScores, generate_adaptive, mix_seed};
 use adam_core::data::{Run, RunEntry, read_run, write_run};
 use adam_core::loader::{CrossEncoderOptions, LoadedCrossEncoder, ModelSource, load_cross_encoder};
@@ -22,6 +21,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
 use crate::backend::Backend;
+use crate::distill::read_scratch_model;
 use crate::instances::{Collection, Instance, from_qrels, key_of, permutation, read_negatives, sample_negatives};
 use crate::io::{AtomicFile, open, round_sig};
 use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params};
@@ -164,19 +164,7 @@ pub fn load_teacher(dir: &Path, device: &Device, max_length: usize, new_head: bo
 
 /// A randomly initialised cross-encoder (seeded by the device) of the sizes in `config_path`.
 fn scratch_teacher(config_path: &Path, tokenizer_path: &Path, device: &Device, max_length: usize) -> Result<LoadedCrossEncoder> {
-    let bytes = std::fs::read(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
-    let config = BertConfig::from_json(&bytes, config_path)?;
-    let bytes = std::fs::read(tokenizer_path).with_context(|| format!("cannot read {}", tokenizer_path.display()))?;
-    let tokenizer = TextTokenizer::from_bytes(&bytes, tokenizer_path, max_length.min(config.max_position_embeddings))?;
-    if tokenizer.vocab_size() > config.vocab_size {
-        bail!(
-            "{} has {} tokens but {} says vocab_size = {}",
-            tokenizer_path.display(),
-            tokenizer.vocab_size(),
-            config_path.display(),
-            config.vocab_size
-        );
-    }
+    let (config, tokenizer) = read_scratch_model(config_path, tokenizer_path, max_length)?;
     Ok(LoadedCrossEncoder { model: CrossEncoderModel::new(&config, device), config, tokenizer })
 }
 
