@@ -29,6 +29,10 @@ pub struct BertConfig {
     pub attention_probs_dropout_prob: f64,
     #[serde(default = "default_position_type")]
     pub position_embedding_type: String,
+    /// Standard deviation of the normal initialisation of a model built from scratch (as in
+    /// Hugging Face; loaded checkpoints overwrite it).
+    #[serde(default = "default_initializer_range")]
+    pub initializer_range: f64,
     /// Architecture names, kept so a saved student says what it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub architectures: Option<Vec<String>>,
@@ -42,6 +46,13 @@ pub struct BertConfig {
 }
 
 impl BertConfig {
+    /// The initialisation of every weight of a model built from scratch: normal with
+    /// `initializer_range` (Hugging Face's `_init_weights`, which also starts biases at zero; here
+    /// they are small and normal too).
+    pub fn initializer(&self) -> burn::nn::Initializer {
+        burn::nn::Initializer::Normal { mean: 0.0, std: self.initializer_range }
+    }
+
     /// Outputs of a classification head: `num_labels`, else the size of `id2label`, else 1.
     pub fn labels(&self) -> usize {
         self.num_labels
@@ -59,6 +70,9 @@ fn default_type_vocab() -> usize {
 }
 fn default_eps() -> f64 {
     1e-12
+}
+fn default_initializer_range() -> f64 {
+    0.02
 }
 fn default_dropout() -> f64 {
     0.1

@@ -187,3 +187,25 @@ fn f32_to_bf16(x: f32) -> u16 {
 fn values1(t: burn::tensor::Tensor<1>) -> Vec<f32> {
     t.into_data().try_into_vec_as::<f32>().unwrap()
 }
+
+/// A model built from scratch draws its weights with the config's `initializer_range` (the demo's
+/// small models rely on it), and 0.02 when the config does not say.
+#[test]
+fn scratch_models_use_the_initializer_range() {
+    let device = Device::flex();
+    let std_of = |c: &BertConfig| {
+        let model = BertModel::new(c, &device);
+        let w = values(model.encoder.layer[0].attention.self_attn.query.weight.val());
+        let mean = w.iter().sum::<f32>() / w.len() as f32;
+        (w.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / w.len() as f32).sqrt()
+    };
+    let mut c = tiny_config();
+    c.hidden_size = 64;
+    c.intermediate_size = 128;
+    assert_eq!(c.initializer_range, 0.02);
+    let default = std_of(&c);
+    assert!((default - 0.02).abs() < 0.003, "std {default}");
+    c.initializer_range = 0.1;
+    let wide = std_of(&c);
+    assert!((wide - 0.1).abs() < 0.015, "std {wide}");
+}

@@ -71,6 +71,13 @@ fn demo_runs_every_stage_and_resumes() {
     }
     assert!(table_again.ends_with(&table), "the rerun's table differs:\n{table_again}");
 
+    // Students train in parallel processes; one at a time gives the same students and table.
+    std::fs::remove_dir_all(out.join("runs")).unwrap();
+    let serial = demo(&["--jobs", "1"]);
+    assert!(serial.status.success(), "{}", stderr(&serial));
+    assert!(stderr(&serial).contains("1 at a time"), "{}", stderr(&serial));
+    assert!(stdout(&serial).ends_with(&table), "one job at a time gives another table:\n{}", stdout(&serial));
+
     // A bad method is an error that lists the good ones.
     let bad = demo(&["--methods", "kd,magic"]);
     assert!(!bad.status.success());

@@ -57,14 +57,14 @@ pub struct BertModel {
     pub encoder: BertEncoder,
 }
 
-fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
-    LinearConfig::new(d_in, d_out).init(device)
+fn linear(d_in: usize, d_out: usize, config: &BertConfig, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).with_initializer(config.initializer()).init(device)
 }
 
 impl ResidualOutput {
     fn new(d_in: usize, config: &BertConfig, device: &Device) -> Self {
         Self {
-            dense: linear(d_in, config.hidden_size, device),
+            dense: linear(d_in, config.hidden_size, config, device),
             layer_norm: LayerNormConfig::new(config.hidden_size)
                 .with_epsilon(config.layer_norm_eps)
                 .init(device),
@@ -100,14 +100,14 @@ impl BertLayer {
         Self {
             attention: Attention {
                 self_attn: SelfAttention {
-                    query: linear(h, h, device),
-                    key: linear(h, h, device),
-                    value: linear(h, h, device),
+                    query: linear(h, h, config, device),
+                    key: linear(h, h, config, device),
+                    value: linear(h, h, config, device),
                     num_heads: config.num_attention_heads,
                 },
                 output: ResidualOutput::new(h, config, device),
             },
-            intermediate: Intermediate { dense: linear(h, config.intermediate_size, device) },
+            intermediate: Intermediate { dense: linear(h, config.intermediate_size, config, device) },
             output: ResidualOutput::new(config.intermediate_size, config, device),
             activation: match activation {
                 Activation::Gelu => 0,

@@ -31,9 +31,9 @@ impl CrossEncoderModel {
         let h = config.hidden_size;
         Self {
             bert: BertModel::new(config, device),
-            pooler: Pooler { dense: LinearConfig::new(h, h).init(device) },
+            pooler: Pooler { dense: LinearConfig::new(h, h).with_initializer(config.initializer()).init(device) },
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
-            classifier: LinearConfig::new(h, config.labels()).init(device),
+            classifier: LinearConfig::new(h, config.labels()).with_initializer(config.initializer()).init(device),
         }
     }
 
