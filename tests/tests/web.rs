@@ -296,6 +296,7 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
     let r = drive(&server.url("/?assets=missing/"), "broken", &shots, "");
     let msg = r["error"].as_str().unwrap_or("");
     assert!(msg.contains("missing/manifest.json") && msg.contains("404"), "{r}");
+    assert_eq!(r["backend"].as_str(), Some("none"), "a page that failed says no backend runs: {r}");
 
     let wasm: u64 = std::fs::read_dir(&dist)
         .unwrap()

@@ -30,6 +30,7 @@ try {
   if (mode === 'broken') {
     const el = await page.waitForSelector('[data-testid=error]');
     result.error = (await el.textContent()).trim();
+    result.backend = (await page.textContent('[data-testid=backend]')).trim();
     await page.screenshot({ path: `${shots}/broken-desktop.png`, fullPage: true });
   } else {
     const probs = async () => ({

@@ -67,7 +67,12 @@ pub fn App() -> impl IntoView {
             <p class="backend-line">
                 "Backend: "
                 <strong data-testid="backend" class="backend">
-                    {move || backend.get().map(|b| b.0).unwrap_or_else(|| "choosing…".into())}
+                    {move || match (backend.get(), phase.get()) {
+                        (Some(b), _) => b.0,
+                        // The page failed before a backend was chosen: nothing runs.
+                        (None, Phase::Failed(_)) => "none".into(),
+                        (None, _) => "choosing…".into(),
+                    }}
                 </strong>
                 <span class="why">{move || backend.get().map(|b| format!(" — {}", b.1)).unwrap_or_default()}</span>
             </p>

@@ -40,7 +40,11 @@ pub async fn pick_device() -> (Backend, Device, String) {
     }
     match Device::wgpu_options().init_async().await {
         Ok(device) => (Backend::WebGpu, device, "WebGPU adapter found".into()),
-        Err(e) => (Backend::Cpu, Device::flex(), format!("no usable WebGPU adapter ({e})")),
+        Err(e) => {
+            // wgpu's reason is long and technical: the console keeps it, the page says it briefly.
+            web_sys::console::warn_1(&format!("adam: WebGPU unavailable, using the CPU: {e}").into());
+            (Backend::Cpu, Device::flex(), "no usable WebGPU adapter; the CPU runs the models (details in the console)".into())
+        }
     }
 }
 
@@ -56,7 +60,6 @@ fn source(info: &ModelInfo, files: HashMap<String, Vec<u8>>, base: &str) -> Mode
 
 pub struct Engine {
     pub backend: Backend,
-    pub device: Device,
     pub student: SentenceEncoder,
     pub teacher: Option<CrossEncoder>,
     same_vocab: bool,
@@ -89,7 +92,6 @@ impl Engine {
         let same_vocab = teacher.as_ref().is_some_and(|t| t.model.tokenizer.same_vocab(&student.model.tokenizer));
         Ok(Self {
             backend,
-            device,
             student,
             teacher,
             same_vocab,
