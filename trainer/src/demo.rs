@@ -299,7 +299,7 @@ fn train_students(
         if !dir.join("student/model.safetensors").is_file() {
             let config = dir.join("distill.toml").display().to_string();
             let args = ["distill", "--config", &config, "--resume", "--quiet", "--backend", backend];
-            bar.suspend(|| eprintln!("    $ adam {}", args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ")));
+            bar.suspend(|| eprintln!("    {}", command_line(&args)));
             let log_path = dir.join("distill.log");
             let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
             let start = Instant::now();
@@ -481,12 +481,17 @@ impl Stages {
     }
 
     fn sub(&mut self, args: &[&str]) -> Result<()> {
-        eprintln!("    $ adam {}", args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "));
+        eprintln!("    {}", command_line(args));
         let start = Instant::now();
         crate::run_command(args).with_context(|| format!("`adam {}` failed", args.first().copied().unwrap_or("")))?;
         eprintln!("    ({:.1} s)", start.elapsed().as_secs_f64());
         Ok(())
     }
+}
+
+/// `$ adam ARGS…`, quoted so that it can be pasted into a shell.
+fn command_line(args: &[&str]) -> String {
+    format!("$ adam {}", args.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "))
 }
 
 fn shell_quote(s: &str) -> String {

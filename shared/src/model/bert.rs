@@ -57,7 +57,8 @@ pub struct BertModel {
     pub encoder: BertEncoder,
 }
 
-fn linear(d_in: usize, d_out: usize, config: &BertConfig, device: &Device) -> Linear {
+/// A linear layer with the config's from-scratch initialisation (loading overwrites it).
+pub(super) fn linear(d_in: usize, d_out: usize, config: &BertConfig, device: &Device) -> Linear {
     LinearConfig::new(d_in, d_out).with_initializer(config.initializer()).init(device)
 }
 

@@ -3,11 +3,12 @@
 //! Public rerankers (e.g. the ms-marco MiniLM cross-encoders) load as they are.
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::tanh;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::BertModel;
+use super::bert::linear;
 use crate::config::BertConfig;
 
 /// `bert.pooler`: dense + tanh on the `[CLS]` vector.
@@ -31,9 +32,9 @@ impl CrossEncoderModel {
         let h = config.hidden_size;
         Self {
             bert: BertModel::new(config, device),
-            pooler: Pooler { dense: LinearConfig::new(h, h).with_initializer(config.initializer()).init(device) },
+            pooler: Pooler { dense: linear(h, h, config, device) },
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
-            classifier: LinearConfig::new(h, config.labels()).with_initializer(config.initializer()).init(device),
+            classifier: linear(h, config.labels(), config, device),
         }
     }
 
