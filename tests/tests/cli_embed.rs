@@ -1,7 +1,8 @@
 //! `adam embed` as a user runs it: vectors equal sentence-transformers', input order kept across
-//! chunks, empty input gives empty output, bad input and incomplete model folders are clear errors.
+//! chunks, empty input gives empty output; wgpu without an adapter, bad input and incomplete
+//! model folders are clear errors.
 
-use adam_tests::{TempDir, adam, cosine, fixture, golden, max_abs_diff, stderr};
+use adam_tests::{TempDir, adam, adam_bin, cosine, fixture, golden, max_abs_diff, stderr};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -61,6 +62,26 @@ fn flex_vectors_equal_sentence_transformers_in_input_order() {
 fn wgpu_vectors_equal_sentence_transformers() {
     // Runs on Mesa's lavapipe in CI (.ci/run installs mesa-vulkan-drivers).
     embed_and_check("wgpu", "8", 1);
+}
+
+#[test]
+fn wgpu_without_an_adapter_is_a_clear_error() {
+    let Some(model) = fixture("models/all-MiniLM-L6-v2") else { return };
+    let tmp = TempDir::new("embed-no-adapter");
+    std::fs::write(tmp.path("in.txt"), "hello\n").unwrap();
+    // Hide every Vulkan driver and every EGL (OpenGL) vendor: wgpu then finds no adapter at all.
+    let out = std::process::Command::new(adam_bin())
+        .args(["embed", "--model", model.to_str().unwrap(), "--backend", "wgpu"])
+        .args(["--input", tmp.path("in.txt").to_str().unwrap(), "--output", tmp.path("out.jsonl").to_str().unwrap()])
+        .env("VK_ICD_FILENAMES", tmp.path("no-vulkan.json"))
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", tmp.path("no-egl.json"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("no usable GPU adapter") && err.contains("--backend flex"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!tmp.path("out.jsonl").exists(), "no output");
 }
 
 #[test]
