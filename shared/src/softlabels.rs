@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dark::{self, DarkConfig, DarkExample, DarkInstance, DarkKind, Edit, EditOp, EditSource};
+use crate::dark::{self, DarkConfig, DarkExample, DarkInstance, DarkKind, Edit, EditOp, EditSource, NoisyMode};
 use crate::loss::LossConfig;
 use crate::tokenize::{SpecialTokens, TextTokenizer};
 use crate::Result;
@@ -19,8 +19,11 @@ use crate::Result;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LabSettings {
-    /// Share of the positive's pieces masked in noisy positives (`noisy_ratio`).
+    /// Share of the positive's pieces masked (or deleted) in noisy positives (`noisy_ratio`).
     pub mask_ratio: f32,
+    /// Noisy positives mask their pieces, or delete them (for a teacher trained from scratch,
+    /// which never learned what `[MASK]` means).
+    pub noisy_mode: NoisyMode,
     /// Share of a negative's pieces overwritten by positive (and query) spans (`mix_ratio`).
     pub mix_ratio: f32,
     pub seed: u64,
@@ -36,6 +39,7 @@ impl Default for LabSettings {
         let loss = LossConfig::default();
         Self {
             mask_ratio: dark.noisy_ratio,
+            noisy_mode: dark.noisy_mode,
             mix_ratio: dark.mix_ratio,
             seed: dark.seed,
             teacher_temperature: loss.kd_teacher_temperature,
@@ -50,6 +54,7 @@ impl LabSettings {
     pub fn dark_config(&self, max_pieces: usize) -> DarkConfig {
         DarkConfig {
             noisy_ratio: self.mask_ratio,
+            noisy_mode: self.noisy_mode,
             mix_ratio: self.mix_ratio,
             seed: self.seed,
             adaptive: false,
@@ -395,8 +400,15 @@ mod tests {
         let c2 = candidates(&query, &positive, &negatives, &special(), &more, 3);
         assert_eq!(c2[3].ids.iter().filter(|&&id| id == 103).count(), 8);
         // Another seed, other draws.
-        let other = LabSettings { seed: 7, ..settings }.dark_config(254);
+        let other = LabSettings { seed: 7, ..settings.clone() }.dark_config(254);
         assert_ne!(candidates(&query, &positive, &negatives, &special(), &other, 3)[3], c[3]);
+        // Deleting instead of masking: the same pieces go, and no [MASK] is left.
+        let cut = LabSettings { noisy_mode: NoisyMode::Delete, ..settings }.dark_config(254);
+        let c3 = candidates(&query, &positive, &negatives, &special(), &cut, 3);
+        assert_eq!(c3[3].label, "cut positive 1");
+        assert_eq!(c3[3].ids.len(), 7);
+        assert!(!c3[3].ids.contains(&103));
+        assert!(c3[3].ids.iter().all(|id| c[3].ids.contains(id)), "the kept pieces are the unmasked ones");
     }
 
     #[test]

@@ -39,6 +39,15 @@ fn demo_runs_every_stage_and_resumes() {
         assert!(out.join(file).is_file(), "{file} missing");
     }
     assert!(web.join("manifest.json").is_file(), "web assets missing");
+    // A teacher trained from scratch never saw [MASK]: its dark examples and the page's lab delete
+    // pieces of the positive instead.
+    let scores = std::fs::read_to_string(out.join("scores.jsonl")).unwrap();
+    let header: serde_json::Value = serde_json::from_str(scores.lines().next().unwrap()).unwrap();
+    assert_eq!(header["dark"]["noisy_mode"], "delete", "{header}");
+    assert!(scores.contains("deleted_positive") && !scores.contains("masked_positive"));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(web.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["settings"]["noisy_mode"], "delete", "{manifest}");
 
     // The table: both methods and the two references, with the three measures. (The stages'
     // own output comes before it.)

@@ -180,6 +180,14 @@ fn soft_labels_are_distributions_and_follow_the_settings() {
     assert!(cands[4]["text"].as_str().unwrap().contains("[MASK]"), "{}", cands[4]);
     let b = soft_labels(&e.assets, &["--mask-ratio", "0.8", "--teacher-temperature", "3"]);
     assert_ne!(a["candidates"][4]["text"], b["candidates"][4]["text"]);
+    // Deleting instead of masking: the same positive, shorter, with no [MASK].
+    let d = soft_labels(&e.assets, &["--noisy-mode", "delete"]);
+    let cut = &d["candidates"][4];
+    assert!(cut["label"].as_str().unwrap().starts_with("cut positive"), "{cut}");
+    assert!(!cut["text"].as_str().unwrap().contains("[MASK]"), "{cut}");
+    for field in ["text", "teacher_score", "student_score"] {
+        assert_eq!(d["candidates"][0][field], a["candidates"][0][field], "the positive itself is unchanged");
+    }
     assert!(b["teacher_entropy"].as_f64().unwrap() > a["teacher_entropy"].as_f64().unwrap());
     // Deterministic.
     assert_eq!(soft_labels(&e.assets, &[]), a);
@@ -266,6 +274,7 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
     }
     let expected = soft_labels(&e.assets, &[]);
     let expected_mask = soft_labels(&e.assets, &["--mask-ratio", "0.35"]);
+    let expected_delete = soft_labels(&e.assets, &["--mask-ratio", "0.35", "--noisy-mode", "delete"]);
     let set: ExampleSet = serde_json::from_slice(&std::fs::read(e.assets.join("examples.json")).unwrap()).unwrap();
     let server = StaticServer::start(vec![("/".into(), dist.clone()), ("/assets/".into(), e.assets.clone())]);
     let shots = std::env::var_os("ADAM_SCREENSHOTS")
@@ -283,6 +292,13 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
         // Keyboard: the mask-ratio slider moved one step right (0.35) recomputes the same as native.
         assert_close(&floats(&r["teacher_mask"]), &floats(&expected_mask["teacher"]), &format!("{mode} teacher, mask 0.35"));
         assert_close(&floats(&r["student_mask"]), &floats(&expected_mask["student"]), &format!("{mode} student, mask 0.35"));
+        if mode == "cpu" {
+            // Choosing "delete pieces" recomputes the same as `adam soft-labels --noisy-mode delete`.
+            assert_eq!(r["settings_after_delete"]["noisy_mode"], "delete", "{r}");
+            assert_close(&floats(&r["teacher_delete"]), &floats(&expected_delete["teacher"]), "cpu teacher, delete 0.35");
+            assert_close(&floats(&r["student_delete"]), &floats(&expected_delete["student"]), "cpu student, delete 0.35");
+            assert!(r["lab_text_delete"].as_str().unwrap_or("").contains("cut positive"), "{r}");
+        }
         // Search: the first example's positive, typed as the query, is the top hit.
         let hits = r["search"]["hits"].as_array().expect("search hits");
         assert_eq!(hits.len(), 10, "{r}");

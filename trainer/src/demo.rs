@@ -256,7 +256,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     stages.run("the browser demo's assets", false, &[
         "export-web", "--student", &out.join("runs").join(&best).join("student").display().to_string(), "--teacher", &teacher,
         "--data", &data, "--split", &args.test_split, "--output", &web.display().to_string(),
-        "--report", &report_dir.display().to_string(), "--max-length", &pair_length, "--backend", &backend,
+        "--report", &report_dir.display().to_string(), "--max-length", &pair_length, "--noisy-mode", noisy_mode(&args),
+        "--backend", &backend,
     ])?;
 
     let table = std::fs::read_to_string(report_dir.join(TABLE_FILE))?;
@@ -410,7 +411,7 @@ every = {every}
 split = "{dev}"
 max_queries = 100
 {corpus_limit}rel_threshold = {rel}
-"#,
+{dark}"#,
         output = abs(dir)?,
         data = abs(&plan.data)?,
         scores = abs(&out.join("scores.jsonl"))?,
@@ -423,7 +424,16 @@ max_queries = 100
         corpus_limit = if args.data.is_none() { "corpus_limit = 500\n" } else { "" },
         dev = args.dev_split,
         rel = plan.rel_threshold,
+        dark = format!("\n[adam.dark]\nnoisy_mode = \"{}\"\n", noisy_mode(args)),
     ))
+}
+
+/// How noisy positives are made. A teacher trained from scratch never learned what `[MASK]`
+/// means (no masked-language pretraining): on the teaching set, three in four masked positives
+/// kept a score near the positive's however much was masked, so they delete pieces instead
+/// (METHOD.md §7). A checkpoint teacher keeps the method's masks.
+fn noisy_mode(args: &DemoArgs) -> &'static str {
+    if args.teacher.is_none() { "delete" } else { "mask" }
 }
 
 /// Whether `adam teacher score` stopped part-way (its cache then resumes).

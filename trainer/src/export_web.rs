@@ -16,6 +16,7 @@ use adam_core::demo::{
 };
 use adam_core::encoder::{CrossEncoder, SentenceEncoder};
 use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
+use adam_core::dark::NoisyMode;
 use adam_core::softlabels::LabSettings;
 use anyhow::{Context, Result, bail};
 
@@ -71,10 +72,23 @@ pub struct ExportWebArgs {
     /// Seed of the example and corpus sampling.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// The lab's noisy positives: `mask` their pieces (a pretrained teacher knows `[MASK]`) or
+    /// `delete` them (a teacher trained from scratch does not).
+    #[arg(long, default_value = "mask", value_parser = parse_noisy_mode)]
+    pub noisy_mode: NoisyMode,
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
+}
+
+/// `mask` or `delete` (a command-line value of [`NoisyMode`]).
+pub fn parse_noisy_mode(value: &str) -> Result<NoisyMode, String> {
+    match value {
+        "mask" => Ok(NoisyMode::Mask),
+        "delete" => Ok(NoisyMode::Delete),
+        other => Err(format!("'{other}' is not a noisy mode: use mask or delete")),
+    }
 }
 
 pub fn run(args: ExportWebArgs) -> Result<()> {
@@ -147,7 +161,7 @@ pub fn run(args: ExportWebArgs) -> Result<()> {
         dataset: DatasetInfo { name: dataset_name.clone(), split: args.split.clone(), negatives: "bm25".into() },
         student: student_info,
         teacher: teacher_info,
-        settings: LabSettings::default(),
+        settings: LabSettings { noisy_mode: args.noisy_mode, ..LabSettings::default() },
         max_length: args.max_length,
         examples: None,
         corpus: None,

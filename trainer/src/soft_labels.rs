@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use adam_core::demo::{ExampleSet, Manifest};
 use adam_core::encoder::{CrossEncoder, SentenceEncoder};
 use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
+use adam_core::dark::NoisyMode;
 use adam_core::softlabels::{self, Candidate, LabSettings, SoftLabels};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -41,6 +42,9 @@ pub struct SoftLabelsArgs {
     pub negatives: Vec<String>,
     #[arg(long)]
     pub mask_ratio: Option<f32>,
+    /// Noisy positives: `mask` or `delete` their pieces (default: the assets' setting, else mask).
+    #[arg(long, value_parser = crate::export_web::parse_noisy_mode)]
+    pub noisy_mode: Option<NoisyMode>,
     #[arg(long)]
     pub mix_ratio: Option<f32>,
     #[arg(long)]
@@ -100,6 +104,7 @@ pub fn run(args: SoftLabelsArgs) -> Result<()> {
     let defaults = manifest.as_ref().map(|m| m.settings.clone()).unwrap_or_default();
     let settings = LabSettings {
         mask_ratio: args.mask_ratio.unwrap_or(defaults.mask_ratio),
+        noisy_mode: args.noisy_mode.unwrap_or(defaults.noisy_mode),
         mix_ratio: args.mix_ratio.unwrap_or(defaults.mix_ratio),
         seed: args.seed.unwrap_or(defaults.seed),
         teacher_temperature: args.teacher_temperature.unwrap_or(defaults.teacher_temperature),

@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 
 use adam_core::selfpaced::{ConfidenceMeasure, Schedule, SelfPacedConfig, Selection, confidence};
+use adam_core::dark::NoisyMode;
 use adam_core::softlabels::LabSettings;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -354,7 +355,25 @@ fn Lab() -> impl IntoView {
                         <button on:click=apply_custom>"Compute soft labels"</button>
                     </div>
                 </Show>
-                <Slider id="mask" label="Mask ratio (noisy positives)" min=0.0 max=0.95 step=0.05
+                <div class="field">
+                    <label for="noisy">"Noisy positives"</label>
+                    <select
+                        id="noisy"
+                        on:change=move |ev| {
+                            let mode = if event_target_value(&ev) == "delete" { NoisyMode::Delete } else { NoisyMode::Mask };
+                            settings.update(|s| s.noisy_mode = mode);
+                        }
+                    >
+                        <option value="mask" prop:selected=move || settings.get().noisy_mode == NoisyMode::Mask>
+                            "mask pieces"
+                        </option>
+                        <option value="delete" prop:selected=move || settings.get().noisy_mode == NoisyMode::Delete
+                            title="for a teacher trained from scratch, which never learned what [MASK] means">
+                            "delete pieces"
+                        </option>
+                    </select>
+                </div>
+                <Slider id="mask" label="Noise ratio (noisy positives)" min=0.0 max=0.95 step=0.05
                     value=Signal::derive(move || settings.get().mask_ratio)
                     set=Callback::new(move |v| settings.update(|s| s.mask_ratio = v)) />
                 <Slider id="mix" label="Mix ratio (mixed negatives)" min=0.0 max=0.95 step=0.05
