@@ -43,17 +43,20 @@ try {
     Object.assign(result, await probs());
     await page.screenshot({ path: `${shots}/${mode}-lab-desktop.png`, fullPage: true });
 
-    // Keyboard: focus the mask-ratio slider and step it right (0.30 → 0.35).
-    const before = await page.getAttribute('[data-testid=lab-result]', 'data-settings');
-    await page.focus('#mask');
-    await page.keyboard.press('ArrowRight');
-    await page.waitForFunction(
+    // Waits until the lab shows the result of other settings than `before`, computed.
+    const recomputed = (before) => page.waitForFunction(
       (b) => {
         const el = document.querySelector('[data-testid=lab-result]');
         return el && el.getAttribute('data-settings') !== b && document.querySelector('.status').textContent.indexOf('Computing') < 0;
       },
       before,
     );
+
+    // Keyboard: focus the mask-ratio slider and step it right (0.30 → 0.35).
+    const before = await page.getAttribute('[data-testid=lab-result]', 'data-settings');
+    await page.focus('#mask');
+    await page.keyboard.press('ArrowRight');
+    await recomputed(before);
     result.settings_after_key = JSON.parse(await page.getAttribute('[data-testid=lab-result]', 'data-settings'));
     const m = await probs();
     result.teacher_mask = m.teacher;
@@ -64,13 +67,7 @@ try {
     if (mode === 'cpu') {
       const masked = await page.getAttribute('[data-testid=lab-result]', 'data-settings');
       await page.selectOption('#noisy', 'delete');
-      await page.waitForFunction(
-        (b) => {
-          const el = document.querySelector('[data-testid=lab-result]');
-          return el && el.getAttribute('data-settings') !== b && document.querySelector('.status').textContent.indexOf('Computing') < 0;
-        },
-        masked,
-      );
+      await recomputed(masked);
       result.settings_after_delete = JSON.parse(await page.getAttribute('[data-testid=lab-result]', 'data-settings'));
       const d = await probs();
       result.teacher_delete = d.teacher;
