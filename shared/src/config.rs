@@ -183,8 +183,11 @@ struct StModule {
     kind: String,
 }
 
+/// A Pooling module's config: sentence-transformers up to 5 writes one flag per mode, 6 writes
+/// `"pooling_mode": "mean"`.
 #[derive(Deserialize)]
 struct StPooling {
+    pooling_mode: Option<String>,
     #[serde(default)]
     pooling_mode_cls_token: bool,
     #[serde(default)]
@@ -200,10 +203,18 @@ struct StBertConfig {
     max_seq_length: Option<usize>,
 }
 
+/// sentence-transformers 6 keeps the sequence limit in the tokenizer's config instead.
+#[derive(Deserialize)]
+struct TokenizerConfig {
+    model_max_length: Option<f64>,
+}
+
 /// Reads the optional sentence-transformers files through `read`, which maps a path relative
 /// to the model folder to its bytes (`None` when the file does not exist). Without
 /// `modules.json` the defaults are mean pooling, no normalisation and the model's position limit
-/// (capped at 512), as sentence-transformers does for a bare Hugging Face model.
+/// (capped at 512), as sentence-transformers does for a bare Hugging Face model. The sequence
+/// limit is `sentence_bert_config.json`'s `max_seq_length`, else (sentence-transformers 6)
+/// `tokenizer_config.json`'s `model_max_length`, never above the position limit.
 pub fn sentence_config(
     dir: &Path,
     bert: &BertConfig,
@@ -220,6 +231,14 @@ pub fn sentence_config(
             .map_err(|e| Error::format(&path, Some(e.line()), e))?;
         if let Some(max) = st.max_seq_length {
             config.max_seq_length = max.min(bert.max_position_embeddings);
+        } else if let Some(bytes) = read("tokenizer_config.json")? {
+            let path = dir.join("tokenizer_config.json");
+            let tc: TokenizerConfig = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::format(&path, Some(e.line()), e))?;
+            // Tokenizers without a limit store a huge number here; the position limit caps it.
+            if let Some(max) = tc.model_max_length.filter(|m| *m >= 1.0) {
+                config.max_seq_length = (max.min(bert.max_position_embeddings as f64)) as usize;
+            }
         }
     }
     let Some(bytes) = read("modules.json")? else {
@@ -240,9 +259,18 @@ pub fn sentence_config(
                 })?;
                 let p: StPooling = serde_json::from_slice(&bytes)
                     .map_err(|e| Error::format(&path, Some(e.line()), e))?;
-                config.pooling = match (p.pooling_mode_cls_token, p.pooling_mode_mean_tokens) {
-                    (true, false) => Pooling::Cls,
-                    (false, true) => Pooling::Mean,
+                config.pooling = match (p.pooling_mode.as_deref(), p.pooling_mode_cls_token, p.pooling_mode_mean_tokens) {
+                    (Some("cls"), ..) => Pooling::Cls,
+                    (Some("mean"), ..) => Pooling::Mean,
+                    (Some(other), ..) => {
+                        return Err(Error::format(
+                            &path,
+                            None,
+                            format!("pooling_mode `{other}` is not supported (use cls or mean)"),
+                        ));
+                    }
+                    (None, true, false) => Pooling::Cls,
+                    (None, false, true) => Pooling::Mean,
                     _ => {
                         return Err(Error::format(
                             &path,
@@ -269,4 +297,58 @@ pub fn sentence_config(
         }
     }
     Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bert() -> BertConfig {
+        let json = br#"{"vocab_size": 30522, "hidden_size": 384, "num_hidden_layers": 3, "num_attention_heads": 12,
+            "intermediate_size": 1536, "max_position_embeddings": 512}"#;
+        BertConfig::from_json(json, Path::new("config.json")).unwrap()
+    }
+
+    fn read_from(files: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Result<Option<Vec<u8>>> {
+        move |rel| Ok(files.iter().find(|(name, _)| *name == rel).map(|(_, text)| text.as_bytes().to_vec()))
+    }
+
+    const MODULES: &str = r#"[{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.base.modules.normalize.Normalize"}]"#;
+
+    /// What sentence-transformers 6.2 saves: `pooling_mode` as a word, no `max_seq_length` in
+    /// sentence_bert_config.json, the limit in tokenizer_config.json.
+    #[test]
+    fn reads_the_sentence_transformers_6_layout() {
+        let read = read_from(&[
+            ("modules.json", MODULES),
+            ("1_Pooling/config.json", r#"{"embedding_dimension": 384, "pooling_mode": "mean", "include_prompt": true}"#),
+            ("sentence_bert_config.json", r#"{"transformer_task": "feature-extraction", "module_output_name": "token_embeddings"}"#),
+            ("tokenizer_config.json", r#"{"model_max_length": 256, "do_lower_case": true}"#),
+        ]);
+        let config = sentence_config(Path::new("m"), &bert(), &read).unwrap();
+        assert_eq!(config, SentenceConfig { pooling: Pooling::Mean, normalize: true, max_seq_length: 256 });
+    }
+
+    #[test]
+    fn an_unsupported_pooling_mode_names_the_file() {
+        let read = read_from(&[
+            ("modules.json", MODULES),
+            ("1_Pooling/config.json", r#"{"embedding_dimension": 384, "pooling_mode": "lasttoken"}"#),
+        ]);
+        let err = sentence_config(Path::new("m"), &bert(), &read).unwrap_err().to_string();
+        assert!(err.contains("1_Pooling/config.json") && err.contains("`lasttoken` is not supported"), "{err}");
+    }
+
+    /// A tokenizer without a limit stores a huge number (transformers' VERY_LARGE_INTEGER): the
+    /// position limit applies.
+    #[test]
+    fn a_huge_tokenizer_limit_is_capped_by_the_positions() {
+        let read = read_from(&[
+            ("sentence_bert_config.json", "{}"),
+            ("tokenizer_config.json", r#"{"model_max_length": 1000000000000000019884624838656}"#),
+        ]);
+        assert_eq!(sentence_config(Path::new("m"), &bert(), &read).unwrap().max_seq_length, 512);
+    }
 }
