@@ -87,6 +87,16 @@ fn demo_runs_every_stage_and_resumes() {
     assert!(stderr(&serial).contains("1 at a time"), "{}", stderr(&serial));
     assert!(stdout(&serial).ends_with(&table), "one job at a time gives another table:\n{}", stdout(&serial));
 
+    // Data without the dev split (WikiQA has only train and test): the students train without a
+    // dev curve, and dev evaluation never changed what they learn.
+    std::fs::remove_dir_all(out.join("runs")).unwrap();
+    let no_dev = demo(&["--dev-split", "validation"]);
+    assert!(no_dev.status.success(), "{}", stderr(&no_dev));
+    assert!(stderr(&no_dev).contains("has no `validation` split"), "{}", stderr(&no_dev));
+    let config = std::fs::read_to_string(out.join("runs/adam-seed1/distill.toml")).unwrap();
+    assert!(!config.contains("[eval]") && config.contains("[adam.dark]"), "{config}");
+    assert!(stdout(&no_dev).ends_with(&table), "without dev evaluation another table:\n{}", stdout(&no_dev));
+
     // A bad method is an error that lists the good ones.
     let bad = demo(&["--methods", "kd,magic"]);
     assert!(!bad.status.success());

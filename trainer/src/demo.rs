@@ -23,7 +23,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::ModelArgs;
 use crate::backend::Backend;
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, DatasetFiles};
 use crate::embed::load_encoder;
 use crate::io::{AtomicFile, open};
 use crate::report::{REPORTED, RunResult, TABLE_FILE, write_report};
@@ -99,6 +99,9 @@ struct Plan {
     student_steps: usize,
     /// Queries per student step.
     student_batch: usize,
+    /// Whether the data has the dev split (WikiQA, for one, has none): without it the students
+    /// train without a dev curve.
+    has_dev: bool,
 }
 
 /// Initialisation scale of the from-scratch teacher: with Hugging Face's 0.02 its attention
@@ -133,13 +136,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let out = &args.output;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let builtin = args.data.is_none();
-    let plan = Plan {
+    let mut plan = Plan {
         data: args.data.clone().unwrap_or_else(|| out.join("data")),
         rel_threshold: args.rel_threshold.unwrap_or(if builtin { 2 } else { 1 }),
         max_length: args.max_length.unwrap_or(if builtin { 48 } else { 128 }),
         teacher_epochs: args.teacher_epochs.unwrap_or(if builtin { 6 } else { 2 }),
         student_steps: args.student_steps.unwrap_or(if builtin { 240 } else { 500 }),
         student_batch: if builtin { 8 } else { 16 },
+        has_dev: true,
     };
     let mut stages = Stages::new(7);
     let path = |name: &str| out.join(name).display().to_string();
@@ -154,6 +158,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
         stages.note("data", &format!("{} (splits {}, {}, {})", plan.data.display(), args.train_split, args.dev_split, args.test_split));
     }
     let data = plan.data.display().to_string();
+    plan.has_dev = DatasetFiles::resolve(&plan.data, &args.dev_split)?.qrels_path().is_ok();
+    if !plan.has_dev {
+        stages.note("dev split", &format!("{data} has no `{}` split: the students train without a dev curve (--dev-split NAME to name one)", args.dev_split));
+    }
 
     // 2. BM25: negatives for training, a run of the test split for the teacher's reranking.
     let mined = out.join("negatives.train.jsonl").is_file() && out.join("bm25.test.run").is_file();
@@ -228,8 +236,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut students = Vec::new();
     for method in &args.methods {
         for &seed in &args.seeds {
-            let name = format!("{method}-seed{seed}");
-            let dir = out.join("runs").join(&name);
+            let dir = out.join("runs").join(run_name(method, seed));
             std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
             write_text(&dir.join("distill.toml"), &distill_toml(&args, &plan, method, seed, &dir)?)?;
             students.push((method.clone(), seed, dir));
@@ -273,12 +280,17 @@ pub fn run(args: DemoArgs) -> Result<()> {
     Ok(())
 }
 
+/// The folder name of one student under `runs/`.
+fn run_name(method: &str, seed: u64) -> String {
+    format!("{method}-seed{seed}")
+}
+
 /// The run of `method` with the best test nDCG@10 (the one the page shows).
 fn best_run(runs: &[RunResult], method: &str) -> Option<String> {
     runs.iter()
         .filter(|r| r.method == method)
         .max_by(|a, b| a.metrics[REPORTED[0]].total_cmp(&b.metrics[REPORTED[0]]))
-        .map(|r| format!("{}-seed{}", r.method, r.seed))
+        .map(|r| run_name(&r.method, r.seed))
 }
 
 /// Trains the students `jobs` at a time and measures each on the test split. Each student is its
@@ -296,7 +308,7 @@ fn train_students(
     let results: Vec<std::sync::Mutex<Option<Result<RunResult>>>> = students.iter().map(|_| Default::default()).collect();
     let bar = crate::retrieval::progress_bar(students.len() as u64, "students");
     let one = |(method, seed, dir): &(String, u64, PathBuf)| -> Result<RunResult> {
-        let name = format!("{method}-seed{seed}");
+        let name = run_name(method, *seed);
         if !dir.join("student/model.safetensors").is_file() {
             let config = dir.join("distill.toml").display().to_string();
             let args = ["distill", "--config", &config, "--resume", "--quiet", "--backend", backend];
@@ -405,25 +417,26 @@ negatives = 7
 [optimizer]
 lr = {lr}
 warmup_ratio = 0.1
-
-[eval]
-every = {every}
-split = "{dev}"
-max_queries = 100
-{corpus_limit}rel_threshold = {rel}
-{dark}"#,
+{eval}{dark}"#,
         output = abs(dir)?,
         data = abs(&plan.data)?,
         scores = abs(&out.join("scores.jsonl"))?,
         len = plan.max_length,
         steps = plan.student_steps,
-        every = (plan.student_steps / 2).max(1),
         batch = plan.student_batch,
-        // The dev curve on the teaching set searches its first 500 passages plus every judged
-        // one: a quicker proxy (the final table searches the whole test corpus).
-        corpus_limit = if args.data.is_none() { "corpus_limit = 500\n" } else { "" },
-        dev = args.dev_split,
-        rel = plan.rel_threshold,
+        eval = if plan.has_dev {
+            format!(
+                "\n[eval]\nevery = {every}\nsplit = \"{dev}\"\nmax_queries = 100\n{corpus_limit}rel_threshold = {rel}\n",
+                every = (plan.student_steps / 2).max(1),
+                dev = args.dev_split,
+                // The dev curve on the teaching set searches its first 500 passages plus every
+                // judged one: a quicker proxy (the final table searches the whole test corpus).
+                corpus_limit = if args.data.is_none() { "corpus_limit = 500\n" } else { "" },
+                rel = plan.rel_threshold,
+            )
+        } else {
+            String::new()
+        },
         dark = format!("\n[adam.dark]\nnoisy_mode = \"{}\"\n", noisy_mode(args)),
     ))
 }
