@@ -150,23 +150,15 @@ fn dense_negatives_on_a_teaching_set() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = tmp.path("neg.jsonl");
-    let o = adam(&[
-        "negatives",
-        "--data",
-        set.to_str().unwrap(),
-        "--split",
-        "train",
-        "--output",
-        out.to_str().unwrap(),
-        "--method",
-        "dense",
-        "--model",
-        model.to_str().unwrap(),
-        "--top-k",
-        "5",
-        "--depth",
-        "20",
-    ]);
+    let cache = tmp.path("cache");
+    let mine = |output: &Path| {
+        adam(&[
+            "negatives", "--data", set.to_str().unwrap(), "--split", "train", "--output", output.to_str().unwrap(),
+            "--method", "dense", "--model", model.to_str().unwrap(), "--top-k", "5", "--depth", "20",
+            "--cache", cache.to_str().unwrap(),
+        ])
+    };
+    let o = mine(&out);
     assert!(o.status.success(), "{}", stderr(&o));
     let records = read_lines(&out);
     assert_eq!(records.len(), 12);
@@ -178,6 +170,13 @@ fn dense_negatives_on_a_teaching_set() {
             .flat_map(|r| r["negatives"].as_array().unwrap().clone())
             .all(|n| n["score"].as_f64().unwrap() <= 1.0001)
     );
+    // Mining again reuses the corpus vectors that the first run cached (as `adam eval --model`
+    // does), with the same negatives.
+    let again = tmp.path("neg-again.jsonl");
+    let o = mine(&again);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("reusing cached embeddings of 120 documents"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), std::fs::read_to_string(&out).unwrap());
 
     let o = adam(&[
         "negatives",

@@ -152,17 +152,48 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
         backend: args.backend.unwrap_or(Backend::Flex),
     };
     let encoder = load_encoder(&model_args)?;
-    let cache = if args.no_cache { None } else { args.cache.clone().or_else(default_dir).map(EmbeddingCache::new) };
+    let cache = cache_for(args.cache.as_ref(), args.no_cache);
+    let run = dense_retrieve(&encoder, &model_args, cache.as_ref(), &corpus_path, &corpus, &queries, depth)?;
+
+    if let Some(path) = &args.run_out {
+        let tag = model.file_name().map(|n| n.to_string_lossy().replace(char::is_whitespace, "_"));
+        let mut out = AtomicFile::create(path)?;
+        write_run(out.writer(), &run, &format!("adam-{}", tag.as_deref().unwrap_or("dense")))
+            .with_context(|| format!("writing {}", path.display()))?;
+        out.commit()?;
+        eprintln!("wrote the run to {}", path.display());
+    }
+    Ok(run)
+}
+
+/// The embedding cache that `--cache DIR` / `--no-cache` ask for (default: the user's cache folder).
+pub fn cache_for(dir: Option<&PathBuf>, disabled: bool) -> Option<EmbeddingCache> {
+    if disabled { None } else { dir.cloned().or_else(default_dir).map(EmbeddingCache::new) }
+}
+
+/// Exact dense retrieval of `queries` over `corpus` (read from `corpus_path`), the corpus
+/// vectors taken from `cache` when it has them for this model and corpus, else encoded (and
+/// stored there). `adam eval --model` and `adam negatives --method dense` share it, so mining
+/// negatives after evaluating the same model encodes nothing but the queries.
+pub fn dense_retrieve(
+    encoder: &adam_core::encoder::SentenceEncoder,
+    model_args: &ModelArgs,
+    cache: Option<&EmbeddingCache>,
+    corpus_path: &Path,
+    corpus: &[Document],
+    queries: &[Query],
+    depth: usize,
+) -> Result<Run> {
     let start = Instant::now();
-    let run = match &cache {
-        None => retrieve(&encoder, &corpus, &queries, depth, model_args.batch_size)?,
+    let run = match cache {
+        None => retrieve(encoder, corpus, queries, depth, model_args.batch_size)?,
         Some(cache) => {
-            let docs = cached_corpus_embeddings(&encoder, &model_args, cache, &corpus_path, &corpus)?;
+            let docs = cached_corpus_embeddings(encoder, model_args, cache, corpus_path, corpus)?;
             let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
             let embed_start = Instant::now();
-            let query_vectors = embed_texts(&encoder, &query_texts, model_args.batch_size, "queries")?;
+            let query_vectors = embed_texts(encoder, &query_texts, model_args.batch_size, "queries")?;
             let search_start = Instant::now();
-            let run = search(&encoder.device, &corpus, &docs, &queries, &query_vectors, depth)?;
+            let run = search(&encoder.device, corpus, &docs, queries, &query_vectors, depth)?;
             eprintln!(
                 "embedded {} queries in {:.2} s, scored and ranked in {:.2} s",
                 queries.len(),
@@ -179,15 +210,6 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
         queries.len(),
         start.elapsed().as_secs_f64()
     );
-
-    if let Some(path) = &args.run_out {
-        let tag = model.file_name().map(|n| n.to_string_lossy().replace(char::is_whitespace, "_"));
-        let mut out = AtomicFile::create(path)?;
-        write_run(out.writer(), &run, &format!("adam-{}", tag.as_deref().unwrap_or("dense")))
-            .with_context(|| format!("writing {}", path.display()))?;
-        out.commit()?;
-        eprintln!("wrote the run to {}", path.display());
-    }
     Ok(run)
 }
 

@@ -19,7 +19,7 @@ use crate::dataset::Dataset;
 use crate::embed::load_encoder;
 use crate::io::AtomicFile;
 use crate::bm25::Bm25;
-use crate::retrieval::retrieve;
+use crate::eval::{cache_for, dense_retrieve};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
@@ -71,6 +71,13 @@ pub struct NegativesArgs {
     /// Compute backend (dense).
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
+    /// Folder of cached corpus embeddings, shared with `adam eval` (dense) [default:
+    /// $XDG_CACHE_HOME/adam/embeddings or ~/.cache/adam/embeddings].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Always encode the corpus; neither read nor write the cache (dense).
+    #[arg(long, conflicts_with = "cache")]
+    pub no_cache: bool,
 }
 
 fn bar(len: usize, what: &str) -> ProgressBar {
@@ -133,7 +140,9 @@ pub fn run(args: NegativesArgs) -> Result<()> {
             let encoder = load_encoder(&model)?;
             let queries: Vec<Query> =
                 work.iter().map(|(id, text, _)| Query { id: id.to_string(), text: text.to_string() }).collect();
-            let run = retrieve(&encoder, &data.corpus, &queries, args.depth, args.batch_size)?;
+            let cache = cache_for(args.cache.as_ref(), args.no_cache);
+            let corpus_path = data.files.corpus_path()?;
+            let run = dense_retrieve(&encoder, &model, cache.as_ref(), corpus_path, &data.corpus, &queries, args.depth)?;
             let doc_index: std::collections::HashMap<&str, usize> =
                 data.corpus.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
             let hits = queries
