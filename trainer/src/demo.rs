@@ -158,7 +158,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         stages.note("data", &format!("{} (splits {}, {}, {})", plan.data.display(), args.train_split, args.dev_split, args.test_split));
     }
     let data = plan.data.display().to_string();
-    plan.has_dev = DatasetFiles::resolve(&plan.data, &args.dev_split)?.qrels_path().is_ok();
+    // A Hub dataset without the split fails to resolve it: that too means no dev curve.
+    plan.has_dev = DatasetFiles::resolve(&plan.data, &args.dev_split).is_ok_and(|f| f.qrels_path().is_ok());
     if !plan.has_dev {
         stages.note("dev split", &format!("{data} has no `{}` split: the students train without a dev curve (--dev-split NAME to name one)", args.dev_split));
     }
