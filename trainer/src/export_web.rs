@@ -82,13 +82,11 @@ pub struct ExportWebArgs {
     pub backend: Backend,
 }
 
-/// `mask` or `delete` (a command-line value of [`NoisyMode`]).
+/// A command-line value of [`NoisyMode`], spelt as in the config's `[adam.dark] noisy_mode`
+/// (serde's names, so the two cannot drift apart).
 pub fn parse_noisy_mode(value: &str) -> Result<NoisyMode, String> {
-    match value {
-        "mask" => Ok(NoisyMode::Mask),
-        "delete" => Ok(NoisyMode::Delete),
-        other => Err(format!("'{other}' is not a noisy mode: use mask or delete")),
-    }
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|e| format!("'{value}' is not a noisy mode: {e}"))
 }
 
 pub fn run(args: ExportWebArgs) -> Result<()> {
