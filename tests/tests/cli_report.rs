@@ -15,8 +15,10 @@ fn write_runs(tmp: &TempDir) {
     let runs = r#"[
  {"method": "adam", "seed": 1, "metrics": {"ndcg@10": 0.40, "mrr@10": 0.30, "recall@100": 0.80, "map": 0.2}, "log": "logs/adam-1.jsonl"},
  {"method": "adam", "seed": 2, "metrics": {"ndcg@10": 0.44, "mrr@10": 0.36, "recall@100": 0.84}, "log": "logs/adam-2.jsonl"},
- {"method": "margin-mse", "seed": 1, "metrics": {"ndcg@10": 0.38, "mrr@10": 0.29, "recall@100": 0.79}, "log": "logs/base-1.jsonl"}
+ {"method": "margin-mse", "seed": 1, "metrics": {"ndcg@10": 0.38, "mrr@10": 0.29, "recall@100": 0.79}, "log": "logs/base-1.jsonl"},
+ {"method": "BM25", "seed": null, "metrics": {"ndcg@10": 0.5, "mrr@10": 0.45, "recall@100": 0.9}, "log": "logs/none.jsonl"}
 ]"#;
+    std::fs::write(tmp.path("logs/none.jsonl"), "").unwrap();
     std::fs::write(tmp.path("runs.json"), runs).unwrap();
 }
 
@@ -31,6 +33,7 @@ fn report_writes_table_json_and_plot() {
     // adam: ndcg 0.40, 0.44 → 0.42 ± 0.028284 (sample s.d. = |a − b| / √2); mrr 0.30, 0.36 → 0.33 ± 0.042426.
     assert!(md.contains("| adam | 2 | 0.4200 ± 0.0283 | 0.3300 ± 0.0424 | 0.8200 ± 0.0283 |"), "{md}");
     assert!(md.contains("| margin-mse | 1 | 0.3800 | 0.2900 | 0.7900 |"), "{md}");
+    assert!(md.contains("| BM25 | 1 | 0.5000 | 0.4500 | 0.9000 |") && md.contains("- BM25: not trained"), "{md}");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
     let dev = &json["methods"][0]["dev_ndcg@10"];
     assert_eq!(dev[1]["step"], 1000);

@@ -252,7 +252,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     for (label, run) in [("BM25 (reference)", "bm25.test.run"), ("teacher reranking BM25's top 100 (reference)", "teacher.test.run")] {
         let run = read_run(open(&out.join(run))?, &out.join(run))?;
         let metrics = evaluate(&run, &test.qrels, plan.rel_threshold).mean.to_map();
-        all.push(RunResult { method: label.into(), seed: 0, metrics, log: empty_log.clone() });
+        all.push(RunResult { method: label.into(), seed: None, metrics, log: empty_log.clone() });
     }
     let report_dir = out.join("report");
     write_report(&report_dir, &all)?;
@@ -289,9 +289,9 @@ fn run_name(method: &str, seed: u64) -> String {
 /// The run of `method` with the best test nDCG@10 (the one the page shows).
 fn best_run(runs: &[RunResult], method: &str) -> Option<String> {
     runs.iter()
-        .filter(|r| r.method == method)
-        .max_by(|a, b| a.metrics[REPORTED[0]].total_cmp(&b.metrics[REPORTED[0]]))
-        .map(|r| run_name(&r.method, r.seed))
+        .filter_map(|r| Some((r, r.seed?)).filter(|_| r.method == method))
+        .max_by(|(a, _), (b, _)| a.metrics[REPORTED[0]].total_cmp(&b.metrics[REPORTED[0]]))
+        .map(|(r, seed)| run_name(&r.method, seed))
 }
 
 /// Trains the students `jobs` at a time and measures each on the test split. Each student is its
@@ -334,7 +334,7 @@ fn train_students(
         let metrics = measure(dir)?;
         bar.suspend(|| eprintln!("      {name}: nDCG@10 {:.4}  MRR@10 {:.4}  R@100 {:.4}", metrics["ndcg@10"], metrics["mrr@10"], metrics["recall@100"]));
         bar.inc(1);
-        Ok(RunResult { method: method.clone(), seed: *seed, metrics, log: dir.join("log.jsonl") })
+        Ok(RunResult { method: method.clone(), seed: Some(*seed), metrics, log: dir.join("log.jsonl") })
     };
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(students.len()) {

@@ -28,7 +28,8 @@ pub const PLOT_FILE: &str = "dev_ndcg10.svg";
 pub struct RunResult {
     /// The method's name; runs with the same name are seeds of one method.
     pub method: String,
-    pub seed: u64,
+    /// `None` for a reference row that was not trained (BM25, a teacher's reranking): JSON `null`.
+    pub seed: Option<u64>,
     /// Final measures by name, as `adam eval --json` prints them (`Measures::to_map`); must
     /// include [`REPORTED`].
     pub metrics: BTreeMap<String, f64>,
@@ -68,6 +69,7 @@ pub struct DevPoint {
 pub struct MethodReport {
     pub method: String,
     pub runs: usize,
+    /// The seeds of its trained runs; empty for a reference row.
     pub seeds: Vec<u64>,
     pub metrics: BTreeMap<String, Summary>,
     #[serde(rename = "dev_ndcg@10")]
@@ -109,20 +111,20 @@ pub fn summarize(runs: &[RunResult]) -> Result<Vec<MethodReport>> {
     let mut groups: HashMap<&str, Vec<&RunResult>> = HashMap::new();
     for run in runs {
         if run.method.trim().is_empty() {
-            bail!("a run (seed {}) has an empty method name", run.seed);
+            bail!("a run ({}) has an empty method name", seed_label(run.seed));
         }
         let group = groups.entry(run.method.as_str()).or_insert_with(|| {
             order.push(run.method.as_str());
             Vec::new()
         });
         if group.iter().any(|r| r.seed == run.seed) {
-            bail!("method `{}` has two runs with seed {}", run.method, run.seed);
+            bail!("method `{}` has two runs with {}", run.method, seed_label(run.seed));
         }
         for name in REPORTED {
             match run.metrics.get(name) {
                 Some(v) if v.is_finite() => {}
-                Some(v) => bail!("run `{}` seed {}: {name} is {v}", run.method, run.seed),
-                None => bail!("run `{}` seed {}: no `{name}` in its metrics", run.method, run.seed),
+                Some(v) => bail!("run `{}` {}: {name} is {v}", run.method, seed_label(run.seed)),
+                None => bail!("run `{}` {}: no `{name}` in its metrics", run.method, seed_label(run.seed)),
             }
         }
         group.push(run);
@@ -155,12 +157,17 @@ pub fn summarize(runs: &[RunResult]) -> Result<Vec<MethodReport>> {
             Ok(MethodReport {
                 method: method.to_string(),
                 runs: group.len(),
-                seeds: group.iter().map(|r| r.seed).collect(),
+                seeds: group.iter().filter_map(|r| r.seed).collect(),
                 metrics,
                 dev,
             })
         })
         .collect()
+}
+
+/// How errors name a run's seed: "seed 3", or "no seed" for a reference row.
+fn seed_label(seed: Option<u64>) -> String {
+    seed.map_or_else(|| "no seed".to_string(), |s| format!("seed {s}"))
 }
 
 /// The (step, dev nDCG@10) pairs of a training log, in step order. Every non-blank line must be a
@@ -221,8 +228,13 @@ fn markdown(methods: &[MethodReport]) -> String {
     }
     s.push_str("\nMean ± sample standard deviation (n − 1) over seeds (a method with one run has no ± part).\n");
     for m in methods {
-        let seeds: Vec<String> = m.seeds.iter().map(u64::to_string).collect();
-        let _ = writeln!(s, "- {}: seeds {}", m.method.replace('|', "\\|"), seeds.join(", "));
+        let method = m.method.replace('|', "\\|");
+        if m.seeds.is_empty() {
+            let _ = writeln!(s, "- {method}: not trained");
+        } else {
+            let seeds: Vec<String> = m.seeds.iter().map(u64::to_string).collect();
+            let _ = writeln!(s, "- {method}: seeds {}", seeds.join(", "));
+        }
     }
     let _ = writeln!(s, "\n![dev nDCG@10 against training steps]({PLOT_FILE})");
     s
@@ -408,7 +420,11 @@ fn svg_plot(methods: &[MethodReport]) -> String {
             r#"<line x1="{legend_x:.2}" y1="{y:.2}" x2="{:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="2"{dash_attr}/>"#,
             legend_x + 24.0
         );
-        let seeds = if m.runs == 1 { "1 seed".to_string() } else { format!("{} seeds", m.runs) };
+        let seeds = match m.seeds.len() {
+            0 => "not trained".to_string(),
+            1 => "1 seed".to_string(),
+            n => format!("{n} seeds"),
+        };
         let note = if m.dev.is_empty() { ", no dev" } else { "" };
         let _ = writeln!(
             s,
@@ -514,7 +530,7 @@ mod tests {
         }
         std::fs::write(&log, text).unwrap();
         let metrics = REPORTED.iter().map(|n| n.to_string()).zip(final_).collect();
-        RunResult { method: method.into(), seed, metrics, log }
+        RunResult { method: method.into(), seed: Some(seed), metrics, log }
     }
 
     fn runs(tmp: &Tmp) -> Vec<RunResult> {
@@ -555,6 +571,27 @@ mod tests {
         assert_eq!(dev.len(), 3);
         assert!(close(&dev[0]["mean"], 0.32) && close(&dev[0]["std"], 0.02) && dev[0]["runs"] == 3);
         assert!(close(&dev[2]["mean"], 0.39) && dev[2]["std"].is_null() && dev[2]["runs"] == 1);
+    }
+
+    #[test]
+    fn reference_rows_are_listed_as_not_trained() {
+        let tmp = Tmp::new("reference");
+        let mut all = runs(&tmp);
+        let mut bm25 = run(&tmp, "BM25 (reference)", 0, [0.5, 0.45, 0.9], &[]);
+        bm25.seed = None;
+        all.push(bm25.clone());
+        let out = tmp.0.join("out");
+        write_report(&out, &all).unwrap();
+        let md = std::fs::read_to_string(out.join(TABLE_FILE)).unwrap();
+        assert!(md.contains("| BM25 (reference) | 1 | 0.5000 | 0.4500 | 0.9000 |"), "{md}");
+        assert!(md.contains("- BM25 (reference): not trained\n"), "{md}");
+        assert!(!md.contains("seeds 0"), "{md}");
+        let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(JSON_FILE)).unwrap()).unwrap();
+        assert_eq!(json["methods"][2]["seeds"], serde_json::json!([]));
+        let svg = std::fs::read_to_string(out.join(PLOT_FILE)).unwrap();
+        assert!(svg.contains("BM25 (reference) (not trained, no dev)"), "{svg}");
+        let err = summarize(&[bm25.clone(), bm25]).unwrap_err().to_string();
+        assert!(err.contains("two runs with no seed"), "{err}");
     }
 
     #[test]
@@ -622,7 +659,7 @@ mod tests {
         );
 
         // write_report passes the error on, naming the file.
-        let r = RunResult { method: "m".into(), seed: 1, metrics: runs(&tmp)[0].metrics.clone(), log: log.clone() };
+        let r = RunResult { method: "m".into(), seed: Some(1), metrics: runs(&tmp)[0].metrics.clone(), log: log.clone() };
         let err = format!("{:#}", write_report(&tmp.0.join("out"), &[r]).unwrap_err());
         assert!(err.contains("train.jsonl:2"), "{err}");
     }
