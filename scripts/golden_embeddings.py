@@ -18,6 +18,9 @@ What is recorded, per text:
   * mean_pooled_unnormalized: masked mean of the last hidden state (what the
     Pooling module gives, before Normalize), computed per text with no padding.
   * cls_unnormalized: last_hidden_state[0, 0] (the [CLS] token), un-normalised.
+  * st_embedding_first_3_layers: the same encode() after cutting the model to its
+    first 3 transformer layers (what `adam eval --layers 3` and a student with
+    `layers = 3` start from).
 Pairs: tokenizer(query, passage, truncation='longest_first', max_length=256).
 Numbers are rounded to 7 significant digits.
 """
@@ -127,8 +130,19 @@ def main():
     max_diff = float(np.abs(emb_batch - emb_single).max())
     print(f"max |batch(all) - batch(1)| over all texts/dims: {max_diff:.3e}")
 
+    # The first 3 layers, cut the way sentence-transformers users do it.
+    st3 = SentenceTransformer(str(MODEL_DIR), device="cpu")
+    st3.eval()
+    bert3 = st3[0].auto_model
+    bert3.encoder.layer = bert3.encoder.layer[:3]
+    bert3.config.num_hidden_layers = 3
+    with torch.inference_mode():
+        emb3 = st3.encode(texts, batch_size=len(texts), convert_to_numpy=True,
+                          normalize_embeddings=False)
+    print(f"first 3 layers: max |full - first 3| = {float(np.abs(emb_batch - emb3).max()):.3f}")
+
     items = []
-    for (name, text), ids_st, e in zip(TEXTS, st_ids, emb_batch):
+    for (name, text), ids_st, e, e3 in zip(TEXTS, st_ids, emb_batch, emb3):
         enc = tok(text, truncation=True, max_length=256)
         enc_full = tok(text, truncation=False)
         assert enc["input_ids"] == ids_st, (name, enc["input_ids"], ids_st)
@@ -153,6 +167,7 @@ def main():
             "st_embedding_norm": r(np.linalg.norm(e.astype(np.float64))),
             "mean_pooled_unnormalized": rv(mean),
             "cls_unnormalized": rv(cls),
+            "st_embedding_first_3_layers": rv(e3),
         })
         print(f"  {name:20s} tokens={len(enc['input_ids']):3d} "
               f"(untruncated {len(enc_full['input_ids'])}) |e|={np.linalg.norm(e):.6f} "

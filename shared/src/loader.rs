@@ -71,12 +71,25 @@ pub struct LoadedModel {
 pub struct LoadOptions {
     /// Cap on tokens per text; defaults to the folder's `max_seq_length`.
     pub max_length: Option<usize>,
+    /// Keep only the first `k` transformer layers (layer truncation: the untrained start of a
+    /// smaller student); `config.num_hidden_layers` then says `k`.
+    pub layers: Option<usize>,
 }
 
 pub fn load_model(source: &ModelSource, device: &Device, options: &LoadOptions) -> Result<LoadedModel> {
     let config_path = source.path("config.json");
-    let config = BertConfig::from_json(&source.read_required("config.json", "the model's config")?, &config_path)?;
+    let mut config = BertConfig::from_json(&source.read_required("config.json", "the model's config")?, &config_path)?;
     let mut sentence = sentence_config(source.name(), &config, &|rel| source.read_optional(rel))?;
+    let full_depth = config.num_hidden_layers;
+    if let Some(k) = options.layers {
+        if k == 0 || k > full_depth {
+            return Err(Error::Invalid(format!(
+                "cannot keep the first {k} layers of {}: it has {full_depth} (give 1 to {full_depth})",
+                source.name().display()
+            )));
+        }
+        config.num_hidden_layers = k;
+    }
     if let Some(max) = options.max_length {
         if max < 2 {
             return Err(Error::Invalid(format!("max length {max} leaves no room for [CLS] and [SEP]")));
@@ -88,9 +101,11 @@ pub fn load_model(source: &ModelSource, device: &Device, options: &LoadOptions) 
         &source.path("tokenizer.json"),
         sentence.max_seq_length,
     )?;
-    let mut bert = BertModel::new(&config, device);
+    // The full stack is loaded (the weights file names every layer), then cut.
+    let mut bert = BertModel::new(&BertConfig { num_hidden_layers: full_depth, ..config.clone() }, device);
     let weights = source.read_required_weights()?;
     load_bert_weights(&mut bert, weights, &source.path("model.safetensors"))?;
+    let bert = if config.num_hidden_layers < full_depth { bert.truncate_layers(config.num_hidden_layers) } else { bert };
     Ok(LoadedModel { bert, config, sentence, tokenizer })
 }
 

@@ -178,6 +178,30 @@ fn dense_negatives_on_a_teaching_set() {
     assert!(stderr(&o).contains("reusing cached embeddings of 120 documents"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(&again).unwrap(), std::fs::read_to_string(&out).unwrap());
 
+    // The model's first 3 layers embed differently: the cache holds them apart, for mining and
+    // for `adam eval --layers` (the untrained start of a 3-layer student).
+    let shallow = tmp.path("neg-3.jsonl");
+    let o = adam(&[
+        "negatives", "--data", set.to_str().unwrap(), "--split", "train", "--output", shallow.to_str().unwrap(),
+        "--method", "dense", "--model", model.to_str().unwrap(), "--layers", "3", "--top-k", "5", "--depth", "20",
+        "--cache", cache.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("embedded 120 documents"), "{}", stderr(&o));
+    assert_ne!(std::fs::read_to_string(&shallow).unwrap(), std::fs::read_to_string(&out).unwrap());
+    let eval = |layers: &str| {
+        adam(&[
+            "eval", "--model", model.to_str().unwrap(), "--layers", layers, "--data", set.to_str().unwrap(),
+            "--split", "train", "--json", "--cache", cache.to_str().unwrap(),
+        ])
+    };
+    let o = eval("3");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("reusing cached embeddings of 120 documents"), "{}", stderr(&o));
+    let o = eval("7");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot keep the first 7 layers") && stderr(&o).contains("give 1 to 6"), "{}", stderr(&o));
+
     let o = adam(&[
         "negatives",
         "--data",

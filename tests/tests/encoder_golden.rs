@@ -22,6 +22,7 @@ struct GoldenText {
     token_ids: Vec<u32>,
     st_embedding: Vec<f32>,
     cls_unnormalized: Vec<f32>,
+    st_embedding_first_3_layers: Vec<f32>,
 }
 
 #[derive(Deserialize)]
@@ -109,5 +110,24 @@ fn ndarray_backend_matches_too() {
     let texts: Vec<&str> = g.texts.iter().map(|t| t.text.as_str()).collect();
     for (t, v) in g.texts.iter().zip(encoder.embed(&texts).unwrap()) {
         assert_close(&t.name, &v, &t.st_embedding);
+    }
+}
+
+#[test]
+fn the_first_3_layers_match_a_model_cut_by_sentence_transformers() {
+    let Some(dir) = fixture("models/all-MiniLM-L6-v2") else { return };
+    let device = Device::flex();
+    let options = LoadOptions { layers: Some(3), ..Default::default() };
+    let encoder = SentenceEncoder::load(&ModelSource::Dir(dir.clone()), &device, &options).unwrap();
+    assert_eq!(encoder.model.config.num_hidden_layers, 3);
+    let g = golden_values();
+    let texts: Vec<&str> = g.texts.iter().map(|t| t.text.as_str()).collect();
+    for (t, v) in g.texts.iter().zip(encoder.embed(&texts).unwrap()) {
+        assert_close(&t.name, &v, &t.st_embedding_first_3_layers);
+    }
+    for k in [0, 7] {
+        let options = LoadOptions { layers: Some(k), ..Default::default() };
+        let err = SentenceEncoder::load(&ModelSource::Dir(dir.clone()), &device, &options).err().unwrap().to_string();
+        assert!(err.contains(&format!("first {k} layers")) && err.contains("give 1 to 6"), "{err}");
     }
 }

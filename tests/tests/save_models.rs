@@ -94,9 +94,10 @@ fn half_precision_student_reloads_close() {
 fn truncated_student_saves_its_layer_count() {
     let Some(dir) = fixture("models/all-MiniLM-L6-v2") else { return };
     let device = Device::flex();
-    let mut encoder = SentenceEncoder::load(&ModelSource::Dir(dir), &device, &LoadOptions::default()).unwrap();
-    encoder.model.bert = encoder.model.bert.clone().truncate_layers(2);
+    let options = LoadOptions { layers: Some(2), ..Default::default() };
+    let encoder = SentenceEncoder::load(&ModelSource::Dir(dir), &device, &options).unwrap();
     let m = &encoder.model;
+    assert_eq!(m.config.num_hidden_layers, 2);
     let files = student_files(&m.bert, &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions::default()).unwrap();
     assert_eq!(json(&files, "config.json")["num_hidden_layers"], 2);
     assert!(!tensor_shapes(file(&files, "model.safetensors")).keys().any(|k| k.starts_with("encoder.layer.2.")));

@@ -53,6 +53,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             model: args.model.clone(),
             batch_size: args.batch_size,
             max_length: Some(args.max_length),
+            layers: None,
             backend: *backend,
         };
         let encoder = load_encoder(&model_args)?;

@@ -365,7 +365,7 @@ fn test_metrics(dir: &Path, test: &Dataset, plan: &Plan, backend: Backend) -> Re
     {
         return Ok(metrics);
     }
-    let encoder = load_encoder(&ModelArgs { model: dir.join("student"), batch_size: 64, max_length: None, backend })?;
+    let encoder = load_encoder(&ModelArgs { model: dir.join("student"), batch_size: 64, max_length: None, layers: None, backend })?;
     let queries: Vec<Query> = test.queries.iter().filter(|q| test.qrels.contains_key(&q.id)).cloned().collect();
     let run = retrieve(&encoder, &test.corpus, &queries, 100, 64)?;
     let metrics = evaluate(&run, &test.qrels, plan.rel_threshold).mean.to_map();

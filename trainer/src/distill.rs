@@ -92,20 +92,9 @@ pub fn build_student(cfg: &StudentConfig, device: &Device, seed: u64) -> Result<
     device.seed(seed);
     let max_length = cfg.max_query_length.max(cfg.max_passage_length);
     if let Some(dir) = &cfg.model {
-        let LoadedModel { bert, mut config, sentence, tokenizer } =
-            load_model(&ModelSource::Dir(dir.clone()), device, &LoadOptions { max_length: Some(max_length) })?;
-        let bert = match cfg.layers {
-            Some(k) if k > config.num_hidden_layers => bail!(
-                "student.layers = {k}, but {} has only {} layers",
-                dir.display(),
-                config.num_hidden_layers
-            ),
-            Some(k) => {
-                config.num_hidden_layers = k;
-                bert.truncate_layers(k)
-            }
-            None => bert,
-        };
+        let options = LoadOptions { max_length: Some(max_length), layers: cfg.layers };
+        let LoadedModel { bert, config, sentence, tokenizer } = load_model(&ModelSource::Dir(dir.clone()), device, &options)
+            .with_context(|| format!("student.layers = {}", cfg.layers.map_or("all".into(), |k| k.to_string())))?;
         return Ok(Student { bert, config, sentence, tokenizer, side_files: read_side_files(dir)? });
     }
     let (Some(config_path), Some(tokenizer_path)) = (&cfg.config, &cfg.tokenizer) else {

@@ -33,7 +33,7 @@ pub fn load_encoder(args: &ModelArgs) -> Result<SentenceEncoder> {
         bail!("--batch-size must be at least 1");
     }
     let device = args.backend.device()?;
-    let options = LoadOptions { max_length: args.max_length };
+    let options = LoadOptions { max_length: args.max_length, layers: args.layers };
     Ok(SentenceEncoder::load(&ModelSource::Dir(args.model.clone()), &device, &options)?)
 }
 

@@ -3,7 +3,7 @@
 //! An entry is two files named by its key: `<key>.f32`, the vectors as little-endian f32,
 //! row-major `[documents, dim]` (readable with `numpy.fromfile`), and `<key>.json`, a header that
 //! says what was embedded. The key hashes (xxh3-128) everything that changes the vectors: the
-//! weights, `config.json` and `tokenizer.json` contents, the pooling, normalisation and token
+//! weights, `config.json` and `tokenizer.json` contents, the layers in use, the pooling, normalisation and token
 //! limit in force, and the ids and texts of the corpus in order. Batch size and backend are not
 //! part of it: they change vectors only by float rounding (~1e-7). Each file is written
 //! atomically, the header last, so a crash leaves no entry that looks complete; on load the
@@ -22,7 +22,7 @@ use crate::io::AtomicFile;
 use crate::retrieval::Embeddings;
 
 /// Bumped whenever the layout or the meaning of a key changes.
-const FORMAT: &str = "adam-corpus-embeddings/1";
+const FORMAT: &str = "adam-corpus-embeddings/2";
 
 /// What a cache entry holds; everything but the informational fields enters the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +34,8 @@ pub struct Header {
     pub corpus: String,
     pub weights_xxh3: String,
     pub config_xxh3: String,
+    /// Transformer layers in use: fewer than `config.json` says when loaded with `--layers K`.
+    pub layers: usize,
     pub tokenizer_xxh3: String,
     pub pooling: String,
     pub normalize: bool,
@@ -64,6 +66,7 @@ impl Header {
             corpus: corpus_path.display().to_string(),
             weights_xxh3: hash_file(&model_dir.join("model.safetensors"))?,
             config_xxh3: hash_file(&model_dir.join("config.json"))?,
+            layers: encoder.model.config.num_hidden_layers,
             tokenizer_xxh3: hash_file(&model_dir.join("tokenizer.json"))?,
             pooling: format!("{:?}", sentence.pooling).to_lowercase(),
             normalize: sentence.normalize,
@@ -84,6 +87,7 @@ impl Header {
             self.format.as_str(),
             &self.weights_xxh3,
             &self.config_xxh3,
+            &self.layers.to_string(),
             &self.tokenizer_xxh3,
             &self.pooling,
             if self.normalize { "normalize" } else { "raw" },
@@ -252,6 +256,7 @@ mod tests {
             corpus: "c".into(),
             weights_xxh3: "w".into(),
             config_xxh3: "c".into(),
+            layers: 6,
             tokenizer_xxh3: "t".into(),
             pooling: "mean".into(),
             normalize: true,
@@ -287,6 +292,8 @@ mod tests {
         assert_ne!(header("abd").key, h.key);
         let longer = Header { max_seq_length: 128, ..h.clone() };
         assert_ne!(longer.compute_key(), h.key);
+        let shallower = Header { layers: 3, ..h.clone() };
+        assert_ne!(shallower.compute_key(), h.key, "the first 3 layers embed differently");
 
         // A truncated or altered payload is ignored, not trusted.
         let payload = cache.payload_path(&h);

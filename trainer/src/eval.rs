@@ -52,6 +52,9 @@ pub struct EvalArgs {
     /// Truncate texts to this many tokens (default: the model's max_seq_length).
     #[arg(long, value_name = "N")]
     pub max_length: Option<usize>,
+    /// Use only the model's first K layers (the untrained start of a student with `layers = K`).
+    #[arg(long, value_name = "K")]
+    pub layers: Option<usize>,
     /// Compute backend [default: flex].
     #[arg(long, value_enum)]
     pub backend: Option<Backend>,
@@ -80,6 +83,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             ("--no-cache", args.no_cache),
             ("--batch-size", args.batch_size.is_some()),
             ("--max-length", args.max_length.is_some()),
+            ("--layers", args.layers.is_some()),
             ("--backend", args.backend.is_some()),
         ];
         if let Some((flag, _)) = model_only.iter().find(|(_, given)| *given) {
@@ -149,6 +153,7 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
         model: model.to_path_buf(),
         batch_size: args.batch_size.unwrap_or(32),
         max_length: args.max_length,
+        layers: args.layers,
         backend: args.backend.unwrap_or(Backend::Flex),
     };
     let encoder = load_encoder(&model_args)?;

@@ -114,7 +114,7 @@ pub fn run(args: ExportWebArgs) -> Result<()> {
     let student = SentenceEncoder::load(
         &ModelSource::Dir(out.join("student")),
         &device,
-        &LoadOptions { max_length: Some(args.max_length) },
+        &LoadOptions { max_length: Some(args.max_length), layers: None },
     )
     .context("loading the exported student")?;
     let teacher = match &args.teacher {

@@ -82,6 +82,10 @@ pub struct ModelArgs {
     /// Truncate texts to this many tokens (default: the model's max_seq_length).
     #[arg(long, value_name = "N")]
     pub max_length: Option<usize>,
+    /// Use only the model's first K transformer layers, as a student with `layers = K` starts
+    /// (e.g. to measure that student untrained).
+    #[arg(long, value_name = "K")]
+    pub layers: Option<usize>,
     /// Compute backend.
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,

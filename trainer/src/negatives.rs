@@ -68,6 +68,9 @@ pub struct NegativesArgs {
     /// Truncate texts to this many tokens (dense; default: the model's max_seq_length).
     #[arg(long, value_name = "N")]
     pub max_length: Option<usize>,
+    /// Use only the model's first K layers (dense).
+    #[arg(long, value_name = "K")]
+    pub layers: Option<usize>,
     /// Compute backend (dense).
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
@@ -135,6 +138,7 @@ pub fn run(args: NegativesArgs) -> Result<()> {
                 model: args.model.clone().expect("checked above"),
                 batch_size: args.batch_size,
                 max_length: args.max_length,
+                layers: args.layers,
                 backend: args.backend,
             };
             let encoder = load_encoder(&model)?;

@@ -136,7 +136,7 @@ pub fn run(args: SoftLabelsArgs) -> Result<()> {
     let student = SentenceEncoder::load(
         &ModelSource::Dir(student_dir),
         &device,
-        &LoadOptions { max_length: Some(max_length) },
+        &LoadOptions { max_length: Some(max_length), layers: None },
     )?;
     let teacher = CrossEncoder::load(
         &ModelSource::Dir(teacher_dir),

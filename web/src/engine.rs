@@ -76,7 +76,7 @@ impl Engine {
     /// Loads the models from their files (consumed: the weights are large).
     pub fn load(manifest: &Manifest, files: ModelFiles, backend: Backend, device: Device, base: &str) -> Result<Self, String> {
         let max_length = Some(manifest.max_length);
-        let student = SentenceEncoder::load(&source(&manifest.student, files.student, base), &device, &LoadOptions { max_length })
+        let student = SentenceEncoder::load(&source(&manifest.student, files.student, base), &device, &LoadOptions { max_length, layers: None })
             .map_err(|e| format!("loading the student: {e}"))?;
         let teacher = match (&manifest.teacher, files.teacher) {
             (Some(info), Some(files)) => Some(
