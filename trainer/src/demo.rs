@@ -289,7 +289,8 @@ fn run_name(method: &str, seed: u64) -> String {
 /// The run of `method` with the best test nDCG@10 (the one the page shows).
 fn best_run(runs: &[RunResult], method: &str) -> Option<String> {
     runs.iter()
-        .filter_map(|r| Some((r, r.seed?)).filter(|_| r.method == method))
+        .filter(|r| r.method == method)
+        .filter_map(|r| Some((r, r.seed?)))
         .max_by(|(a, _), (b, _)| a.metrics[REPORTED[0]].total_cmp(&b.metrics[REPORTED[0]]))
         .map(|(r, seed)| run_name(&r.method, seed))
 }

@@ -93,8 +93,11 @@ pub fn build_student(cfg: &StudentConfig, device: &Device, seed: u64) -> Result<
     let max_length = cfg.max_query_length.max(cfg.max_passage_length);
     if let Some(dir) = &cfg.model {
         let options = LoadOptions { max_length: Some(max_length), layers: cfg.layers };
-        let LoadedModel { bert, config, sentence, tokenizer } = load_model(&ModelSource::Dir(dir.clone()), device, &options)
-            .with_context(|| format!("student.layers = {}", cfg.layers.map_or("all".into(), |k| k.to_string())))?;
+        let loaded = load_model(&ModelSource::Dir(dir.clone()), device, &options);
+        let LoadedModel { bert, config, sentence, tokenizer } = match cfg.layers {
+            Some(k) => loaded.with_context(|| format!("student.layers = {k}"))?,
+            None => loaded?,
+        };
         return Ok(Student { bert, config, sentence, tokenizer, side_files: read_side_files(dir)? });
     }
     let (Some(config_path), Some(tokenizer_path)) = (&cfg.config, &cfg.tokenizer) else {
