@@ -80,15 +80,15 @@ pub fn load_model(source: &ModelSource, device: &Device, options: &LoadOptions) 
     let config_path = source.path("config.json");
     let mut config = BertConfig::from_json(&source.read_required("config.json", "the model's config")?, &config_path)?;
     let mut sentence = sentence_config(source.name(), &config, &|rel| source.read_optional(rel))?;
-    let full_depth = config.num_hidden_layers;
+    // Checked before the weights are read, so a wrong `layers` fails at once.
     if let Some(k) = options.layers {
-        if k == 0 || k > full_depth {
+        let depth = config.num_hidden_layers;
+        if k == 0 || k > depth {
             return Err(Error::Invalid(format!(
-                "cannot keep the first {k} layers of {}: it has {full_depth} (give 1 to {full_depth})",
+                "cannot keep the first {k} layers of {}: it has {depth} (give 1 to {depth})",
                 source.name().display()
             )));
         }
-        config.num_hidden_layers = k;
     }
     if let Some(max) = options.max_length {
         if max < 2 {
@@ -101,11 +101,13 @@ pub fn load_model(source: &ModelSource, device: &Device, options: &LoadOptions) 
         &source.path("tokenizer.json"),
         sentence.max_seq_length,
     )?;
-    // The full stack is loaded (the weights file names every layer), then cut.
-    let mut bert = BertModel::new(&BertConfig { num_hidden_layers: full_depth, ..config.clone() }, device);
-    let weights = source.read_required_weights()?;
-    load_bert_weights(&mut bert, weights, &source.path("model.safetensors"))?;
-    let bert = if config.num_hidden_layers < full_depth { bert.truncate_layers(config.num_hidden_layers) } else { bert };
+    // The weights file names every layer, so the full stack is loaded, then cut.
+    let mut bert = BertModel::new(&config, device);
+    load_bert_weights(&mut bert, source.read_required_weights()?, &source.path("model.safetensors"))?;
+    if let Some(k) = options.layers {
+        bert = bert.truncate_layers(k);
+        config.num_hidden_layers = k;
+    }
     Ok(LoadedModel { bert, config, sentence, tokenizer })
 }
 

@@ -214,7 +214,14 @@ fn model_options_need_model_and_exclude_run() {
     let (data, run) = (data.to_str().unwrap(), tmp.path("run"));
     let run = run.to_str().unwrap();
 
-    for extra in [&["--depth", "10"][..], &["--cache", data], &["--no-cache"], &["--backend", "flex"]] {
+    for extra in [
+        &["--depth", "10"][..],
+        &["--cache", data],
+        &["--no-cache"],
+        &["--backend", "flex"],
+        &["--batch-size", "8"],
+        &["--layers", "3"],
+    ] {
         let out = adam(&[&["eval", "--data", data, "--run", run][..], extra].concat());
         assert!(!out.status.success(), "{extra:?} with --run");
         assert!(stderr(&out).contains(&format!("{} applies to --model", extra[0])), "{}", stderr(&out));

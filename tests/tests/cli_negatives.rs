@@ -213,4 +213,11 @@ fn dense_negatives_on_a_teaching_set() {
     ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
+
+    // BM25 runs no model: a model flag is a mistake to report, not to ignore.
+    for extra in [&["--layers", "3"][..], &["--model", model.to_str().unwrap()], &["--no-cache"]] {
+        let o = adam(&[&["negatives", "--data", set.to_str().unwrap(), "--output", out.to_str().unwrap()][..], extra].concat());
+        assert!(!o.status.success(), "{extra:?} with BM25");
+        assert!(stderr(&o).contains(&format!("{} applies to --method dense only", extra[0])), "{}", stderr(&o));
+    }
 }

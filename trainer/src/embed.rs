@@ -9,13 +9,16 @@ use adam_core::loader::{LoadOptions, ModelSource};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::ModelArgs;
+use crate::{EncoderFlags, ModelArgs};
 use crate::io::{AtomicFile, open};
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
+    /// Model folder (config.json, model.safetensors, tokenizer.json, sentence-transformers files).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
     #[command(flatten)]
-    pub model: ModelArgs,
+    pub encoder: EncoderFlags,
     /// Text file, one text per line (UTF-8). An empty line is embedded as an empty text.
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
@@ -38,25 +41,26 @@ pub fn load_encoder(args: &ModelArgs) -> Result<SentenceEncoder> {
 }
 
 pub fn run(args: EmbedArgs) -> Result<()> {
-    let encoder = load_encoder(&args.model)?;
+    let model = args.encoder.with_model(args.model.clone());
+    let encoder = load_encoder(&model)?;
     let total = count_lines(&args.input)?;
     let progress = ProgressBar::new(total as u64).with_style(
         ProgressStyle::with_template("{spinner} embedding {pos}/{len} texts [{elapsed_precise}<{eta_precise}, {per_sec}]")
             .expect("valid template"),
     );
     let mut out = AtomicFile::create(&args.output)?;
-    let chunk_size = args.model.batch_size * CHUNK_BATCHES;
+    let chunk_size = model.batch_size * CHUNK_BATCHES;
     let mut chunk: Vec<String> = Vec::with_capacity(chunk_size);
     for_each_text(&args.input, |text| {
         chunk.push(text);
         if chunk.len() == chunk_size {
-            embed_chunk(&encoder, &chunk, args.model.batch_size, out.writer(), &args.output)?;
+            embed_chunk(&encoder, &chunk, model.batch_size, out.writer(), &args.output)?;
             progress.inc(chunk.len() as u64);
             chunk.clear();
         }
         Ok(())
     })?;
-    embed_chunk(&encoder, &chunk, args.model.batch_size, out.writer(), &args.output)?;
+    embed_chunk(&encoder, &chunk, model.batch_size, out.writer(), &args.output)?;
     progress.inc(chunk.len() as u64);
     progress.finish_and_clear();
     out.commit()?;

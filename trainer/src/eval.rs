@@ -9,8 +9,7 @@ use adam_core::data::{Document, Query, Qrels, Run, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
-use crate::ModelArgs;
-use crate::backend::Backend;
+use crate::{EncoderFlags, ModelArgs};
 use crate::dataset::DatasetFiles;
 use crate::embed::load_encoder;
 use crate::embed_cache::{EmbeddingCache, Header, default_dir};
@@ -46,18 +45,8 @@ pub struct EvalArgs {
     /// Always encode the corpus; neither read nor write the cache.
     #[arg(long, conflicts_with = "cache")]
     pub no_cache: bool,
-    /// Texts per forward pass [default: 32].
-    #[arg(long, value_name = "N")]
-    pub batch_size: Option<usize>,
-    /// Truncate texts to this many tokens (default: the model's max_seq_length).
-    #[arg(long, value_name = "N")]
-    pub max_length: Option<usize>,
-    /// Use only the model's first K layers (the untrained start of a student with `layers = K`).
-    #[arg(long, value_name = "K")]
-    pub layers: Option<usize>,
-    /// Compute backend [default: flex].
-    #[arg(long, value_enum)]
-    pub backend: Option<Backend>,
+    #[command(flatten)]
+    pub encoder: EncoderFlags,
     /// Lowest grade that counts as relevant for MRR, recall and MAP (TREC DL uses 2).
     /// nDCG always uses the graded judgements.
     #[arg(long, default_value_t = 1, value_name = "N")]
@@ -81,12 +70,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
             ("--run-out", args.run_out.is_some()),
             ("--cache", args.cache.is_some()),
             ("--no-cache", args.no_cache),
-            ("--batch-size", args.batch_size.is_some()),
-            ("--max-length", args.max_length.is_some()),
-            ("--layers", args.layers.is_some()),
-            ("--backend", args.backend.is_some()),
         ];
-        if let Some((flag, _)) = model_only.iter().find(|(_, given)| *given) {
+        let given = model_only.iter().find_map(|(flag, given)| given.then_some(*flag));
+        if let Some(flag) = given.or(args.encoder.first_given()) {
             bail!("{flag} applies to --model DIR only; --run FILE is scored as it is");
         }
     }
@@ -149,13 +135,7 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
     check_unique_ids(corpus.iter().map(|d| d.id.as_str()), "document")
         .with_context(|| corpus_path.display().to_string())?;
 
-    let model_args = ModelArgs {
-        model: model.to_path_buf(),
-        batch_size: args.batch_size.unwrap_or(32),
-        max_length: args.max_length,
-        layers: args.layers,
-        backend: args.backend.unwrap_or(Backend::Flex),
-    };
+    let model_args = args.encoder.with_model(model.to_path_buf());
     let encoder = load_encoder(&model_args)?;
     let cache = cache_for(args.cache.as_ref(), args.no_cache);
     let run = dense_retrieve(&encoder, &model_args, cache.as_ref(), &corpus_path, &corpus, &queries, depth)?;

@@ -13,8 +13,7 @@ use adam_core::data::{Negative, NegativesRecord, Positive, Query, Run, RunEntry,
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::ModelArgs;
-use crate::backend::Backend;
+use crate::EncoderFlags;
 use crate::dataset::Dataset;
 use crate::embed::load_encoder;
 use crate::io::AtomicFile;
@@ -62,18 +61,8 @@ pub struct NegativesArgs {
     /// Model folder for --method dense.
     #[arg(long, value_name = "DIR")]
     pub model: Option<PathBuf>,
-    /// Texts per forward pass (dense).
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
-    /// Truncate texts to this many tokens (dense; default: the model's max_seq_length).
-    #[arg(long, value_name = "N")]
-    pub max_length: Option<usize>,
-    /// Use only the model's first K layers (dense).
-    #[arg(long, value_name = "K")]
-    pub layers: Option<usize>,
-    /// Compute backend (dense).
-    #[arg(long, value_enum, default_value_t = Backend::Flex)]
-    pub backend: Backend,
+    #[command(flatten)]
+    pub encoder: EncoderFlags,
     /// Folder of cached corpus embeddings, shared with `adam eval` (dense) [default:
     /// $XDG_CACHE_HOME/adam/embeddings or ~/.cache/adam/embeddings].
     #[arg(long, value_name = "DIR")]
@@ -98,6 +87,13 @@ pub fn run(args: NegativesArgs) -> Result<()> {
     }
     if args.method == Method::Dense && args.model.is_none() {
         bail!("--method dense needs --model DIR (a sentence-transformers folder)");
+    }
+    if args.method == Method::Bm25 {
+        let dense_only = [("--model", args.model.is_some()), ("--cache", args.cache.is_some()), ("--no-cache", args.no_cache)];
+        let given = dense_only.iter().find_map(|(flag, given)| given.then_some(*flag));
+        if let Some(flag) = given.or(args.encoder.first_given()) {
+            bail!("{flag} applies to --method dense only; BM25 runs no model");
+        }
     }
     let data = Dataset::load(&args.data, &args.split)?;
     let qrels_path = data.files.qrels_path()?.to_path_buf();
@@ -134,13 +130,7 @@ pub fn run(args: NegativesArgs) -> Result<()> {
             Retriever::Bm25(Bm25::index(&data.corpus, args.bm25_k1, args.bm25_b, &index_bar))
         }
         Method::Dense => {
-            let model = ModelArgs {
-                model: args.model.clone().expect("checked above"),
-                batch_size: args.batch_size,
-                max_length: args.max_length,
-                layers: args.layers,
-                backend: args.backend,
-            };
+            let model = args.encoder.with_model(args.model.clone().expect("checked above"));
             let encoder = load_encoder(&model)?;
             let queries: Vec<Query> =
                 work.iter().map(|(id, text, _)| Query { id: id.to_string(), text: text.to_string() }).collect();
