@@ -65,14 +65,13 @@ pub fn run(args: EvalArgs) -> Result<()> {
     if args.run.is_some() {
         // Checked here: clap's `requires = "model"` lets these through when the --model they
         // require conflicts with a --run that is present.
-        let model_only = [
+        let given = args.encoder.first_given(&[
             ("--depth", args.depth.is_some()),
             ("--run-out", args.run_out.is_some()),
             ("--cache", args.cache.is_some()),
             ("--no-cache", args.no_cache),
-        ];
-        let given = model_only.iter().find_map(|(flag, given)| given.then_some(*flag));
-        if let Some(flag) = given.or(args.encoder.first_given()) {
+        ]);
+        if let Some(flag) = given {
             bail!("{flag} applies to --model DIR only; --run FILE is scored as it is");
         }
     }

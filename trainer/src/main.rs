@@ -100,16 +100,19 @@ pub struct EncoderFlags {
 }
 
 impl EncoderFlags {
-    /// The first flag given, by name, for the error of a command that runs no model.
-    pub fn first_given(&self) -> Option<&'static str> {
-        [
-            ("--batch-size", self.batch_size.is_some()),
-            ("--max-length", self.max_length.is_some()),
-            ("--layers", self.layers.is_some()),
-            ("--backend", self.backend.is_some()),
-        ]
-        .into_iter()
-        .find_map(|(flag, given)| given.then_some(flag))
+    /// The first flag given, by name, of `others` and then these, for the error of a command
+    /// (or mode) that runs no model.
+    pub fn first_given(&self, others: &[(&'static str, bool)]) -> Option<&'static str> {
+        others
+            .iter()
+            .copied()
+            .chain([
+                ("--batch-size", self.batch_size.is_some()),
+                ("--max-length", self.max_length.is_some()),
+                ("--layers", self.layers.is_some()),
+                ("--backend", self.backend.is_some()),
+            ])
+            .find_map(|(flag, given)| given.then_some(flag))
     }
 
     pub fn with_model(&self, model: PathBuf) -> ModelArgs {

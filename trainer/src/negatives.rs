@@ -90,8 +90,7 @@ pub fn run(args: NegativesArgs) -> Result<()> {
     }
     if args.method == Method::Bm25 {
         let dense_only = [("--model", args.model.is_some()), ("--cache", args.cache.is_some()), ("--no-cache", args.no_cache)];
-        let given = dense_only.iter().find_map(|(flag, given)| given.then_some(*flag));
-        if let Some(flag) = given.or(args.encoder.first_given()) {
+        if let Some(flag) = args.encoder.first_given(&dense_only) {
             bail!("{flag} applies to --method dense only; BM25 runs no model");
         }
     }
