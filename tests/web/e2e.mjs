@@ -104,6 +104,13 @@ try {
     await page.screenshot({ path: `${shots}/${mode}-search-desktop.png`, fullPage: true });
 
     await page.click('#tab-report');
+    // The tab renders its <img> at once but the plot loads afterwards (a slow machine lost
+    // that race): wait until every image has loaded or failed, then count the loaded ones.
+    await page.waitForSelector('[data-testid=report] img', { timeout: 30000 }).catch(() => {});
+    await page.waitForFunction(
+      () => [...document.querySelectorAll('[data-testid=report] img')].every((i) => i.complete),
+      null, { timeout: 30000 },
+    ).catch(() => {});
     result.report_images = await page.$$eval('[data-testid=report] img', (imgs) => imgs.filter((i) => i.complete && i.naturalWidth > 0).length);
     await page.screenshot({ path: `${shots}/${mode}-report-desktop.png`, fullPage: true });
 
