@@ -6,7 +6,8 @@ use std::path::Path;
 
 use crate::{Error, Result};
 
-/// The fields of a Hugging Face BERT `config.json` that shape the network.
+/// The fields of a Hugging Face `config.json` that shape the network, for the BERT family this
+/// crate runs: BERT and MPNet (`model_type`, see [`Architecture`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BertConfig {
     pub vocab_size: usize,
@@ -38,6 +39,9 @@ pub struct BertConfig {
     pub architectures: Option<Vec<String>>,
     #[serde(default = "default_model_type")]
     pub model_type: String,
+    /// MPNet's relative-position buckets (its attention bias); BERT has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relative_attention_num_buckets: Option<usize>,
     /// Classification heads (cross-encoders) name their labels; 1 label means a relevance score.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub num_labels: Option<usize>,
@@ -84,6 +88,14 @@ fn default_model_type() -> String {
     "bert".into()
 }
 
+/// The encoder family of a `config.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    Bert,
+    /// MPNet (`model_type` `mpnet`): relative-position attention bias, no token types.
+    MPNet,
+}
+
 /// The activation of the feed-forward block, as named by `hidden_act`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Activation {
@@ -103,14 +115,42 @@ impl BertConfig {
         Ok(config)
     }
 
+    /// The encoder family. Other BERT-shaped families (RoBERTa, …) differ in position ids or
+    /// attention and are refused by [`Self::validate`] rather than run wrongly.
+    pub fn architecture(&self) -> Architecture {
+        if self.model_type == "mpnet" { Architecture::MPNet } else { Architecture::Bert }
+    }
+
+    /// MPNet's bucket count (32 when the config does not say).
+    pub fn relative_buckets(&self) -> usize {
+        self.relative_attention_num_buckets.unwrap_or(32)
+    }
+
     pub fn validate(&self, path: &Path) -> Result<()> {
-        // BERT-shaped families such as RoBERTa differ in position ids: refuse rather than
-        // produce wrong vectors.
-        if self.model_type != "bert" {
+        if self.model_type != "bert" && self.model_type != "mpnet" {
             return Err(Error::model(
                 path,
-                format!("model_type `{}` is not supported (expected `bert`)", self.model_type),
+                format!("model_type `{}` is not supported (expected `bert` or `mpnet`)", self.model_type),
             ));
+        }
+        if self.architecture() == Architecture::MPNet {
+            // The reference computes the bias with 32 buckets and a maximum distance of 128
+            // whatever the config says; other values would load but not match it.
+            if self.relative_buckets() != 32 {
+                return Err(Error::model(
+                    path,
+                    format!("relative_attention_num_buckets {} is not supported (MPNet uses 32)", self.relative_buckets()),
+                ));
+            }
+            if self.max_position_embeddings < self.pad_token_id + 2 {
+                return Err(Error::model(
+                    path,
+                    format!(
+                        "max_position_embeddings {} leaves no position after pad_token_id {}",
+                        self.max_position_embeddings, self.pad_token_id
+                    ),
+                ));
+            }
         }
         if self.position_embedding_type != "absolute" {
             return Err(Error::model(
@@ -140,6 +180,15 @@ impl BertConfig {
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
             "relu" => Ok(Activation::Relu),
             other => Err(Error::model(path, format!("hidden_act `{other}` is not supported"))),
+        }
+    }
+
+    /// The longest token sequence the position table allows: MPNet's positions start after the
+    /// padding index (514 entries give 512 tokens).
+    pub fn max_tokens(&self) -> usize {
+        match self.architecture() {
+            Architecture::Bert => self.max_position_embeddings,
+            Architecture::MPNet => self.max_position_embeddings - self.pad_token_id - 1,
         }
     }
 
@@ -223,21 +272,21 @@ pub fn sentence_config(
     let mut config = SentenceConfig {
         pooling: Pooling::Mean,
         normalize: false,
-        max_seq_length: bert.max_position_embeddings.min(512),
+        max_seq_length: bert.max_tokens().min(512),
     };
     if let Some(bytes) = read("sentence_bert_config.json")? {
         let path = dir.join("sentence_bert_config.json");
         let st: StBertConfig = serde_json::from_slice(&bytes)
             .map_err(|e| Error::format(&path, Some(e.line()), e))?;
         if let Some(max) = st.max_seq_length {
-            config.max_seq_length = max.min(bert.max_position_embeddings);
+            config.max_seq_length = max.min(bert.max_tokens());
         } else if let Some(bytes) = read("tokenizer_config.json")? {
             let path = dir.join("tokenizer_config.json");
             let tc: TokenizerConfig = serde_json::from_slice(&bytes)
                 .map_err(|e| Error::format(&path, Some(e.line()), e))?;
             // Tokenizers without a limit store a huge number here; the position limit caps it.
             if let Some(max) = tc.model_max_length.filter(|m| *m >= 1.0) {
-                config.max_seq_length = (max.min(bert.max_position_embeddings as f64)) as usize;
+                config.max_seq_length = (max.min(bert.max_tokens() as f64)) as usize;
             }
         }
     }

@@ -29,7 +29,7 @@ impl SentenceEncoder {
     /// Text vectors `[batch, hidden]` for a tokenized batch, on the encoder's device.
     pub fn embed_batch(&self, batch: &TokenBatch) -> Tensor<2> {
         let (ids, types, padding) = batch.to_tensors(&self.device);
-        let tokens = self.model.bert.forward(ids, types, padding.clone());
+        let tokens = self.model.transformer.forward(ids, types, padding.clone());
         let pooled = pool(tokens, padding, self.model.sentence.pooling);
         if self.model.sentence.normalize { l2_normalize(pooled) } else { pooled }
     }

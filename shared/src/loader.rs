@@ -9,8 +9,8 @@ use burn::store::{
 };
 use burn::tensor::{DType, Device};
 
-use crate::config::{BertConfig, SentenceConfig, sentence_config};
-use crate::model::{BertModel, CrossEncoderModel};
+use crate::config::{Architecture, BertConfig, SentenceConfig, sentence_config};
+use crate::model::{BertModel, CrossEncoderModel, MPNetModel, Transformer};
 use crate::tokenize::TextTokenizer;
 use crate::{Error, Result};
 
@@ -60,7 +60,8 @@ impl ModelSource {
 
 /// Everything needed to embed text with a model folder.
 pub struct LoadedModel {
-    pub bert: BertModel,
+    /// BERT or MPNet, as `config.json`'s `model_type` says.
+    pub transformer: Transformer,
     pub config: BertConfig,
     pub sentence: SentenceConfig,
     pub tokenizer: TextTokenizer,
@@ -94,7 +95,7 @@ pub fn load_model(source: &ModelSource, device: &Device, options: &LoadOptions) 
         if max < 2 {
             return Err(Error::Invalid(format!("max length {max} leaves no room for [CLS] and [SEP]")));
         }
-        sentence.max_seq_length = max.min(config.max_position_embeddings);
+        sentence.max_seq_length = max.min(config.max_tokens());
     }
     let tokenizer = TextTokenizer::from_bytes(
         &source.read_required("tokenizer.json", "the Hugging Face fast tokenizer file")?,
@@ -102,13 +103,23 @@ pub fn load_model(source: &ModelSource, device: &Device, options: &LoadOptions) 
         sentence.max_seq_length,
     )?;
     // The weights file names every layer, so the full stack is loaded, then cut.
-    let mut bert = BertModel::new(&config, device);
-    load_bert_weights(&mut bert, source.read_required_weights()?, &source.path("model.safetensors"))?;
+    let weights = source.read_required_weights()?;
+    let path = source.path("model.safetensors");
+    let mut transformer = match Transformer::new(&config, device) {
+        Transformer::Bert(mut bert) => {
+            load_bert_weights(&mut bert, weights, &path)?;
+            Transformer::Bert(bert)
+        }
+        Transformer::MPNet(mut mpnet) => {
+            load_mpnet_weights(&mut mpnet, weights, &path)?;
+            Transformer::MPNet(mpnet)
+        }
+    };
     if let Some(k) = options.layers {
-        bert = bert.truncate_layers(k);
+        transformer = transformer.truncate_layers(k);
         config.num_hidden_layers = k;
     }
-    Ok(LoadedModel { bert, config, sentence, tokenizer })
+    Ok(LoadedModel { transformer, config, sentence, tokenizer })
 }
 
 /// The weights file, either as a path (memory-mapped) or as bytes.
@@ -168,7 +179,7 @@ pub fn load_cross_encoder(
 ) -> Result<LoadedCrossEncoder> {
     let config_path = source.path("config.json");
     let config = BertConfig::from_json(&source.read_required("config.json", "the model's config")?, &config_path)?;
-    let max_length = options.max_length.unwrap_or(config.max_position_embeddings.min(512));
+    let max_length = options.max_length.unwrap_or(config.max_tokens().min(512));
     if max_length < 3 {
         return Err(Error::Invalid(format!(
             "max length {max_length} leaves no room for [CLS] and two [SEP]"
@@ -177,32 +188,61 @@ pub fn load_cross_encoder(
     let tokenizer = TextTokenizer::from_bytes(
         &source.read_required("tokenizer.json", "the Hugging Face fast tokenizer file")?,
         &source.path("tokenizer.json"),
-        max_length.min(config.max_position_embeddings),
+        max_length.min(config.max_tokens()),
     )?;
     let mut model = CrossEncoderModel::new(&config, device);
     let path = source.path("model.safetensors");
-    let mut store = cross_encoder_store(match source.read_required_weights()? {
-        Weights::File(p) => SafetensorsStore::from_file(p),
-        Weights::Bytes(b) => SafetensorsStore::from_bytes(Some(b)),
-    });
+    let architecture = config.architecture();
+    let mut store = cross_encoder_store(
+        match source.read_required_weights()? {
+            Weights::File(p) => SafetensorsStore::from_file(p),
+            Weights::Bytes(b) => SafetensorsStore::from_bytes(Some(b)),
+        },
+        architecture,
+    );
     let result = model
         .load_from(&mut store)
         .map_err(|e| Error::model(&path, format!("cannot read the weights: {e}")))?;
-    check_applied(&result, &path, |p| {
-        options.new_head && (p.starts_with("classifier.") || p.starts_with("pooler."))
-    })?;
+    let names = |p: &str| cross_encoder_hf_name(p, architecture);
+    check_applied(&result, &path, |p| options.new_head && (p.starts_with("classifier.") || p.starts_with("pooler.")), names)?;
     Ok(LoadedCrossEncoder { model, config, tokenizer })
 }
 
-/// Cross-encoder names: `bert.*` stays under `bert`, a bare `BertModel` checkpoint
-/// (`embeddings.*`, `encoder.*`, `pooler.*`) is moved under it, `bert.pooler` and
-/// `classifier` sit beside it.
-fn cross_encoder_store(store: SafetensorsStore) -> SafetensorsStore {
-    bert_renames(
-        store
+/// Cross-encoder names → module paths (`transformer` is an enum, whose variant burn-store leaves
+/// out of the path). BERT: `bert.*` (or a bare `BertModel` checkpoint's `embeddings.*`,
+/// `encoder.*`) under `transformer`, `bert.pooler` and `classifier` beside it. MPNet:
+/// `mpnet.*` (or bare) under `transformer`, `classifier.dense` → `pooler.dense`,
+/// `classifier.out_proj` → `classifier`; a bare `MPNetModel`'s own pooler is not the head's
+/// dense layer (transformers starts that afresh) and is left out.
+fn cross_encoder_store(store: SafetensorsStore, architecture: Architecture) -> SafetensorsStore {
+    let store = match architecture {
+        Architecture::Bert => store
             .with_key_remapping(r"^bert\.", "")
-            .with_key_remapping(r"^(embeddings|encoder)\.", "bert.$1."),
-    )
+            .with_key_remapping(r"^(embeddings|encoder)\.", "transformer.$1."),
+        Architecture::MPNet => store
+            .with_key_remapping(r"^pooler\.", "unused_mpnet_pooler.")
+            .with_key_remapping(r"^mpnet\.", "")
+            .with_key_remapping(r"^(embeddings|encoder)\.", "transformer.$1.")
+            .with_key_remapping(r"^classifier\.dense\.", "pooler.dense.")
+            .with_key_remapping(r"^classifier\.out_proj\.", "classifier."),
+    };
+    bert_renames(store).skip_enum_variants(true)
+}
+
+/// A cross-encoder module path → its Hugging Face tensor name, for messages.
+fn cross_encoder_hf_name(path: &str, architecture: Architecture) -> String {
+    let name = hf_name(path);
+    match architecture {
+        Architecture::Bert => {
+            let name = name.replacen("transformer.", "bert.", 1);
+            if name.starts_with("pooler.") { format!("bert.{name}") } else { name }
+        }
+        Architecture::MPNet => name
+            .replacen("transformer.", "mpnet.", 1)
+            .replacen("pooler.dense.", "classifier.dense.", 1)
+            .replacen("classifier.weight", "classifier.out_proj.weight", 1)
+            .replacen("classifier.bias", "classifier.out_proj.bias", 1),
+    }
 }
 
 /// Hugging Face names → this crate's module paths. Works with and without the `bert.` prefix
@@ -236,7 +276,25 @@ pub fn load_bert_weights(model: &mut BertModel, weights: Weights, path: &Path) -
     let result = model
         .load_from(&mut store)
         .map_err(|e| Error::model(path, format!("cannot read the weights: {e}")))?;
-    check_applied(&result, path, |_| false)
+    check_applied(&result, path, |_| false, hf_name)
+}
+
+/// MPNet names: `mpnet.` (a `MPNetFor*` checkpoint) is dropped, LayerNorms renamed as in BERT.
+fn mpnet_store(store: SafetensorsStore) -> SafetensorsStore {
+    bert_renames(store.with_key_remapping(r"^mpnet\.", ""))
+}
+
+/// Loads MPNet weights into `model`, naming the file and tensor on any missing tensor or shape
+/// mismatch. Extra tensors (the pooler, `position_ids`, a head) are ignored.
+pub fn load_mpnet_weights(model: &mut MPNetModel, weights: Weights, path: &Path) -> Result<()> {
+    let mut store = mpnet_store(match weights {
+        Weights::File(p) => SafetensorsStore::from_file(p),
+        Weights::Bytes(b) => SafetensorsStore::from_bytes(Some(b)),
+    });
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| Error::model(path, format!("cannot read the weights: {e}")))?;
+    check_applied(&result, path, |_| false, hf_name)
 }
 
 /// Turns the store's report into an error naming the file and the first wrong tensor, or all
@@ -245,6 +303,7 @@ fn check_applied(
     result: &burn::store::ApplyResult,
     path: &Path,
     may_be_missing: impl Fn(&str) -> bool,
+    hf_name: impl Fn(&str) -> String,
 ) -> Result<()> {
     if let Some(err) = result.errors.first() {
         let message = match err {
@@ -286,7 +345,7 @@ fn hf_name(path: &str) -> String {
 impl LoadedModel {
     /// Moves the weights to another device (e.g. an autodiff device for training).
     pub fn to_device(mut self, device: &Device) -> Self {
-        self.bert = self.bert.to_device(device);
+        self.transformer = self.transformer.to_device(device);
         self
     }
 }

@@ -6,7 +6,8 @@
 //!   `1_Pooling/config.json`, `sentence_bert_config.json` (and a `Normalize` module when the
 //!   vectors are normalised);
 //! - a teacher (cross-encoder) in the `BertForSequenceClassification` layout (`bert.` prefix,
-//!   `bert.pooler.dense`, `classifier`).
+//!   `bert.pooler.dense`, `classifier`) or the `MPNetForSequenceClassification` one (`mpnet.`,
+//!   `classifier.dense`, `classifier.out_proj`).
 //!
 //! Everything is built as `(relative path, bytes)` pairs so the browser can offer the files as a
 //! download; [`write_folder`] puts them on disk atomically (native only).
@@ -20,7 +21,7 @@ use burn::store::{
 use burn::tensor::DType;
 use serde_json::json;
 
-use crate::config::{BertConfig, Pooling, SentenceConfig};
+use crate::config::{Architecture, BertConfig, Pooling, SentenceConfig};
 use crate::model::{BertModel, CrossEncoderModel};
 use crate::tokenize::TextTokenizer;
 use crate::{Error, Result};
@@ -73,9 +74,20 @@ pub fn bert_safetensors(model: &BertModel, options: SaveOptions) -> Result<Vec<u
     safetensors_bytes(model, hf_store(options))
 }
 
-/// `model.safetensors` of a `BertForSequenceClassification`.
+/// `model.safetensors` of a `BertForSequenceClassification` or `MPNetForSequenceClassification`
+/// (the reverse of the loader's cross-encoder renames).
 pub fn cross_encoder_safetensors(model: &CrossEncoderModel, options: SaveOptions) -> Result<Vec<u8>> {
-    safetensors_bytes(model, hf_store(options).with_key_remapping(r"^pooler\.", "bert.pooler."))
+    let store = hf_store(options).skip_enum_variants(true);
+    let store = match model.architecture() {
+        Architecture::Bert => store
+            .with_key_remapping(r"^transformer\.", "bert.")
+            .with_key_remapping(r"^pooler\.", "bert.pooler."),
+        Architecture::MPNet => store
+            .with_key_remapping(r"^transformer\.", "mpnet.")
+            .with_key_remapping(r"^classifier\.", "classifier.out_proj.")
+            .with_key_remapping(r"^pooler\.dense\.", "classifier.dense."),
+    };
+    safetensors_bytes(model, store)
 }
 
 fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
@@ -176,15 +188,19 @@ pub fn cross_encoder_files(
     options: SaveOptions,
 ) -> Result<Vec<ModelFile>> {
     let mut config = config.clone();
-    config.num_hidden_layers = model.bert.encoder.layer.len();
+    config.num_hidden_layers = model.layers();
     let labels = model.classifier.weight.val().dims()[1];
     config.num_labels = None;
     config.id2label = Some(
         (0..labels).map(|i| (i.to_string(), format!("LABEL_{i}"))).collect::<BTreeMap<_, _>>(),
     );
+    let architecture_name = match model.architecture() {
+        Architecture::Bert => "BertForSequenceClassification",
+        Architecture::MPNet => "MPNetForSequenceClassification",
+    };
     let dtype = if options.half { "float16" } else { "float32" };
     let mut files = vec![
-        ("config.json".to_string(), config_json(&config, "BertForSequenceClassification", dtype)?),
+        ("config.json".to_string(), config_json(&config, architecture_name, dtype)?),
         ("model.safetensors".to_string(), cross_encoder_safetensors(model, options)?),
     ];
     files.extend(tokenizer_files(tokenizer, side_files, tokenizer.max_length())?);

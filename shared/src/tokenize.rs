@@ -93,6 +93,60 @@ pub struct TextTokenizer {
     plain: Tokenizer,
     max_length: usize,
     special: SpecialTokens,
+    template: Template,
+}
+
+/// How the tokenizer's post-processor wraps one sequence and a pair: the special pieces before,
+/// between and after, each with its type id, and the type ids of the sequences themselves. BERT:
+/// `[CLS] a [SEP]` and `[CLS] a [SEP] b [SEP]`, types 0 then 1; MPNet (RoBERTa's processor):
+/// `<s> a </s>` and `<s> a </s></s> b </s>`, types all 0. Read once from the tokenizer itself,
+/// so sequences built from word pieces (dark examples) match what `encode` gives for text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Template {
+    single_prefix: Vec<(u32, u32)>,
+    single_suffix: Vec<(u32, u32)>,
+    single_type: u32,
+    pair_prefix: Vec<(u32, u32)>,
+    pair_middle: Vec<(u32, u32)>,
+    pair_suffix: Vec<(u32, u32)>,
+    pair_types: [u32; 2],
+}
+
+impl Template {
+    /// Encodes a one-piece probe (`a`, and the pair `a`, `b`) and reads where the specials go.
+    fn probe(plain: &Tokenizer) -> Result<Self> {
+        let err = |e: tokenizers::Error| Error::Tokenizer(format!("probing the special-token template: {e}"));
+        let single = plain.encode("a", true).map_err(err)?;
+        let pair = plain.encode(("a", "b"), true).map_err(err)?;
+        let parts = |e: &tokenizers::Encoding, sequences: usize| {
+            // parts[k]: the specials before sequence k (k = sequences: after the last one).
+            let mut parts = vec![Vec::new(); sequences + 1];
+            let mut types = [0u32; 2];
+            let mut next = 0;
+            for (i, seq) in e.get_sequence_ids().into_iter().enumerate() {
+                let piece = (e.get_ids()[i], e.get_type_ids()[i]);
+                match seq {
+                    None => parts[next].push(piece),
+                    Some(k) => {
+                        types[k.min(1)] = piece.1;
+                        next = k + 1;
+                    }
+                }
+            }
+            (parts, types)
+        };
+        let (mut single_parts, single_types) = parts(&single, 1);
+        let (mut pair_parts, pair_types) = parts(&pair, 2);
+        Ok(Template {
+            single_suffix: single_parts.pop().unwrap_or_default(),
+            single_prefix: single_parts.pop().unwrap_or_default(),
+            single_type: single_types[0],
+            pair_suffix: pair_parts.pop().unwrap_or_default(),
+            pair_middle: pair_parts.pop().unwrap_or_default(),
+            pair_prefix: pair_parts.pop().unwrap_or_default(),
+            pair_types,
+        })
+    }
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -113,21 +167,25 @@ impl TextTokenizer {
     }
 
     pub fn new(mut inner: Tokenizer, path: &Path, max_length: usize) -> Result<Self> {
-        let id = |token: &str| {
-            inner.token_to_id(token).ok_or_else(|| {
-                Error::model(path, format!("the vocabulary has no `{token}` token"))
+        // BERT's names, else RoBERTa's (MPNet's vocabulary has `<s>`, `</s>`, `<pad>`, `<mask>`
+        // and BERT's `[UNK]`).
+        let id = |names: [&str; 2]| {
+            names.iter().find_map(|t| inner.token_to_id(t).map(|id| (id, t.to_string()))).ok_or_else(|| {
+                Error::model(path, format!("the vocabulary has no `{}` (or `{}`) token", names[0], names[1]))
             })
         };
+        let (pad, pad_token) = id(["[PAD]", "<pad>"])?;
         let special = SpecialTokens {
-            pad: id("[PAD]")?,
-            cls: id("[CLS]")?,
-            sep: id("[SEP]")?,
-            mask: id("[MASK]")?,
-            unk: id("[UNK]")?,
+            pad,
+            cls: id(["[CLS]", "<s>"])?.0,
+            sep: id(["[SEP]", "</s>"])?.0,
+            mask: id(["[MASK]", "<mask>"])?.0,
+            unk: id(["[UNK]", "<unk>"])?.0,
         };
         let mut plain = inner.clone();
         plain.with_truncation(None).map_err(|e| Error::Tokenizer(e.to_string()))?;
         plain.with_padding(None);
+        let template = Template::probe(&plain)?;
         // tokenizer.json files often carry a fixed padding/truncation from export time
         // (all-MiniLM-L6-v2's pads every text to 128); the model's own limit wins, as in
         // sentence-transformers.
@@ -141,10 +199,10 @@ impl TextTokenizer {
         inner.with_padding(Some(PaddingParams {
             strategy: PaddingStrategy::BatchLongest,
             pad_id: special.pad,
-            pad_token: "[PAD]".into(),
+            pad_token,
             ..Default::default()
         }));
-        Ok(Self { inner, plain, max_length, special })
+        Ok(Self { inner, plain, max_length, special, template })
     }
 
     pub fn max_length(&self) -> usize {
@@ -185,38 +243,43 @@ impl TextTokenizer {
     /// [`Self::encode_pairs`] for sides already split into word pieces (no special tokens), e.g.
     /// dark examples, which exist only as pieces.
     pub fn encode_piece_pairs(&self, pairs: &[(&[u32], &[u32])]) -> TokenBatch {
-        let budget = self.max_length.saturating_sub(3);
+        let t = &self.template;
+        let budget = self.max_length.saturating_sub(t.pair_prefix.len() + t.pair_middle.len() + t.pair_suffix.len());
         let mut ids = Vec::with_capacity(pairs.len());
         let mut types = Vec::with_capacity(pairs.len());
         for &(a, b) in pairs {
             let keep_a = a.len().min((budget / 2).max(budget.saturating_sub(b.len())));
             let (a, b) = (&a[..keep_a], &b[..b.len().min(budget - keep_a)]);
-            let s = self.special;
-            let seq: Vec<u32> =
-                [s.cls].into_iter().chain(a.iter().copied()).chain([s.sep]).chain(b.iter().copied()).chain([s.sep]).collect();
-            let mut type_ids = vec![0; a.len() + 2];
-            type_ids.resize(seq.len(), 1);
+            let pieces = t.pair_prefix.iter().copied()
+                .chain(a.iter().map(|&id| (id, t.pair_types[0])))
+                .chain(t.pair_middle.iter().copied())
+                .chain(b.iter().map(|&id| (id, t.pair_types[1])))
+                .chain(t.pair_suffix.iter().copied());
+            let (seq, type_ids): (Vec<u32>, Vec<u32>) = pieces.unzip();
             ids.push(seq);
             types.push(type_ids);
         }
         TokenBatch::from_sequences(&ids, &types, self.special.pad)
     }
 
-    /// Single sequences from word pieces: `[CLS] pieces [SEP]`, cut to `max_length` (what
-    /// [`Self::encode`] gives for the text the pieces came from).
+    /// Single sequences from word pieces: `[CLS] pieces [SEP]` (or the tokenizer's own
+    /// template), cut to `max_length` (what [`Self::encode`] gives for the text the pieces came
+    /// from).
     pub fn encode_pieces(&self, sequences: &[&[u32]], max_length: usize) -> TokenBatch {
-        let keep = max_length.min(self.max_length).saturating_sub(2);
-        let ids: Vec<Vec<u32>> = sequences
+        let t = &self.template;
+        let keep = max_length.min(self.max_length).saturating_sub(t.single_prefix.len() + t.single_suffix.len());
+        let (ids, types): (Vec<Vec<u32>>, Vec<Vec<u32>>) = sequences
             .iter()
             .map(|p| {
-                let mut seq = Vec::with_capacity(p.len().min(keep) + 2);
-                seq.push(self.special.cls);
-                seq.extend_from_slice(&p[..p.len().min(keep)]);
-                seq.push(self.special.sep);
-                seq
+                t.single_prefix
+                    .iter()
+                    .copied()
+                    .chain(p[..p.len().min(keep)].iter().map(|&id| (id, t.single_type)))
+                    .chain(t.single_suffix.iter().copied())
+                    .unzip()
             })
-            .collect();
-        TokenBatch::from_sequences(&ids, &[], self.special.pad)
+            .unzip();
+        TokenBatch::from_sequences(&ids, &types, self.special.pad)
     }
 
     /// `tokenizer.json` bytes without padding or truncation settings (a saved model's length
@@ -241,6 +304,32 @@ impl TextTokenizer {
     /// e.g. to hand a dark example to a model with another vocabulary.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.plain.decode(ids, false).map_err(|e| Error::Tokenizer(e.to_string()))
+    }
+
+    /// Word pieces of this vocabulary carried into `other`'s (e.g. a student's dark example
+    /// scored by a teacher with another vocabulary): the text they spell, WordPiece-style (`##`
+    /// continuations joined to the piece before), with each mask token written as `other`'s
+    /// own, tokenized by `other`.
+    pub fn carry_pieces(&self, ids: &[u32], other: &TextTokenizer) -> Result<Vec<u32>> {
+        let other_mask = other.id_to_token(other.special.mask);
+        let mut text = String::new();
+        for &id in ids {
+            if id == self.special.mask {
+                text.push(' ');
+                text.push_str(&other_mask);
+                text.push(' ');
+                continue;
+            }
+            let token = self.id_to_token(id);
+            match token.strip_prefix("##") {
+                Some(rest) if !text.is_empty() => text.push_str(rest),
+                _ => {
+                    text.push(' ');
+                    text.push_str(&token);
+                }
+            }
+        }
+        other.word_pieces(text.trim())
     }
 
     /// Whether `other` splits text into the same ids (same vocabulary), so word pieces of one

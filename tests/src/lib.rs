@@ -25,6 +25,24 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
     fixtures().map(|d| d.join(rel))
 }
 
+/// all-mpnet-base-v2, which is too big for the fixtures: `$ADAM_MPNET`, else where
+/// `scripts/fetch_mpnet.sh` assembles it (`~/.cache/adam-models/all-mpnet-base-v2`). `None` when
+/// it is absent outside CI; in CI (which runs the script first) a missing model fails the test.
+pub fn mpnet_model() -> Option<PathBuf> {
+    let dir = std::env::var_os("ADAM_MPNET").map(PathBuf::from).unwrap_or_else(|| {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+        home.join(".cache/adam-models/all-mpnet-base-v2")
+    });
+    if dir.join("model.safetensors").is_file() {
+        return Some(dir);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("all-mpnet-base-v2 not found at {} (bash scripts/fetch_mpnet.sh, or set ADAM_MPNET)", dir.display());
+    }
+    eprintln!("skipping: all-mpnet-base-v2 not found at {} (bash scripts/fetch_mpnet.sh)", dir.display());
+    None
+}
+
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }

@@ -43,7 +43,7 @@ fn student_saves_as_sentence_transformers_folder_and_reloads_equal() {
     let device = Device::flex();
     let encoder = SentenceEncoder::load(&ModelSource::Dir(dir.clone()), &device, &LoadOptions::default()).unwrap();
     let m = &encoder.model;
-    let files = student_files(&m.bert, &m.config, &m.sentence, &m.tokenizer, &read_side_files(&dir).unwrap(), SaveOptions::default()).unwrap();
+    let files = student_files(m.transformer.bert().expect("MiniLM is BERT"), &m.config, &m.sentence, &m.tokenizer, &read_side_files(&dir).unwrap(), SaveOptions::default()).unwrap();
 
     // Hugging Face names and shapes: those of the original checkpoint (which also has a pooler).
     let original = std::fs::read(dir.join("model.safetensors")).unwrap();
@@ -77,8 +77,8 @@ fn half_precision_student_reloads_close() {
     let device = Device::flex();
     let encoder = SentenceEncoder::load(&ModelSource::Dir(dir), &device, &LoadOptions::default()).unwrap();
     let m = &encoder.model;
-    let files = student_files(&m.bert, &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions { half: true }).unwrap();
-    let full = student_files(&m.bert, &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions::default()).unwrap();
+    let files = student_files(m.transformer.bert().expect("MiniLM is BERT"), &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions { half: true }).unwrap();
+    let full = student_files(m.transformer.bert().expect("MiniLM is BERT"), &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions::default()).unwrap();
     let (half_len, full_len) = (file(&files, "model.safetensors").len(), file(&full, "model.safetensors").len());
     assert!(half_len * 10 < full_len * 6, "f16 file {half_len} bytes vs f32 {full_len}");
     let st = SafeTensors::deserialize(file(&files, "model.safetensors")).unwrap();
@@ -98,7 +98,7 @@ fn truncated_student_saves_its_layer_count() {
     let encoder = SentenceEncoder::load(&ModelSource::Dir(dir), &device, &options).unwrap();
     let m = &encoder.model;
     assert_eq!(m.config.num_hidden_layers, 2);
-    let files = student_files(&m.bert, &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions::default()).unwrap();
+    let files = student_files(m.transformer.bert().expect("MiniLM is BERT"), &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions::default()).unwrap();
     assert_eq!(json(&files, "config.json")["num_hidden_layers"], 2);
     assert!(!tensor_shapes(file(&files, "model.safetensors")).keys().any(|k| k.starts_with("encoder.layer.2.")));
     let reloaded = SentenceEncoder::load(&memory(files), &device, &LoadOptions::default()).unwrap();

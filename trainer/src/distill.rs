@@ -20,7 +20,7 @@ use adam_core::encoder::SentenceEncoder;
 use adam_core::loader::{LoadOptions, LoadedModel, ModelSource, load_model};
 use adam_core::loss::{adam_objective, in_batch_scores, listwise_kl, margin_mse};
 use adam_core::metrics::{Measures, evaluate};
-use adam_core::model::{BertModel, l2_normalize, pool};
+use adam_core::model::{BertModel, Transformer, l2_normalize, pool};
 use adam_core::save::{ModelFile, SaveOptions, read_side_files, student_files, write_folder};
 use adam_core::selfpaced::SelfPacedConfig;
 use adam_core::tokenize::TextTokenizer;
@@ -72,7 +72,7 @@ pub struct Student {
 pub fn read_scratch_model(config_path: &Path, tokenizer_path: &Path, max_length: usize) -> Result<(BertConfig, TextTokenizer)> {
     let bytes = std::fs::read(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
     let config = BertConfig::from_json(&bytes, config_path)?;
-    let max_length = max_length.min(config.max_position_embeddings);
+    let max_length = max_length.min(config.max_tokens());
     let bytes = std::fs::read(tokenizer_path).with_context(|| format!("cannot read {}", tokenizer_path.display()))?;
     let tokenizer = TextTokenizer::from_bytes(&bytes, tokenizer_path, max_length)?;
     if tokenizer.vocab_size() > config.vocab_size {
@@ -94,9 +94,17 @@ pub fn build_student(cfg: &StudentConfig, device: &Device, seed: u64) -> Result<
     if let Some(dir) = &cfg.model {
         let options = LoadOptions { max_length: Some(max_length), layers: cfg.layers };
         let loaded = load_model(&ModelSource::Dir(dir.clone()), device, &options);
-        let LoadedModel { bert, config, sentence, tokenizer } = match cfg.layers {
+        let LoadedModel { transformer, config, sentence, tokenizer } = match cfg.layers {
             Some(k) => loaded.with_context(|| format!("student.layers = {k}"))?,
             None => loaded?,
+        };
+        let Some(bert) = transformer.into_bert() else {
+            bail!(
+                "student.model = {}: the student must be a BERT model (its config.json says model_type `{}`); \
+                 other encoders can teach (adam teacher score) but are not trained as students yet",
+                dir.display(),
+                config.model_type
+            );
         };
         return Ok(Student { bert, config, sentence, tokenizer, side_files: read_side_files(dir)? });
     }
@@ -104,7 +112,7 @@ pub fn build_student(cfg: &StudentConfig, device: &Device, seed: u64) -> Result<
         bail!("student: give `model`, or `config` and `tokenizer`");
     };
     let (config, tokenizer) = read_scratch_model(config_path, tokenizer_path, max_length)?;
-    let max_length = max_length.min(config.max_position_embeddings);
+    let max_length = max_length.min(config.max_tokens());
     let sentence = SentenceConfig { pooling: cfg.pooling, normalize: cfg.normalize, max_seq_length: max_length };
     let bert = BertModel::new(&config, device);
     initialize_params(&bert);
@@ -125,7 +133,7 @@ impl Student {
     fn encoder(&self, device: &Device) -> SentenceEncoder {
         SentenceEncoder {
             model: LoadedModel {
-                bert: self.bert.valid(),
+                transformer: Transformer::Bert(self.bert.valid()),
                 config: self.config.clone(),
                 sentence: self.sentence.clone(),
                 tokenizer: self.tokenizer.clone(),

@@ -63,7 +63,7 @@ pub(super) fn linear(d_in: usize, d_out: usize, config: &BertConfig, device: &De
 }
 
 impl ResidualOutput {
-    fn new(d_in: usize, config: &BertConfig, device: &Device) -> Self {
+    pub(super) fn new(d_in: usize, config: &BertConfig, device: &Device) -> Self {
         Self {
             dense: linear(d_in, config.hidden_size, config, device),
             layer_norm: LayerNormConfig::new(config.hidden_size)
@@ -73,7 +73,7 @@ impl ResidualOutput {
         }
     }
 
-    fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
+    pub(super) fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
         let x = self.dropout.forward(self.dense.forward(x));
         self.layer_norm.forward(x + residual)
     }
@@ -95,8 +95,18 @@ impl SelfAttention {
     }
 }
 
+/// The feed-forward activation as the plain number a layer stores (0 = exact GELU, 1 = tanh GELU,
+/// 2 = ReLU); an unknown `hidden_act` (refused when the config is read) falls back to GELU.
+pub(super) fn activation_code(config: &BertConfig) -> usize {
+    match config.activation(std::path::Path::new("config.json")).unwrap_or(Activation::Gelu) {
+        Activation::Gelu => 0,
+        Activation::GeluTanh => 1,
+        Activation::Relu => 2,
+    }
+}
+
 impl BertLayer {
-    fn new(config: &BertConfig, activation: Activation, device: &Device) -> Self {
+    fn new(config: &BertConfig, activation: usize, device: &Device) -> Self {
         let h = config.hidden_size;
         Self {
             attention: Attention {
@@ -110,11 +120,7 @@ impl BertLayer {
             },
             intermediate: Intermediate { dense: linear(h, config.intermediate_size, config, device) },
             output: ResidualOutput::new(config.intermediate_size, config, device),
-            activation: match activation {
-                Activation::Gelu => 0,
-                Activation::GeluTanh => 1,
-                Activation::Relu => 2,
-            },
+            activation,
         }
     }
 
@@ -134,9 +140,7 @@ impl BertLayer {
 impl BertModel {
     /// A randomly initialised model of the given shape (weights are then loaded or trained).
     pub fn new(config: &BertConfig, device: &Device) -> Self {
-        let activation = config
-            .activation(std::path::Path::new("config.json"))
-            .unwrap_or(Activation::Gelu);
+        let activation = activation_code(config);
         Self {
             embeddings: BertEmbeddings::new(config, device),
             encoder: BertEncoder {

@@ -1,40 +1,62 @@
-//! A cross-encoder in the Hugging Face `BertForSequenceClassification` layout: BERT over the pair
-//! `[CLS] query [SEP] passage [SEP]`, the pooler (dense + tanh on `[CLS]`) and a linear head.
-//! Public rerankers (e.g. the ms-marco MiniLM cross-encoders) load as they are.
+//! A cross-encoder in the Hugging Face `BertForSequenceClassification` or
+//! `MPNetForSequenceClassification` layout: the encoder over the pair (`[CLS] query [SEP]
+//! passage [SEP]`, or MPNet's `<s> query </s></s> passage </s>`), dense + tanh on the first
+//! token, dropout and a linear head. The two heads compute the same thing under other names
+//! (BERT: `bert.pooler.dense`, `classifier`; MPNet: `classifier.dense`, `classifier.out_proj`,
+//! and a dropout before the dense layer too, which does nothing at inference), so one module
+//! serves both and the loader and saver rename. Public rerankers (e.g. the ms-marco MiniLM
+//! cross-encoders) load as they are.
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::tanh;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
-use super::BertModel;
+use super::Transformer;
 use super::bert::linear;
-use crate::config::BertConfig;
+use crate::config::{Architecture, BertConfig};
 
-/// `bert.pooler`: dense + tanh on the `[CLS]` vector.
+/// Dense + tanh on the first token (`bert.pooler`, MPNet's `classifier.dense`).
 #[derive(Module, Debug)]
 pub struct Pooler {
     pub dense: Linear,
 }
 
-/// `BertForSequenceClassification` with `num_labels` outputs (1 for a relevance score).
+/// A sequence-classification model with `num_labels` outputs (1 for a relevance score).
 #[derive(Module, Debug)]
 pub struct CrossEncoderModel {
-    pub bert: BertModel,
+    /// The encoder (BERT or MPNet).
+    pub transformer: Transformer,
     pub pooler: Pooler,
     pub dropout: Dropout,
     pub classifier: Linear,
 }
 
 impl CrossEncoderModel {
-    /// A randomly initialised model of the given shape.
+    /// A randomly initialised model of the config's family and shape.
     pub fn new(config: &BertConfig, device: &Device) -> Self {
         let h = config.hidden_size;
         Self {
-            bert: BertModel::new(config, device),
+            transformer: Transformer::new(config, device),
             pooler: Pooler { dense: linear(h, h, config, device) },
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
             classifier: linear(h, config.labels(), config, device),
+        }
+    }
+
+    /// The encoder family (names the layout the weights are saved in).
+    pub fn architecture(&self) -> Architecture {
+        match self.transformer {
+            Transformer::Bert(_) => Architecture::Bert,
+            Transformer::MPNet(_) => Architecture::MPNet,
+        }
+    }
+
+    /// Transformer layers.
+    pub fn layers(&self) -> usize {
+        match &self.transformer {
+            Transformer::Bert(m) => m.encoder.layer.len(),
+            Transformer::MPNet(m) => m.encoder.layer.len(),
         }
     }
 
@@ -45,10 +67,15 @@ impl CrossEncoderModel {
         token_type_ids: Tensor<2, Int>,
         padding: Tensor<2, Bool>,
     ) -> Tensor<2> {
-        let tokens = self.bert.forward(input_ids, token_type_ids, padding);
+        let tokens = self.transformer.forward(input_ids, token_type_ids, padding);
         let [b, _, h] = tokens.dims();
-        let cls = tokens.narrow(1, 0, 1).reshape([b, h]);
-        let pooled = tanh(self.pooler.dense.forward(cls));
+        let first = tokens.narrow(1, 0, 1).reshape([b, h]);
+        let first = match self.transformer {
+            // MPNetClassificationHead drops out the first token's vector before its dense layer.
+            Transformer::MPNet(_) => self.dropout.forward(first),
+            Transformer::Bert(_) => first,
+        };
+        let pooled = tanh(self.pooler.dense.forward(first));
         self.classifier.forward(self.dropout.forward(pooled))
     }
 

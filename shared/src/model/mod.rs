@@ -1,12 +1,70 @@
-//! BERT as in Hugging Face `BertModel`, in burn. Field names follow the Hugging Face tensor names
-//! so that loading is a fixed renaming (see [`crate::loader`]).
+//! The encoders in burn: BERT as in Hugging Face `BertModel` and MPNet as in `MPNetModel`. Field
+//! names follow the Hugging Face tensor names so that loading is a fixed renaming (see
+//! [`crate::loader`]).
 
 mod bert;
 mod cross_encoder;
 mod embedding;
+mod mpnet;
 mod pooling;
+
+use burn::module::Module;
+use burn::tensor::{Bool, Device, Int, Tensor};
 
 pub use bert::{BertEncoder, BertLayer, BertModel};
 pub use cross_encoder::{CrossEncoderModel, Pooler};
 pub use embedding::BertEmbeddings;
+pub use mpnet::{MPNetEmbeddings, MPNetEncoder, MPNetLayer, MPNetModel, relative_position_bucket};
 pub use pooling::{l2_normalize, pool};
+
+use crate::config::{Architecture, BertConfig};
+
+/// A text encoder of either family, chosen by `config.json`'s `model_type`.
+#[derive(Module, Debug)]
+pub enum Transformer {
+    Bert(BertModel),
+    MPNet(MPNetModel),
+}
+
+impl Transformer {
+    /// A randomly initialised model of the config's family and shape.
+    pub fn new(config: &BertConfig, device: &Device) -> Self {
+        match config.architecture() {
+            Architecture::Bert => Transformer::Bert(BertModel::new(config, device)),
+            Architecture::MPNet => Transformer::MPNet(MPNetModel::new(config, device)),
+        }
+    }
+
+    /// `input_ids`, `token_type_ids`: `[b, s]` (MPNet has no token types and ignores them);
+    /// `padding`: `[b, s]`, true at padding. Returns the last layer's token vectors.
+    pub fn forward(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, padding: Tensor<2, Bool>) -> Tensor<3> {
+        match self {
+            Transformer::Bert(m) => m.forward(input_ids, token_type_ids, padding),
+            Transformer::MPNet(m) => m.forward(input_ids, padding),
+        }
+    }
+
+    /// Keeps the first `k` layers.
+    pub fn truncate_layers(self, k: usize) -> Self {
+        match self {
+            Transformer::Bert(m) => Transformer::Bert(m.truncate_layers(k)),
+            Transformer::MPNet(m) => Transformer::MPNet(m.truncate_layers(k)),
+        }
+    }
+
+    /// The BERT model, if this is one (saving students takes BERT only).
+    pub fn bert(&self) -> Option<&BertModel> {
+        match self {
+            Transformer::Bert(m) => Some(m),
+            Transformer::MPNet(_) => None,
+        }
+    }
+
+    /// The BERT model, if this is one (training and saving students take BERT only).
+    pub fn into_bert(self) -> Option<BertModel> {
+        match self {
+            Transformer::Bert(m) => Some(m),
+            Transformer::MPNet(_) => None,
+        }
+    }
+}
