@@ -47,7 +47,9 @@ pub struct DemoArgs {
     #[arg(long, default_value = "test", value_name = "SPLIT")]
     pub test_split: String,
     /// Teacher checkpoint to fine-tune (a cross-encoder, or a BERT / sentence-transformers
-    /// folder, which gets a new head) instead of a small teacher trained from scratch.
+    /// folder, which gets a new head) instead of a small teacher trained from scratch; with
+    /// --teacher-epochs 0 used as it is: a cross-encoder, or a sentence-transformers dual
+    /// encoder such as all-mpnet-base-v2 (METHOD.md §8; the page's assets then have no teacher).
     #[arg(long, value_name = "DIR")]
     pub teacher: Option<PathBuf>,
     /// Student checkpoint (a BERT / sentence-transformers folder) instead of a small student
@@ -211,8 +213,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let train: Vec<&str> = train.iter().map(String::as_str).collect();
         stages.run("the teacher (cross-encoder)", teacher_dir.join("model.safetensors").is_file(), &train)?;
     } else {
-        stages.note("the teacher (cross-encoder)", &format!("{} as it is (--teacher-epochs 0)", teacher_source.display()));
+        stages.note("the teacher", &format!("{} as it is (--teacher-epochs 0)", teacher_source.display()));
     }
+    // A dual-encoder teacher (METHOD.md §8) teaches through scores; the page's lab needs a
+    // cross-encoder, so its assets then go without one.
+    let cross_encoder_teacher = is_cross_encoder(&teacher_source)?;
     let teacher = teacher_source.display().to_string();
     if !out.join("teacher.test.run").is_file() {
         stages.sub(&["teacher", "rerank", "--model", &teacher, "--data", &data, "--split", &args.test_split,
@@ -223,11 +228,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
     // 4. Teacher scores and dark examples, with the dark-example settings of the students' config.
     let base = out.join("distill-base.toml");
     write_text(&base, &distill_toml(&args, &plan, "adam", 0, out)?)?;
-    stages.run("the teacher's scores of hard negatives and dark examples", out.join("scores.jsonl").is_file() && !is_partial_cache(&out.join("scores.jsonl")), &[
+    let (negatives, scores, base) = (path("negatives.train.jsonl"), path("scores.jsonl"), base.display().to_string());
+    let mut score = vec![
         "teacher", "score", "--model", &teacher, "--data", &data, "--split", &args.train_split,
-        "--negatives", &path("negatives.train.jsonl"), "--output", &path("scores.jsonl"), "--config", &base.display().to_string(),
+        "--negatives", &negatives, "--output", &scores, "--config", &base,
         "--negatives-per-query", "7", "--max-length", &pair_length, "--backend", &backend,
-    ])?;
+    ];
+    // Dark examples in the student's word pieces when its vocabulary is another (a given
+    // student under a teacher of another family); with the same vocabulary nothing changes.
+    let student_tokenizer = args.student.as_ref().map(|dir| dir.join("tokenizer.json").display().to_string());
+    if let Some(tokenizer) = &student_tokenizer {
+        score.extend(["--student-tokenizer", tokenizer]);
+    }
+    stages.run("the teacher's scores of hard negatives and dark examples", out.join("scores.jsonl").is_file() && !is_partial_cache(&out.join("scores.jsonl")), &score)?;
 
     // 5. Students.
     let test = Dataset::load(&plan.data, &args.test_split)?;
@@ -261,12 +274,18 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let web = args.web_assets.clone().unwrap_or_else(|| {
         if Path::new("web/Cargo.toml").is_file() { PathBuf::from("web/assets") } else { out.join("web-assets") }
     });
-    stages.run("the browser demo's assets", false, &[
-        "export-web", "--student", &out.join("runs").join(&best).join("student").display().to_string(), "--teacher", &teacher,
-        "--data", &data, "--split", &args.test_split, "--output", &web.display().to_string(),
-        "--report", &report_dir.display().to_string(), "--max-length", &pair_length, "--noisy-mode", noisy_mode(&args),
+    let student = out.join("runs").join(&best).join("student").display().to_string();
+    let mut export = vec!["export-web", "--student", &student];
+    if cross_encoder_teacher {
+        export.extend(["--teacher", &teacher]);
+    }
+    let (web_dir, report) = (web.display().to_string(), report_dir.display().to_string());
+    export.extend([
+        "--data", &data, "--split", &args.test_split, "--output", &web_dir,
+        "--report", &report, "--max-length", &pair_length, "--noisy-mode", noisy_mode(&args),
         "--backend", &backend,
-    ])?;
+    ]);
+    stages.run("the browser demo's assets", false, &export)?;
 
     let table = std::fs::read_to_string(report_dir.join(TABLE_FILE))?;
     println!("\n{table}");
@@ -454,6 +473,12 @@ fn noisy_mode(args: &DemoArgs) -> &'static str {
 /// Whether `adam teacher score` stopped part-way (its cache then resumes).
 fn is_partial_cache(path: &Path) -> bool {
     crate::score_cache::read_complete(path).is_err()
+}
+
+/// Whether a teacher folder is a cross-encoder (`adam teacher score` tells the kinds apart the
+/// same way).
+fn is_cross_encoder(dir: &Path) -> Result<bool> {
+    Ok(crate::teacher_model::TeacherKind::Auto.resolve(dir)? == crate::teacher_model::TeacherKind::CrossEncoder)
 }
 
 fn vocab_size(tokenizer: &Path) -> Result<usize> {

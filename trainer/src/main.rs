@@ -28,6 +28,8 @@ mod retrieval;
 mod score_cache;
 mod soft_labels;
 mod teacher;
+mod teacher_inspect;
+mod teacher_model;
 mod teaching;
 
 use backend::Backend;
@@ -55,7 +57,8 @@ enum Command {
     Report(report::ReportArgs),
     /// Measure training speed (pairs/s: forward + backward + AdamW) of each backend.
     BenchTrain(bench_train::BenchTrainArgs),
-    /// Train a cross-encoder teacher, cache its scores and dark examples, rerank with it.
+    /// Train a cross-encoder teacher, cache a teacher's scores and dark examples, rerank with it,
+    /// inspect its soft labels.
     #[command(subcommand)]
     Teacher(teacher::TeacherCommand),
     /// Distil the teacher's cached scores into a dual-encoder student (config file).

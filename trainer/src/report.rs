@@ -268,7 +268,7 @@ fn nice_ticks(lo: f64, hi: f64, target: usize) -> (f64, f64, usize, usize) {
     (first, step, count, decimals)
 }
 
-fn xml_escape(s: &str) -> String {
+pub(crate) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }
 

@@ -20,12 +20,22 @@ pub struct CacheHeader {
     pub adam_teacher_scores: u32,
     /// The teacher's model folder, as given.
     pub teacher: String,
+    /// `dual-encoder` when the teacher scores by similarity (absent: a cross-encoder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_kind: Option<String>,
+    /// A dual-encoder teacher's score scale (`--dual-scale`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dual_scale: Option<f32>,
     /// Pair length the teacher scored with.
     pub max_length: usize,
     /// Hard negatives scored per query (at most).
     pub negatives_per_query: usize,
-    /// The teacher tokenizer's vocabulary size (dark examples are word-piece ids of it).
+    /// The vocabulary size of the dark examples' word pieces: the teacher's, or with
+    /// `dark_tokenizer` the student's.
     pub vocab_size: usize,
+    /// The student tokenizer the dark examples were made in, when it is not the teacher's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dark_tokenizer: Option<String>,
     pub dark: DarkConfig,
 }
 

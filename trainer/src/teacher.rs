@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use adam_core::config::Architecture;
 use adam_core::dark::{DarkConfig, DarkInstance, TeacherScores, generate_adaptive, mix_seed};
 use adam_core::data::{Run, RunEntry, read_run, write_run};
 use adam_core::loader::{CrossEncoderOptions, LoadedCrossEncoder, ModelSource, load_cross_encoder};
@@ -26,15 +27,20 @@ use crate::instances::{Collection, Instance, from_qrels, key_of, permutation, re
 use crate::io::{AtomicFile, open, round_sig};
 use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params};
 use crate::score_cache::{self, CacheHeader, CacheRecord, ScoredDoc};
+use crate::teacher_model::{PieceTranslator, TeacherModel, TeacherModelArgs};
 
 #[derive(clap::Subcommand)]
 pub enum TeacherCommand {
     /// Fine-tune a cross-encoder with listwise cross-entropy over (positive, negatives) groups.
     Train(TrainArgs),
-    /// Score positives, hard negatives and adaptive dark examples; cache them for `adam distill`.
+    /// Score positives, hard negatives and adaptive dark examples (a cross-encoder or a dual
+    /// encoder as the teacher); cache them for `adam distill`.
     Score(ScoreArgs),
-    /// Rerank the top of a TREC run with the cross-encoder.
+    /// Rerank the top of a TREC run with the teacher.
     Rerank(RerankArgs),
+    /// What a score cache teaches: the teacher's soft labels on positives, mined negatives and
+    /// each kind of dark example (table, JSON and histograms as SVG).
+    Inspect(crate::teacher_inspect::InspectArgs),
 }
 
 pub fn run(command: TeacherCommand) -> Result<()> {
@@ -42,6 +48,7 @@ pub fn run(command: TeacherCommand) -> Result<()> {
         TeacherCommand::Train(args) => train(args),
         TeacherCommand::Score(args) => score(args),
         TeacherCommand::Rerank(args) => rerank(args),
+        TeacherCommand::Inspect(args) => crate::teacher_inspect::run(args),
     }
 }
 
@@ -249,7 +256,13 @@ fn train(args: TrainArgs) -> Result<()> {
     if total_steps == 0 {
         bail!("nothing to train: --epochs or --steps is 0");
     }
-    let head: &[&str] = if args.new_head { &["classifier"] } else { &[] };
+    // A new head: BERT's classifier (its pooler is pre-trained); MPNet's whole head, whose dense
+    // layer (`pooler` here) transformers also starts afresh.
+    let head: &[&str] = match (args.new_head, model.architecture()) {
+        (false, _) => &[],
+        (true, Architecture::Bert) => &["classifier"],
+        (true, Architecture::MPNet) => &["classifier", "pooler"],
+    };
     let mut optimizer = Optimizer::new(&optim_config, total_steps, head);
     // Written as training goes (one flushed line per step), so a long run can be followed.
     let mut log = match &args.log {
@@ -365,9 +378,13 @@ pub fn score_piece_pairs(
 
 #[derive(clap::Args, Debug)]
 pub struct ScoreArgs {
-    /// Teacher model folder (cross-encoder).
-    #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub teacher: TeacherModelArgs,
+    /// The student's tokenizer.json, when its vocabulary is not the teacher's (e.g. an MPNet
+    /// teacher for a BERT student): dark examples are then made in the student's word pieces,
+    /// which `adam distill` reads, and carried into the teacher's to be scored.
+    #[arg(long, value_name = "FILE")]
+    pub student_tokenizer: Option<PathBuf>,
     #[command(flatten)]
     pub instances: InstanceArgs,
     /// Cache file (JSONL) to write; an existing one from the same settings is resumed.
@@ -386,7 +403,7 @@ pub struct ScoreArgs {
     /// Queries whose dark-example searches run together.
     #[arg(long, default_value_t = 16)]
     pub query_batch: usize,
-    /// Tokens per (query, passage) pair.
+    /// Tokens per (query, passage) pair (a dual encoder: per text).
     #[arg(long, default_value_t = 256)]
     pub max_length: usize,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
@@ -425,13 +442,29 @@ fn score(args: ScoreArgs) -> Result<()> {
     }
     let (beir, instances) = args.instances.load()?;
     let device = args.backend.device()?;
-    let LoadedCrossEncoder { model, tokenizer, .. } = load_teacher(&args.model, &device, args.max_length, false)?;
+    let teacher = TeacherModel::load(&args.teacher, &device, args.max_length)?;
+    let student_tokenizer = match &args.student_tokenizer {
+        Some(path) => {
+            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Some(TextTokenizer::from_bytes(&bytes, path, 512)?)
+        }
+        None => None,
+    };
+    // Dark examples are word pieces of `tokenizer`: the student's when given, else the teacher's.
+    let translator = student_tokenizer
+        .as_ref()
+        .filter(|s| !s.same_vocab(teacher.tokenizer()))
+        .map(|from| PieceTranslator { from, to: teacher.tokenizer() });
+    let tokenizer = student_tokenizer.as_ref().unwrap_or(teacher.tokenizer());
     let header = CacheHeader {
         adam_teacher_scores: 1,
-        teacher: args.model.display().to_string(),
-        max_length: tokenizer.max_length(),
+        teacher: args.teacher.model.display().to_string(),
+        teacher_kind: teacher.dual_scale().map(|_| "dual-encoder".to_string()),
+        dual_scale: teacher.dual_scale(),
+        max_length: teacher.tokenizer().max_length(),
         negatives_per_query: args.negatives_per_query,
         vocab_size: tokenizer.vocab_size(),
+        dark_tokenizer: translator.as_ref().and(args.student_tokenizer.as_ref()).map(|p| p.display().to_string()),
         dark: dark.clone(),
     };
     let existing = score_cache::read(&args.output)?;
@@ -452,7 +485,15 @@ fn score(args: ScoreArgs) -> Result<()> {
         eprintln!("resuming {}: {} queries done, {} to go", args.output.display(), done.len(), todo.len());
     }
     let special = tokenizer.special();
-    let mut pieces = PieceCache::new(&tokenizer);
+    let mut pieces = PieceCache::new(tokenizer);
+    // The teacher's own pieces of the same texts, when they differ from the dark examples'.
+    let mut teacher_pieces = PieceCache::new(teacher.tokenizer());
+    let to_teacher = |ids: &[u32]| -> Result<Vec<u32>> {
+        match &translator {
+            Some(t) => t.translate(ids),
+            None => Ok(ids.to_vec()),
+        }
+    };
     let bar = progress(todo.len() as u64, "scoring queries");
     let start = Instant::now();
     for chunk in todo.chunks(args.query_batch) {
@@ -479,9 +520,15 @@ fn score(args: ScoreArgs) -> Result<()> {
             pieces.query(&beir, q)?;
             pieces.doc(&beir, d)?;
         }
+        let scoring = if translator.is_some() { &mut teacher_pieces } else { &mut pieces };
+        for &(q, d) in &owned {
+            scoring.query(&beir, q)?;
+            scoring.doc(&beir, d)?;
+        }
+        let scoring = if translator.is_some() { &teacher_pieces } else { &pieces };
         let pairs: Vec<(&[u32], &[u32])> =
-            owned.iter().map(|&(q, d)| (&pieces.queries[&q][..], &pieces.docs[&d][..])).collect();
-        let flat = score_piece_pairs(&model, &tokenizer, &device, &pairs, args.batch_size)?;
+            owned.iter().map(|&(q, d)| (&scoring.queries[&q][..], &scoring.docs[&d][..])).collect();
+        let flat = teacher.score_piece_pairs(&device, &pairs, args.batch_size)?;
         let mut flat = flat.into_iter();
         let mut scored: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
         for (pos, neg) in &candidates {
@@ -514,14 +561,26 @@ fn score(args: ScoreArgs) -> Result<()> {
             .map(|((p, n), &b)| TeacherScores { positive: p[b], negatives: n.clone() })
             .collect();
         let mut failure = None;
+        let teacher_queries: Vec<&[u32]> = chunk
+            .iter()
+            .zip(&dark_instances)
+            .map(|(inst, d)| if translator.is_some() { &teacher_pieces.queries[&inst.query][..] } else { d.query })
+            .collect();
         let dark_examples = generate_adaptive(&dark_instances, &teacher_scores, &special, &dark, |requests| {
-            let pairs: Vec<(&[u32], &[u32])> =
-                requests.iter().map(|(i, ex)| (dark_instances[*i].query, &ex.ids[..])).collect();
-            match score_piece_pairs(&model, &tokenizer, &device, &pairs, args.batch_size) {
+            let scored = requests
+                .iter()
+                .map(|(_, ex)| to_teacher(&ex.ids))
+                .collect::<Result<Vec<Vec<u32>>>>()
+                .and_then(|translated| {
+                    let pairs: Vec<(&[u32], &[u32])> =
+                        requests.iter().zip(&translated).map(|((i, _), ex)| (teacher_queries[*i], &ex[..])).collect();
+                    teacher.score_piece_pairs(&device, &pairs, args.batch_size)
+                });
+            match scored {
                 Ok(s) => s,
                 Err(e) => {
                     failure = Some(e);
-                    vec![f32::NAN; pairs.len()]
+                    vec![f32::NAN; requests.len()]
                 }
             }
         });
@@ -540,6 +599,7 @@ fn score(args: ScoreArgs) -> Result<()> {
             })?;
         }
         writer.sync()?;
+        teacher.forget();
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
@@ -555,9 +615,8 @@ fn score(args: ScoreArgs) -> Result<()> {
 
 #[derive(clap::Args, Debug)]
 pub struct RerankArgs {
-    /// Teacher model folder (cross-encoder).
-    #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    #[command(flatten)]
+    pub teacher: TeacherModelArgs,
     /// BEIR folder with the texts of the run's queries and documents.
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
@@ -585,8 +644,8 @@ fn rerank(args: RerankArgs) -> Result<()> {
     let beir = Collection::load(&args.data, &[&args.split])?;
     let input = read_run(open(&args.run)?, &args.run)?;
     let device = args.backend.device()?;
-    let LoadedCrossEncoder { model, tokenizer, .. } = load_teacher(&args.model, &device, args.max_length, false)?;
-    let mut pieces = PieceCache::new(&tokenizer);
+    let teacher = TeacherModel::load(&args.teacher, &device, args.max_length)?;
+    let mut pieces = PieceCache::new(teacher.tokenizer());
     let bar = progress(input.len() as u64, "reranking queries");
     let mut out = Run::new();
     for (qid, entries) in &input {
@@ -604,7 +663,7 @@ fn rerank(args: RerankArgs) -> Result<()> {
         }
         let query = pieces.query(&beir, q)?.to_vec();
         let pairs: Vec<(&[u32], &[u32])> = docs.iter().map(|d| (&query[..], &pieces.docs[d][..])).collect();
-        let scores = score_piece_pairs(&model, &tokenizer, &device, &pairs, args.batch_size)?;
+        let scores = teacher.score_piece_pairs(&device, &pairs, args.batch_size)?;
         out.insert(
             qid.clone(),
             top.iter().zip(scores).map(|(e, s)| RunEntry { doc: e.doc.clone(), score: s as f64 }).collect(),
