@@ -167,10 +167,14 @@ impl TextTokenizer {
     }
 
     pub fn new(mut inner: Tokenizer, path: &Path, max_length: usize) -> Result<Self> {
-        // BERT's names, else RoBERTa's (MPNet's vocabulary has `<s>`, `</s>`, `<pad>`, `<mask>`
-        // and BERT's `[UNK]`).
+        // BERT's names, else RoBERTa's, the tokenizer's declared special tokens first: MPNet's
+        // vocabulary also holds BERT's `[CLS]`, `[MASK]`, … as plain entries, but its special
+        // tokens are `<s>`, `</s>`, `<pad>`, `<mask>` (and BERT's `[UNK]`).
+        let declared: std::collections::HashSet<String> =
+            inner.get_added_tokens_decoder().into_values().filter(|t| t.special).map(|t| t.content).collect();
         let id = |names: [&str; 2]| {
-            names.iter().find_map(|t| inner.token_to_id(t).map(|id| (id, t.to_string()))).ok_or_else(|| {
+            let chosen = names.iter().find(|t| declared.contains(**t)).or_else(|| names.iter().find(|t| inner.token_to_id(t).is_some()));
+            chosen.and_then(|t| inner.token_to_id(t).map(|id| (id, t.to_string()))).ok_or_else(|| {
                 Error::model(path, format!("the vocabulary has no `{}` (or `{}`) token", names[0], names[1]))
             })
         };
@@ -307,29 +311,33 @@ impl TextTokenizer {
     }
 
     /// Word pieces of this vocabulary carried into `other`'s (e.g. a student's dark example
-    /// scored by a teacher with another vocabulary): the text they spell, WordPiece-style (`##`
-    /// continuations joined to the piece before), with each mask token written as `other`'s
-    /// own, tokenized by `other`.
+    /// scored by a teacher with another vocabulary): each run between mask tokens becomes the
+    /// text it spells, WordPiece-style (`##` continuations joined to the piece before), and is
+    /// tokenized by `other`; each mask token becomes `other`'s own mask id (as text, `<mask>`
+    /// would not survive `other`'s normaliser).
     pub fn carry_pieces(&self, ids: &[u32], other: &TextTokenizer) -> Result<Vec<u32>> {
-        let other_mask = other.id_to_token(other.special.mask);
-        let mut text = String::new();
-        for &id in ids {
-            if id == self.special.mask {
-                text.push(' ');
-                text.push_str(&other_mask);
-                text.push(' ');
-                continue;
+        let mut out = Vec::with_capacity(ids.len());
+        for (i, run) in ids.split(|&id| id == self.special.mask).enumerate() {
+            if i > 0 {
+                out.push(other.special.mask);
             }
-            let token = self.id_to_token(id);
-            match token.strip_prefix("##") {
-                Some(rest) if !text.is_empty() => text.push_str(rest),
-                _ => {
-                    text.push(' ');
-                    text.push_str(&token);
+            let mut text = String::new();
+            for &id in run {
+                let token = self.id_to_token(id);
+                match token.strip_prefix("##") {
+                    Some(rest) if !text.is_empty() => text.push_str(rest),
+                    Some(rest) => text.push_str(rest),
+                    None => {
+                        text.push(' ');
+                        text.push_str(&token);
+                    }
                 }
             }
+            if !text.trim().is_empty() {
+                out.extend(other.word_pieces(text.trim())?);
+            }
         }
-        other.word_pieces(text.trim())
+        Ok(out)
     }
 
     /// Whether `other` splits text into the same ids (same vocabulary), so word pieces of one

@@ -162,6 +162,8 @@ fn student_pieces_carry_into_the_mpnet_vocabulary() {
     let carried = student.carry_pieces(&masked, &teacher).unwrap();
     assert_eq!(carried.iter().filter(|&&p| p == teacher.special().mask).count(), 1, "{carried:?}");
     assert_eq!(teacher.id_to_token(teacher.special().mask), "<mask>");
+    let sp = teacher.special();
+    assert_eq!((sp.cls, sp.pad, sp.sep), (0, 1, 2), "MPNet's <s>, <pad>, </s>, not BERT's names in its vocabulary");
 }
 
 /// The golden head of `scripts/golden_mpnet.py::head_weights`, computed the same way (f64, then
