@@ -325,7 +325,6 @@ impl TextTokenizer {
             for &id in run {
                 let token = self.id_to_token(id);
                 match token.strip_prefix("##") {
-                    Some(rest) if !text.is_empty() => text.push_str(rest),
                     Some(rest) => text.push_str(rest),
                     None => {
                         text.push(' ');
