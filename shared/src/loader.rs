@@ -128,6 +128,15 @@ pub enum Weights {
     Bytes(Vec<u8>),
 }
 
+impl Weights {
+    fn store(self) -> SafetensorsStore {
+        match self {
+            Weights::File(p) => SafetensorsStore::from_file(p),
+            Weights::Bytes(b) => SafetensorsStore::from_bytes(Some(b)),
+        }
+    }
+}
+
 impl ModelSource {
     fn read_required_weights(&self) -> Result<Weights> {
         match self {
@@ -193,13 +202,7 @@ pub fn load_cross_encoder(
     let mut model = CrossEncoderModel::new(&config, device);
     let path = source.path("model.safetensors");
     let architecture = config.architecture();
-    let mut store = cross_encoder_store(
-        match source.read_required_weights()? {
-            Weights::File(p) => SafetensorsStore::from_file(p),
-            Weights::Bytes(b) => SafetensorsStore::from_bytes(Some(b)),
-        },
-        architecture,
-    );
+    let mut store = cross_encoder_store(source.read_required_weights()?.store(), architecture);
     let result = model
         .load_from(&mut store)
         .map_err(|e| Error::model(&path, format!("cannot read the weights: {e}")))?;
@@ -269,14 +272,7 @@ fn bert_renames(store: SafetensorsStore) -> SafetensorsStore {
 /// Loads weights into `model`, failing with the file and tensor name on any missing tensor or
 /// shape mismatch. Extra tensors (the pooler, a classifier head) are ignored.
 pub fn load_bert_weights(model: &mut BertModel, weights: Weights, path: &Path) -> Result<()> {
-    let mut store = bert_store(match weights {
-        Weights::File(p) => SafetensorsStore::from_file(p),
-        Weights::Bytes(b) => SafetensorsStore::from_bytes(Some(b)),
-    });
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| Error::model(path, format!("cannot read the weights: {e}")))?;
-    check_applied(&result, path, |_| false, hf_name)
+    load_weights(model, bert_store(weights.store()), path)
 }
 
 /// MPNet names: `mpnet.` (a `MPNetFor*` checkpoint) is dropped, LayerNorms renamed as in BERT.
@@ -287,10 +283,11 @@ fn mpnet_store(store: SafetensorsStore) -> SafetensorsStore {
 /// Loads MPNet weights into `model`, naming the file and tensor on any missing tensor or shape
 /// mismatch. Extra tensors (the pooler, `position_ids`, a head) are ignored.
 pub fn load_mpnet_weights(model: &mut MPNetModel, weights: Weights, path: &Path) -> Result<()> {
-    let mut store = mpnet_store(match weights {
-        Weights::File(p) => SafetensorsStore::from_file(p),
-        Weights::Bytes(b) => SafetensorsStore::from_bytes(Some(b)),
-    });
+    load_weights(model, mpnet_store(weights.store()), path)
+}
+
+/// Applies `store` to `model`; every tensor of the model must be in it.
+fn load_weights<M: Module>(model: &mut M, mut store: SafetensorsStore, path: &Path) -> Result<()> {
     let result = model
         .load_from(&mut store)
         .map_err(|e| Error::model(path, format!("cannot read the weights: {e}")))?;

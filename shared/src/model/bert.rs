@@ -62,6 +62,18 @@ pub(super) fn linear(d_in: usize, d_out: usize, config: &BertConfig, device: &De
     LinearConfig::new(d_in, d_out).with_initializer(config.initializer()).init(device)
 }
 
+impl Intermediate {
+    /// The feed-forward expansion and its activation (`activation` as in [`activation_code`]).
+    pub(super) fn forward(&self, x: Tensor<3>, activation: usize) -> Tensor<3> {
+        let inner = self.dense.forward(x);
+        match activation {
+            0 => gelu(inner),
+            1 => gelu_approximate(inner),
+            _ => relu(inner),
+        }
+    }
+}
+
 impl ResidualOutput {
     pub(super) fn new(d_in: usize, config: &BertConfig, device: &Device) -> Self {
         Self {
@@ -127,12 +139,7 @@ impl BertLayer {
     fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>) -> Tensor<3> {
         let attended = self.attention.self_attn.forward(x.clone(), mask);
         let x = self.attention.output.forward(attended, x);
-        let inner = self.intermediate.dense.forward(x.clone());
-        let inner = match self.activation {
-            0 => gelu(inner),
-            1 => gelu_approximate(inner),
-            _ => relu(inner),
-        };
+        let inner = self.intermediate.forward(x.clone(), self.activation);
         self.output.forward(inner, x)
     }
 }

@@ -10,7 +10,6 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::activation::{gelu, gelu_approximate, relu};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
@@ -158,12 +157,7 @@ impl MPNetLayer {
     fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, bias: Tensor<4>) -> Tensor<3> {
         let attended = self.attention.attn.forward(x.clone(), mask, bias);
         let x = self.attention.layer_norm.forward(self.attention.dropout.forward(attended) + x);
-        let inner = self.intermediate.dense.forward(x.clone());
-        let inner = match self.activation {
-            0 => gelu(inner),
-            1 => gelu_approximate(inner),
-            _ => relu(inner),
-        };
+        let inner = self.intermediate.forward(x.clone(), self.activation);
         self.output.forward(inner, x)
     }
 }
