@@ -339,6 +339,49 @@ fn distill_config_errors_name_the_key() {
     assert!(stderr(&adam(&["distill", "--config", s(&config)])).contains("line 21"));
 }
 
+#[test]
+fn configs_that_cannot_run_are_refused_before_any_work() {
+    let Some(setup) = setup() else { return };
+    let cases = [
+        ("adam-no-dark", "[adam.loss]\nkd_loss = \"margin_mse\"\n", "kd_loss = \"margin_mse\""),
+        ("kd", "", "kd matches"),
+        ("margin-mse", "", "margin-mse needs"),
+    ];
+    for (method, extra, says) in cases {
+        let config = distill_config(setup, &format!("refused-{method}"), method, extra);
+        let text = std::fs::read_to_string(&config).unwrap().replacen("negatives = 2", "negatives = 0", 1);
+        std::fs::write(&config, text).unwrap();
+        let out = adam(&["distill", "--config", s(&config)]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{method} with no negatives was accepted");
+        assert!(err.contains("train.negatives = 0") && err.contains(says), "{method}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!config.parent().unwrap().join("run").exists(), "{method}: work started before the refusal");
+    }
+}
+
+#[test]
+fn a_loss_that_is_no_longer_a_number_stops_training_and_keeps_the_last_checkpoint() {
+    let Some(setup) = setup() else { return };
+    // A learning rate of 1e30 sends the weights past f32 range in one step; the next loss is NaN.
+    let config = distill_config(setup, "nan", "adam", "[checkpoint]\nevery = 1\n");
+    let text = std::fs::read_to_string(&config).unwrap().replacen("lr = 1e-3", "lr = 1e30\nmax_grad_norm = 1.0", 1);
+    std::fs::write(&config, text).unwrap();
+    let out = adam(&["distill", "--config", s(&config)]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a NaN run succeeded: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let run = config.parent().unwrap().join("run");
+    assert!(err.contains("training stopped at step 2") && err.contains("NaN"), "{err}");
+    assert!(err.contains("batch queries: "), "the message names the batch's queries: {err}");
+    assert!(err.contains(&format!("{} (step 1)", run.join("checkpoint").display())), "{err}");
+    assert!(!run.join("student").exists(), "a NaN student was saved");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 1, "the checkpoint before the bad step is the one kept");
+    assert_eq!(log_lines(&run.join("log.jsonl")).len(), 1, "no log line for the bad step");
+}
+
 /// A tiny student folder (random weights, seeded, no dropout) written through the library, so
 /// that every backend starts from the same weights.
 fn tiny_student_folder(setup: &Setup, dir: &Path) -> PathBuf {

@@ -94,7 +94,7 @@ pub fn run(args: BenchTrainArgs) -> Result<()> {
             let grads = acc.take();
             sync(&ad)?;
             let t2 = Instant::now();
-            let (updated, _) = optimizer.step(model, grads, step);
+            let (updated, _) = optimizer.step(model, grads, step)?;
             model = updated;
             sync(&ad)?;
             let t3 = Instant::now();

@@ -34,7 +34,7 @@ use crate::backend::Backend;
 use crate::checkpoint;
 use crate::instances::{Collection, key_of, permutation};
 use crate::distill_config::{DistillConfig, EvalConfig, Method, StudentConfig, first_difference};
-use crate::optim::{Accumulator, Optimizer, initialize_params};
+use crate::optim::{Accumulator, Optimizer, initialize_params, non_finite};
 use crate::io::round_sig as round;
 use crate::retrieval::retrieve;
 use crate::score_cache::{self, Cache};
@@ -162,6 +162,8 @@ struct Example {
     negatives: Vec<(Vec<u32>, f32)>,
     dark: Vec<(Vec<u32>, f32)>,
     key: u64,
+    /// The query's id, for messages.
+    id: String,
 }
 
 fn examples(cache: &Cache, beir: &Collection, tokenizer: &TextTokenizer, method: Method, path: &Path) -> Result<Vec<Example>> {
@@ -209,6 +211,7 @@ fn examples(cache: &Cache, beir: &Collection, tokenizer: &TextTokenizer, method:
             negatives,
             dark,
             key: key_of(&r.query_id),
+            id: r.query_id.clone(),
         });
     }
     Ok(out)
@@ -531,7 +534,9 @@ pub fn run(args: DistillArgs) -> Result<()> {
     let start = Instant::now();
     let mut orders: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     let mut last_dev: Option<Measures> = None;
+    let mut last_checkpoint = state.as_ref().map(|s| s.step);
     for step in first_step..total_steps {
+        let mut step_queries: Vec<String> = Vec::new();
         let micro_here = accum.min(total_micro - step * accum);
         let mut acc = Accumulator::default();
         let (mut total, mut contrastive, mut kd, mut kept, mut seen) = (0.0f64, None, None, None, 0usize);
@@ -549,7 +554,13 @@ pub fn run(args: DistillArgs) -> Result<()> {
             let loss = trainer.batch_loss(&student, &batch, epoch, step, total_steps);
             let scale = 1.0 / micro_here as f32;
             let value = |t: Tensor<1>| t.into_scalar::<f32>() as f64 * scale as f64;
-            total += value(loss.total.clone());
+            step_queries.extend(batch.iter().map(|&i| examples[i].id.clone()));
+            let here = value(loss.total.clone());
+            if !here.is_finite() {
+                let at = last_checkpoint.map(|s| (checkpoint_dir.as_path(), s));
+                return Err(non_finite(step, &step_queries, at, format!("the loss is {here}")));
+            }
+            total += here;
             if let Some(c) = loss.contrastive {
                 *contrastive.get_or_insert(0.0) += value(c);
             }
@@ -564,7 +575,9 @@ pub fn run(args: DistillArgs) -> Result<()> {
             acc.backward(&student.bert, loss.total.mul_scalar(scale));
         }
         let lr = optimizer.lr(step);
-        let (bert, grad_norm) = optimizer.step(student.bert, acc.take(), step);
+        let (bert, grad_norm) = optimizer
+            .step(student.bert, acc.take(), step)
+            .map_err(|e| non_finite(step, &step_queries, last_checkpoint.map(|s| (checkpoint_dir.as_path(), s)), e))?;
         student.bert = bert;
         let done = step + 1;
         let mut line = serde_json::json!({
@@ -605,6 +618,7 @@ pub fn run(args: DistillArgs) -> Result<()> {
                 config: config_json.clone(),
             };
             checkpoint::save(&checkpoint_dir, &student.bert, &optimizer, &state)?;
+            last_checkpoint = Some(done);
         }
         if args.halt_after_step == Some(done) {
             bar.finish_and_clear();

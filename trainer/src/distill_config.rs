@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use adam_core::config::Pooling;
-use adam_core::loss::AdamConfig;
+use adam_core::loss::{AdamConfig, KdLoss};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,10 @@ pub enum Method {
 impl Method {
     pub fn uses_dark(self) -> bool {
         matches!(self, Method::Adam | Method::AdamNoSelfPaced)
+    }
+    /// Whether the objective has a distillation term (the teacher's scores reach the loss).
+    pub fn uses_kd(self) -> bool {
+        !matches!(self, Method::Ce)
     }
     pub fn self_paced(self) -> bool {
         matches!(self, Method::Adam | Method::AdamNoDark)
@@ -223,8 +227,19 @@ impl DistillConfig {
         if self.train.steps == Some(0) || (self.train.steps.is_none() && self.train.epochs == 0) {
             bail!("train.steps / train.epochs: nothing to train");
         }
-        if self.train.negatives == 0 && matches!(self.method, Method::MarginMse) {
-            bail!("train.negatives = 0: margin-mse needs at least one negative");
+        if self.train.negatives == 0 {
+            match self.method {
+                Method::MarginMse => bail!("train.negatives = 0: margin-mse needs at least one negative"),
+                Method::Kd => bail!(
+                    "train.negatives = 0: kd matches the teacher's distribution over each query's candidates, and over the positive alone both are 1 (nothing to learn); use train.negatives >= 1"
+                ),
+                // Dark examples are not there for every query (no band, none kept), so they
+                // cannot stand in for the negatives a margin needs.
+                _ if self.method.uses_kd() && self.adam.loss.kd_loss == KdLoss::MarginMse => bail!(
+                    "train.negatives = 0 with adam.loss.kd_loss = \"margin_mse\": a margin needs a negative beside each positive; use train.negatives >= 1 or kd_loss = \"kl\""
+                ),
+                _ => {}
+            }
         }
         self.optimizer.validate().map_err(|e| anyhow::anyhow!("optimizer.{e}"))?;
         self.adam.validate().map_err(|e| anyhow::anyhow!("adam.{e}"))?;

@@ -144,9 +144,14 @@ impl Optimizer {
     }
 
     /// One AdamW update of `model` with `grads` at optimiser step `step`; returns the model and
-    /// the global gradient norm before clipping.
-    pub fn step<M: Module>(&mut self, model: M, mut grads: GradientsParams, step: usize) -> (M, f64) {
+    /// the global gradient norm before clipping. A NaN or infinite norm is an error and nothing is
+    /// updated: clipping cannot catch it (`NaN > max` is false) and one such step spoils every
+    /// weight.
+    pub fn step<M: Module>(&mut self, model: M, mut grads: GradientsParams, step: usize) -> Result<(M, f64)> {
         let norm = global_norm(&model, &grads);
+        if !norm.is_finite() {
+            anyhow::bail!("the gradient norm is {norm}");
+        }
         if let Some(max) = self.config.max_grad_norm
             && norm > max
         {
@@ -160,7 +165,7 @@ impl Optimizer {
             lr = lr.with_group(ParamGroup::from_any_predicates(self.head.clone()), head_lr * factor);
         }
         let model = self.inner.step(lr.step(), model, grads);
-        (model, norm)
+        Ok((model, norm))
     }
 
     /// The moment estimates, as burn's optimizer record (keyed by parameter id, which
@@ -176,6 +181,27 @@ impl Optimizer {
             .map_err(|e| anyhow::anyhow!("reading the optimizer state: {e}"))?;
         Ok(self)
     }
+}
+
+/// Stops a run whose loss or gradients are no longer numbers, naming what a user needs to act:
+/// the step, the queries of its batch and the checkpoint to go back to (`last_checkpoint`: its
+/// folder and step).
+pub fn non_finite(
+    step: usize,
+    queries: &[String],
+    last_checkpoint: Option<(&std::path::Path, usize)>,
+    cause: impl std::fmt::Display,
+) -> anyhow::Error {
+    const SHOWN: usize = 8;
+    let mut ids = queries.iter().take(SHOWN).map(String::as_str).collect::<Vec<_>>().join(", ");
+    if queries.len() > SHOWN {
+        ids.push_str(&format!(" and {} more", queries.len() - SHOWN));
+    }
+    let back = match last_checkpoint {
+        Some((dir, at)) => format!("the last good checkpoint is {} (step {at}); resume from it with --resume after lowering the learning rate", dir.display()),
+        None => "no checkpoint was written before it".to_string(),
+    };
+    anyhow::anyhow!("training stopped at step {}: {cause} (batch queries: {ids}); nothing was saved from this step; {back}", step + 1)
 }
 
 /// Sums the gradients of several micro-batches.

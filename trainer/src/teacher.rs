@@ -25,7 +25,7 @@ use crate::backend::Backend;
 use crate::distill::read_scratch_model;
 use crate::instances::{Collection, Instance, from_qrels, key_of, permutation, read_negatives, sample_negatives};
 use crate::io::{AtomicFile, open, round_sig};
-use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params};
+use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params, non_finite};
 use crate::score_cache::{self, CacheHeader, CacheRecord, ScoredDoc};
 use crate::teacher_model::{PieceTranslator, TeacherModel, TeacherModelArgs};
 
@@ -280,6 +280,7 @@ fn train(args: TrainArgs) -> Result<()> {
         let mut acc = Accumulator::default();
         let micro_here = accum.min(total_micro - step * accum);
         let mut loss_sum = 0.0f64;
+        let mut step_queries: Vec<String> = Vec::new();
         for a in 0..micro_here {
             let micro = step * accum + a;
             let (epoch, b) = (micro / per_epoch, micro % per_epoch);
@@ -320,11 +321,17 @@ fn train(args: TrainArgs) -> Result<()> {
             let mask = padding_mask(&present, args.group_size, &ad);
             let targets = vec![0; batch.len()];
             let loss = contrastive_loss(scores, &targets, Some(&mask), 1.0).mean().div_scalar(micro_here as f32);
-            loss_sum += loss.clone().into_scalar::<f32>() as f64;
+            step_queries.extend(batch.iter().map(|&i| beir.queries[instances[i].query].id.clone()));
+            let here = loss.clone().into_scalar::<f32>() as f64;
+            if !here.is_finite() {
+                return Err(non_finite(step, &step_queries, None, format!("the loss is {here}")));
+            }
+            loss_sum += here;
             acc.backward(&model, loss);
         }
         let lr = optimizer.lr(step);
-        let (updated, grad_norm) = optimizer.step(model, acc.take(), step);
+        let (updated, grad_norm) =
+            optimizer.step(model, acc.take(), step).map_err(|e| non_finite(step, &step_queries, None, e))?;
         model = updated;
         if let Some(log) = log.as_mut() {
             let line = serde_json::json!({"step": step + 1, "loss": round_sig(loss_sum), "lr": round_sig(lr), "grad_norm": round_sig(grad_norm)});
