@@ -345,6 +345,14 @@ impl TextTokenizer {
         self.special == other.special && self.inner.get_vocab(true) == other.inner.get_vocab(true)
     }
 
+    /// Every token string, indexed by id (with added tokens): what a fingerprint of the
+    /// vocabulary hashes, so that two tokenizers are compared by content, not by size.
+    pub fn vocab_by_id(&self) -> Vec<String> {
+        let mut vocab: Vec<(String, u32)> = self.inner.get_vocab(true).into_iter().collect();
+        vocab.sort_by_key(|(_, id)| *id);
+        vocab.into_iter().map(|(token, _)| token).collect()
+    }
+
     /// Token strings of ids (for display, e.g. highlighting dark-example edits).
     pub fn id_to_token(&self, id: u32) -> String {
         self.inner.id_to_token(id).unwrap_or_else(|| "[UNK]".into())

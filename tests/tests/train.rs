@@ -382,6 +382,38 @@ fn a_loss_that_is_no_longer_a_number_stops_training_and_keeps_the_last_checkpoin
     assert_eq!(log_lines(&run.join("log.jsonl")).len(), 1, "no log line for the bad step");
 }
 
+#[test]
+fn dark_examples_in_another_vocabulary_of_the_same_size_are_refused() {
+    let Some(setup) = setup() else { return };
+    let header: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&setup.cache).unwrap().lines().next().unwrap()).unwrap();
+    assert_eq!(header["vocab_hash"].as_str().map(str::len), Some(32), "{header}");
+    // The teacher's vocabulary with two tokens' ids swapped: the same size, other pieces.
+    let mut tokenizer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&setup.tokenizer).unwrap()).unwrap();
+    let vocab = &mut tokenizer["model"]["vocab"];
+    let (the, of) = (vocab["the"].clone(), vocab["of"].clone());
+    vocab["the"] = of;
+    vocab["of"] = the;
+    let dir = setup.dir.join("swapped-vocab");
+    std::fs::create_dir_all(&dir).unwrap();
+    let swapped = dir.join("tokenizer.json");
+    std::fs::write(&swapped, tokenizer.to_string()).unwrap();
+    for (method, refused) in [("adam", true), ("adam-no-self-paced", true), ("kd", false)] {
+        let config = distill_config(setup, &format!("swapped-{method}"), method, "");
+        let text = std::fs::read_to_string(&config).unwrap().replacen(s(&setup.tokenizer), s(&swapped), 1);
+        std::fs::write(&config, text).unwrap();
+        let out = adam(&["distill", "--config", s(&config), "--halt-after-step", "1"]);
+        let err = stderr(&out);
+        if refused {
+            assert!(!out.status.success(), "{method}: dark examples read in another vocabulary");
+            assert!(err.contains("another vocabulary of the same size") && err.contains("--student-tokenizer"), "{err}");
+        } else {
+            assert!(out.status.success(), "{method} has no dark examples and needs no shared vocabulary: {err}");
+        }
+    }
+}
+
 /// A tiny student folder (random weights, seeded, no dropout) written through the library, so
 /// that every backend starts from the same weights.
 fn tiny_student_folder(setup: &Setup, dir: &Path) -> PathBuf {

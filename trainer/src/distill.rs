@@ -484,13 +484,26 @@ pub fn run(args: DistillArgs) -> Result<()> {
     let device = args.backend.device()?;
     let ad = device.clone().autodiff();
     let mut student = build_student(&config.student, &ad, config.seed)?;
-    if config.method.uses_dark() && cache.header.vocab_size != student.tokenizer.vocab_size() {
-        bail!(
-            "{}: dark examples are word pieces of a {}-token vocabulary, but the student's tokenizer has {} tokens (use the teacher's vocabulary, or a method without dark examples)",
-            config.data.teacher_scores.display(),
-            cache.header.vocab_size,
-            student.tokenizer.vocab_size()
-        );
+    // Dark examples are word pieces: the student must read them in the vocabulary they were made in.
+    if config.method.uses_dark() {
+        let scores = config.data.teacher_scores.display();
+        if cache.header.vocab_size != student.tokenizer.vocab_size() {
+            bail!(
+                "{scores}: dark examples are word pieces of a {}-token vocabulary, but the student's tokenizer has {} tokens (make them in the student's pieces with `adam teacher score --student-tokenizer`, or use a method without dark examples)",
+                cache.header.vocab_size,
+                student.tokenizer.vocab_size()
+            );
+        }
+        match &cache.header.vocab_hash {
+            Some(hash) if *hash != score_cache::vocab_hash(&student.tokenizer) => bail!(
+                "{scores}: dark examples were made in another vocabulary of the same size (vocab_hash {hash}, the student's {}); make them in the student's pieces with `adam teacher score --student-tokenizer`, or use a method without dark examples",
+                score_cache::vocab_hash(&student.tokenizer)
+            ),
+            Some(_) => {}
+            None => eprintln!(
+                "{scores}: written before vocab_hash existed; only the vocabulary sizes were compared (rerun `adam teacher score` to check the vocabulary itself)"
+            ),
+        }
     }
     if config.method.uses_dark() && cache.header.dark != config.adam.dark {
         let diff = first_difference(

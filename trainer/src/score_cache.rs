@@ -33,6 +33,10 @@ pub struct CacheHeader {
     /// The vocabulary size of the dark examples' word pieces: the teacher's, or with
     /// `dark_tokenizer` the student's.
     pub vocab_size: usize,
+    /// xxh3-128 of that vocabulary (tokens by id, then the special ids; `vocab_hash`): two
+    /// vocabularies of one size can differ. Absent in caches written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab_hash: Option<String>,
     /// The student tokenizer the dark examples were made in, when it is not the teacher's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dark_tokenizer: Option<String>,
@@ -162,8 +166,24 @@ impl Writer {
 /// Explains how two headers differ (for a refused resume), naming the first differing key.
 pub fn header_difference(old: &CacheHeader, new: &CacheHeader) -> Option<String> {
     let a = serde_json::to_value(old).ok()?;
-    let b = serde_json::to_value(new).ok()?;
+    // A cache from before `vocab_hash` resumes on its other fields (`vocab_size` among them).
+    let new = CacheHeader { vocab_hash: old.vocab_hash.as_ref().and(new.vocab_hash.clone()), ..new.clone() };
+    let b = serde_json::to_value(&new).ok()?;
     crate::distill_config::first_difference(&a, &b, "")
+}
+
+/// The fingerprint of a tokenizer's vocabulary that the header keeps (`vocab_hash`).
+pub fn vocab_hash(tokenizer: &adam_core::tokenize::TextTokenizer) -> String {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    for token in tokenizer.vocab_by_id() {
+        hasher.update(token.as_bytes());
+        hasher.update(&[0]);
+    }
+    let s = tokenizer.special();
+    for id in [s.pad, s.cls, s.sep, s.mask, s.unk] {
+        hasher.update(&id.to_le_bytes());
+    }
+    format!("{:032x}", hasher.digest128())
 }
 
 /// Reads a complete cache for distillation, refusing a missing, empty or torn file.

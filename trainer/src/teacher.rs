@@ -471,6 +471,7 @@ fn score(args: ScoreArgs) -> Result<()> {
         max_length: teacher.tokenizer().max_length(),
         negatives_per_query: args.negatives_per_query,
         vocab_size: tokenizer.vocab_size(),
+        vocab_hash: Some(score_cache::vocab_hash(tokenizer)),
         dark_tokenizer: translator.as_ref().and(args.student_tokenizer.as_ref()).map(|p| p.display().to_string()),
         dark: dark.clone(),
     };
