@@ -263,6 +263,11 @@ fn distill_runs_every_method() {
         if method == "adam-no-self-paced" {
             assert!(log.iter().all(|l| l["kept"] == 4));
         }
+        assert_eq!(has("dark"), method == "adam" || method == "adam-no-self-paced", "{method}");
+        if has("dark") {
+            // The cache's dark examples reach the loss: 4 queries with 4 dark examples each.
+            assert!(log.iter().all(|l| l["dark"].as_u64().unwrap() > 0 && l["dark_dropped"] == 0), "{log:?}");
+        }
         let dev: serde_json::Value = serde_json::from_str(out.trim().lines().last().unwrap()).unwrap();
         assert!(dev["dev"]["ndcg@10"].as_f64().unwrap() >= 0.0);
         assert!(!run.join("checkpoint").exists(), "a finished run leaves no checkpoint");
@@ -337,6 +342,29 @@ fn distill_config_errors_name_the_key() {
     let text = std::fs::read_to_string(&config).unwrap().replacen("lr = 1e-3", "lr = \"fast\"", 1);
     std::fs::write(&config, text).unwrap();
     assert!(stderr(&adam(&["distill", "--config", s(&config)])).contains("line 21"));
+}
+
+#[test]
+fn dark_examples_outside_the_band_can_be_dropped() {
+    let Some(setup) = setup() else { return };
+    let cache = std::fs::read_to_string(&setup.cache).unwrap();
+    let records: Vec<serde_json::Value> = cache.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+    let missed: usize = records
+        .iter()
+        .map(|r| r["dark"].as_array().unwrap().iter().filter(|d| d["band_reached"] == false).count())
+        .sum();
+    let total: usize = records.iter().map(|r| r["dark"].as_array().unwrap().len()).sum();
+    assert!(missed > 0 && missed < total, "the fixture's cache has dark examples in and out of the band: {missed} of {total}");
+    let config = distill_config(setup, "drop-outside", "adam-no-self-paced", "");
+    let text = std::fs::read_to_string(&config).unwrap().replacen("negatives = 2", "negatives = 2\ndrop_outside_band = true", 1);
+    std::fs::write(&config, text).unwrap();
+    let out = adam(&["distill", "--config", s(&config)]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("{} kept, {missed} dropped", total - missed)), "{err}");
+    let log = log_lines(&config.parent().unwrap().join("run/log.jsonl"));
+    let dropped: u64 = log.iter().map(|l| l["dark_dropped"].as_u64().unwrap()).sum();
+    assert!(dropped > 0, "no step logged a dropped dark example: {log:?}");
 }
 
 #[test]

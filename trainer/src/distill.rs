@@ -161,12 +161,21 @@ struct Example {
     positives: Vec<(Vec<u32>, f32)>,
     negatives: Vec<(Vec<u32>, f32)>,
     dark: Vec<(Vec<u32>, f32)>,
+    /// Dark examples of the cache left out for missing the band (`train.drop_outside_band`).
+    dark_dropped: usize,
     key: u64,
     /// The query's id, for messages.
     id: String,
 }
 
-fn examples(cache: &Cache, beir: &Collection, tokenizer: &TextTokenizer, method: Method, path: &Path) -> Result<Vec<Example>> {
+fn examples(
+    cache: &Cache,
+    beir: &Collection,
+    tokenizer: &TextTokenizer,
+    method: Method,
+    drop_outside_band: bool,
+    path: &Path,
+) -> Result<Vec<Example>> {
     let mut doc_pieces: HashMap<String, Vec<u32>> = HashMap::new();
     let mut out = Vec::with_capacity(cache.records.len());
     for (i, r) in cache.records.iter().enumerate() {
@@ -200,16 +209,20 @@ fn examples(cache: &Cache, beir: &Collection, tokenizer: &TextTokenizer, method:
         if negatives.is_empty() && matches!(method, Method::Kd | Method::MarginMse) {
             bail!("{}:{line}: query `{}` has no negative, which {method:?} needs", path.display(), r.query_id);
         }
-        let dark = r
+        let outside = |d: &&adam_core::dark::DarkExample| drop_outside_band && d.band_reached == Some(false);
+        let dark: Vec<(Vec<u32>, f32)> = r
             .dark
             .iter()
+            .filter(|d| !outside(d))
             .filter_map(|d| d.teacher_score.filter(|s| s.is_finite()).map(|s| (d.ids.clone(), s)))
             .collect();
+        let dark_dropped = r.dark.iter().filter(outside).count();
         out.push(Example {
             query: tokenizer.word_pieces(&beir.queries[q].text)?,
             positives,
             negatives,
             dark,
+            dark_dropped,
             key: key_of(&r.query_id),
             id: r.query_id.clone(),
         });
@@ -224,6 +237,9 @@ struct BatchLoss {
     kd: Option<Tensor<1>>,
     lambda: Option<f32>,
     kept: Option<usize>,
+    /// Dark examples the batch fed to the loss, and those of its queries left out for missing
+    /// the band (methods with dark examples).
+    dark: Option<(usize, usize)>,
 }
 
 struct Trainer<'a> {
@@ -295,7 +311,7 @@ impl Trainer<'_> {
         match method {
             Method::Ce => {
                 let c = contrastive().mean();
-                BatchLoss { total: c.clone(), contrastive: Some(c), kd: None, lambda: None, kept: None }
+                BatchLoss { total: c.clone(), contrastive: Some(c), kd: None, lambda: None, kept: None, dark: None }
             }
             Method::Kd => {
                 let kd = listwise_kl(
@@ -306,11 +322,11 @@ impl Trainer<'_> {
                     loss.kd_teacher_temperature,
                 )
                 .mean();
-                BatchLoss { total: kd.clone(), contrastive: None, kd: Some(kd), lambda: None, kept: None }
+                BatchLoss { total: kd.clone(), contrastive: None, kd: Some(kd), lambda: None, kept: None, dark: None }
             }
             Method::MarginMse => {
                 let kd = margin_mse(orig_scores(), orig_teacher(), Some(&pad_orig)).mean();
-                BatchLoss { total: kd.clone(), contrastive: None, kd: Some(kd), lambda: None, kept: None }
+                BatchLoss { total: kd.clone(), contrastive: None, kd: Some(kd), lambda: None, kept: None, dark: None }
             }
             Method::Adam | Method::AdamNoSelfPaced | Method::AdamNoDark => {
                 let self_paced = if method.self_paced() {
@@ -332,6 +348,10 @@ impl Trainer<'_> {
                     kd: Some(parts.kd),
                     lambda: Some(selection.lambda),
                     kept: Some(selection.kept.len()),
+                    dark: method.uses_dark().then(|| {
+                        let fed = chosen.iter().map(|e| e.dark.len().min(n_dark)).sum();
+                        (fed, chosen.iter().map(|e| e.dark_dropped).sum())
+                    }),
                 }
             }
         }
@@ -518,7 +538,13 @@ pub fn run(args: DistillArgs) -> Result<()> {
             config.data.teacher_scores.display()
         );
     }
-    let examples = examples(&cache, &beir, &student.tokenizer, config.method, &config.data.teacher_scores)?;
+    let drop = config.train.drop_outside_band;
+    let examples = examples(&cache, &beir, &student.tokenizer, config.method, drop, &config.data.teacher_scores)?;
+    if config.method.uses_dark() {
+        let kept: usize = examples.iter().map(|e| e.dark.len()).sum();
+        let dropped: usize = examples.iter().map(|e| e.dark_dropped).sum();
+        eprintln!("dark examples: {kept} kept, {dropped} dropped for missing the band (train.drop_outside_band = {drop})");
+    }
     let dev = config.eval.as_ref().map(|e| dev_set(&beir, e)).transpose()?;
 
     let n = examples.len();
@@ -553,6 +579,7 @@ pub fn run(args: DistillArgs) -> Result<()> {
         let micro_here = accum.min(total_micro - step * accum);
         let mut acc = Accumulator::default();
         let (mut total, mut contrastive, mut kd, mut kept, mut seen) = (0.0f64, None, None, None, 0usize);
+        let mut dark: Option<(usize, usize)> = None;
         let mut lambda = None;
         let mut epoch = 0;
         for a in 0..micro_here {
@@ -583,6 +610,10 @@ pub fn run(args: DistillArgs) -> Result<()> {
             if let Some(k) = loss.kept {
                 *kept.get_or_insert(0) += k;
             }
+            if let Some((fed, dropped)) = loss.dark {
+                let d: &mut (usize, usize) = dark.get_or_insert((0, 0));
+                *d = (d.0 + fed, d.1 + dropped);
+            }
             lambda = loss.lambda.or(lambda);
             seen += batch.len();
             acc.backward(&student.bert, loss.total.mul_scalar(scale));
@@ -608,6 +639,10 @@ pub fn run(args: DistillArgs) -> Result<()> {
         }
         if let Some(k) = kept {
             line["kept"] = k.into();
+        }
+        if let Some((fed, dropped)) = dark {
+            line["dark"] = fed.into();
+            line["dark_dropped"] = dropped.into();
         }
         if let (Some(eval), Some(dev)) = (&config.eval, &dev)
             && ((eval.every > 0 && done % eval.every == 0) || done == total_steps)

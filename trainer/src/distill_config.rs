@@ -130,11 +130,14 @@ pub struct TrainConfig {
     pub negatives: usize,
     /// Dark examples per query (at most; all cached ones by default).
     pub dark_per_query: Option<usize>,
+    /// Leave out the dark examples whose adaptive search did not get the teacher's score into
+    /// the band (`band_reached = false` in the cache); they are kept by default (METHOD.md §6).
+    pub drop_outside_band: bool,
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        Self { epochs: 1, steps: None, batch_size: 8, negatives: 7, dark_per_query: None }
+        Self { epochs: 1, steps: None, batch_size: 8, negatives: 7, dark_per_query: None, drop_outside_band: false }
     }
 }
 
