@@ -17,4 +17,11 @@ else
   cargo build -p adam-web --target wasm32-unknown-unknown --release --locked
 fi
 
+# Tests that skip (a fixture or tool missing outside CI) say so here at the end, not silently.
+export ADAM_SKIPPED="$CARGO_TARGET_DIR/adam-skipped-tests.txt"
+rm -f "$ADAM_SKIPPED"
 cargo test --workspace --exclude adam-web --locked
+if [ -s "$ADAM_SKIPPED" ]; then
+  echo "skipped $(sort -u "$ADAM_SKIPPED" | wc -l) test(s) whose fixtures or tools are missing:" >&2
+  sort -u "$ADAM_SKIPPED" | sed 's/^/  /' >&2
+fi

@@ -16,7 +16,7 @@ pub fn fixtures() -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("fixtures not found at {} (set ADAM_FIXTURES): CI must run every test", dir.display());
     }
-    eprintln!("skipping: fixtures not found at {} (set ADAM_FIXTURES)", dir.display());
+    skipped(&format!("fixtures not found at {} (set ADAM_FIXTURES)", dir.display()));
     None
 }
 
@@ -39,7 +39,7 @@ pub fn mpnet_model() -> Option<PathBuf> {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("all-mpnet-base-v2 not found at {} (bash scripts/fetch_mpnet.sh, or set ADAM_MPNET)", dir.display());
     }
-    eprintln!("skipping: all-mpnet-base-v2 not found at {} (bash scripts/fetch_mpnet.sh)", dir.display());
+    skipped(&format!("all-mpnet-base-v2 not found at {} (bash scripts/fetch_mpnet.sh)", dir.display()));
     None
 }
 
@@ -311,6 +311,21 @@ pub fn require(ok: bool, what: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
         panic!("{what} is missing: CI must run every test (.ci/run installs it)");
     }
-    eprintln!("skipping: {what} is missing (.ci/run installs it)");
+    skipped(&format!("{what} is missing (.ci/run installs it)"));
     false
+}
+
+/// Records that the current test skipped, and why: on stderr, and as a line in the file
+/// `$ADAM_SKIPPED` when set, which `scripts/test.sh` lists at the end of the run so that a test
+/// run without fixtures does not pass silently.
+pub fn skipped(why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_string();
+    eprintln!("skipping {test}: {why}");
+    if let Some(path) = std::env::var_os("ADAM_SKIPPED") {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            // One write per line: tests run in parallel threads and processes.
+            let _ = file.write_all(format!("{test}: {why}\n").as_bytes());
+        }
+    }
 }

@@ -63,10 +63,14 @@ fn demo_runs_every_stage_and_resumes() {
         serde_json::from_str(&std::fs::read_to_string(out.join("report/report.json")).unwrap()).unwrap();
     let methods = report["methods"].as_array().unwrap();
     assert_eq!(methods.len(), 4, "{report}");
-    for m in methods {
+    // Each student's row is its own test measures (one seed: the mean is that run's figure).
+    for method in ["kd", "adam"] {
+        let m = methods.iter().find(|m| m["method"] == method).unwrap_or_else(|| panic!("no {method} in {report}"));
+        let test: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(format!("runs/{method}-seed1/test.json"))).unwrap()).unwrap();
         for measure in ["ndcg@10", "mrr@10", "recall@100"] {
-            let v = m["metrics"][measure]["mean"].as_f64().unwrap();
-            assert!((0.0..=1.0).contains(&v), "{measure} = {v}");
+            let (mean, run) = (m["metrics"][measure]["mean"].as_f64().unwrap(), test[measure].as_f64().unwrap());
+            assert!((mean - run).abs() < 1e-9, "{method} {measure}: table {mean}, run {run}");
         }
     }
 
