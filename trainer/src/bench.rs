@@ -6,7 +6,7 @@ use std::time::Instant;
 use adam_core::data::read_corpus;
 use anyhow::{Result, bail};
 
-use crate::ModelArgs;
+use crate::models::ModelArgs;
 use crate::backend::Backend;
 use crate::embed::load_encoder;
 use crate::io::open;

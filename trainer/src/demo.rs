@@ -21,7 +21,7 @@ use adam_core::data::{Query, read_run};
 use adam_core::metrics::evaluate;
 use anyhow::{Context, Result, bail};
 
-use crate::ModelArgs;
+use crate::models::ModelArgs;
 use crate::backend::Backend;
 use crate::dataset::{Dataset, DatasetFiles};
 use crate::embed::load_encoder;
@@ -533,7 +533,7 @@ impl Stages {
     fn sub(&mut self, args: &[&str]) -> Result<()> {
         eprintln!("    {}", command_line(args));
         let start = Instant::now();
-        crate::run_command(args).with_context(|| format!("`adam {}` failed", args.first().copied().unwrap_or("")))?;
+        crate::cli::run_command(args).with_context(|| format!("`adam {}` failed", args.first().copied().unwrap_or("")))?;
         eprintln!("    ({:.1} s)", start.elapsed().as_secs_f64());
         Ok(())
     }

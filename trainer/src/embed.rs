@@ -9,7 +9,7 @@ use adam_core::loader::{LoadOptions, ModelSource};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::{EncoderFlags, ModelArgs};
+use crate::models::{EncoderFlags, ModelArgs};
 use crate::io::{AtomicFile, open};
 
 #[derive(clap::Args, Debug)]

@@ -9,7 +9,7 @@ use adam_core::data::{Document, Query, Qrels, Run, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
-use crate::{EncoderFlags, ModelArgs};
+use crate::models::{EncoderFlags, ModelArgs};
 use crate::dataset::DatasetFiles;
 use crate::embed::load_encoder;
 use crate::embed_cache::{EmbeddingCache, Header, default_dir};

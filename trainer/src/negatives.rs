@@ -13,7 +13,7 @@ use adam_core::data::{Negative, NegativesRecord, Positive, Query, Run, RunEntry,
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::EncoderFlags;
+use crate::models::EncoderFlags;
 use crate::dataset::Dataset;
 use crate::embed::load_encoder;
 use crate::io::AtomicFile;
