@@ -6,10 +6,9 @@ use std::time::Instant;
 use adam_core::data::read_corpus;
 use anyhow::{Result, bail};
 
-use crate::models::ModelArgs;
 use crate::backend::Backend;
-use crate::embed::load_encoder;
 use crate::io::open;
+use crate::models::{ModelArgs, load_encoder};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {

@@ -14,8 +14,8 @@ use burn::tensor::Device;
 use crate::backend::Backend;
 use crate::bench::peak_rss_mib;
 use crate::io::open;
+use crate::models::load_teacher;
 use crate::optim::{Accumulator, OptimConfig, Optimizer};
-use crate::teacher::load_teacher;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchTrainArgs {

@@ -21,11 +21,10 @@ use adam_core::data::{Query, read_run};
 use adam_core::metrics::evaluate;
 use anyhow::{Context, Result, bail};
 
-use crate::models::ModelArgs;
 use crate::backend::Backend;
 use crate::dataset::{Dataset, DatasetFiles};
-use crate::embed::load_encoder;
 use crate::io::{AtomicFile, open};
+use crate::models::{ModelArgs, load_encoder};
 use crate::report::{REPORTED, RunResult, TABLE_FILE, write_report};
 use crate::retrieval::retrieve;
 

@@ -36,6 +36,7 @@ use crate::instances::{Collection, key_of, permutation};
 use crate::distill_config::{DistillConfig, EvalConfig, Method, StudentConfig, first_difference};
 use crate::optim::{Accumulator, Optimizer, initialize_params, non_finite};
 use crate::io::round_sig as round;
+use crate::models::read_scratch_model;
 use crate::retrieval::retrieve;
 use crate::score_cache::{self, Cache};
 
@@ -64,27 +65,6 @@ pub struct Student {
     pub sentence: SentenceConfig,
     pub tokenizer: TextTokenizer,
     pub side_files: Vec<ModelFile>,
-}
-
-/// The sizes and tokenizer of a model trained from scratch (student or teacher): `config.json`
-/// and a `tokenizer.json` (cut at `max_length`, at most the config's positions) whose vocabulary
-/// fits the config's.
-pub fn read_scratch_model(config_path: &Path, tokenizer_path: &Path, max_length: usize) -> Result<(BertConfig, TextTokenizer)> {
-    let bytes = std::fs::read(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
-    let config = BertConfig::from_json(&bytes, config_path)?;
-    let max_length = max_length.min(config.max_tokens());
-    let bytes = std::fs::read(tokenizer_path).with_context(|| format!("cannot read {}", tokenizer_path.display()))?;
-    let tokenizer = TextTokenizer::from_bytes(&bytes, tokenizer_path, max_length)?;
-    if tokenizer.vocab_size() > config.vocab_size {
-        bail!(
-            "{} has {} tokens but {} says vocab_size = {}",
-            tokenizer_path.display(),
-            tokenizer.vocab_size(),
-            config_path.display(),
-            config.vocab_size
-        );
-    }
-    Ok((config, tokenizer))
 }
 
 /// Builds the initial student on `device` (random parts seeded by `seed`).

@@ -5,12 +5,11 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use adam_core::encoder::SentenceEncoder;
-use adam_core::loader::{LoadOptions, ModelSource};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::models::{EncoderFlags, ModelArgs};
 use crate::io::{AtomicFile, open};
+use crate::models::{EncoderFlags, load_encoder};
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
@@ -30,15 +29,6 @@ pub struct EmbedArgs {
 /// Texts read per chunk, as a multiple of the batch size: sorted by length inside a chunk,
 /// batches pad less (as sentence-transformers does) while memory stays bounded.
 const CHUNK_BATCHES: usize = 16;
-
-pub fn load_encoder(args: &ModelArgs) -> Result<SentenceEncoder> {
-    if args.batch_size == 0 {
-        bail!("--batch-size must be at least 1");
-    }
-    let device = args.backend.device()?;
-    let options = LoadOptions { max_length: args.max_length, layers: args.layers };
-    Ok(SentenceEncoder::load(&ModelSource::Dir(args.model.clone()), &device, &options)?)
-}
 
 pub fn run(args: EmbedArgs) -> Result<()> {
     let model = args.encoder.with_model(args.model.clone());

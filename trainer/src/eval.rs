@@ -9,11 +9,10 @@ use adam_core::data::{Document, Query, Qrels, Run, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
-use crate::models::{EncoderFlags, ModelArgs};
 use crate::dataset::DatasetFiles;
-use crate::embed::load_encoder;
 use crate::embed_cache::{EmbeddingCache, Header, default_dir};
 use crate::io::{AtomicFile, open};
+use crate::models::{EncoderFlags, ModelArgs, load_encoder};
 use crate::retrieval::{Embeddings, check_unique_ids, embed_texts, retrieve, search};
 
 #[derive(clap::Args, Debug)]

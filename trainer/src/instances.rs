@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use adam_core::Error;
 use adam_core::dark::{SplitMix64, mix_seed};
 use adam_core::data::{Document, Qrels, Query, for_each_line};
+use adam_core::tokenize::TextTokenizer;
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
@@ -202,4 +203,73 @@ pub fn sample_negatives(instance: &Instance, k: usize, depth: usize, corpus_len:
 /// A stable 64-bit key of a string (FNV-1a), so per-query randomness does not depend on order.
 pub fn key_of(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// Where the training queries come from.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InstanceArgs {
+    /// Dataset: a BEIR or MS MARCO folder, or a Hugging Face Hub dataset `owner/name`.
+    #[arg(long, value_name = "DIR")]
+    pub data: PathBuf,
+    /// Negatives file of `adam negatives` (JSONL). Without it, the qrels of --split give the
+    /// positives and their judged non-relevant documents the negatives.
+    #[arg(long, value_name = "FILE")]
+    pub negatives: Option<PathBuf>,
+    /// Qrels split used without --negatives.
+    #[arg(long, default_value = "train")]
+    pub split: String,
+    /// Use only the first N queries.
+    #[arg(long, value_name = "N")]
+    pub max_queries: Option<usize>,
+}
+
+impl InstanceArgs {
+    pub fn load(&self) -> Result<(Collection, Vec<Instance>)> {
+        let beir = Collection::load(&self.data, &[&self.split])?;
+        let mut instances = match &self.negatives {
+            Some(path) => read_negatives(path, &beir)?,
+            None => {
+                let instances = from_qrels(&beir.qrels(&self.split)?, &beir);
+                if instances.is_empty() {
+                    bail!("{}: no query with a relevant document", beir.qrels_path(&self.split)?.display());
+                }
+                instances
+            }
+        };
+        if let Some(max) = self.max_queries {
+            instances.truncate(max);
+        }
+        Ok((beir, instances))
+    }
+}
+
+/// Word pieces of corpus documents and queries, computed once each.
+pub struct PieceCache<'a> {
+    tokenizer: &'a TextTokenizer,
+    /// By corpus index, as [`PieceCache::doc`] fills them.
+    pub docs: HashMap<usize, Vec<u32>>,
+    /// By query index, as [`PieceCache::query`] fills them.
+    pub queries: HashMap<usize, Vec<u32>>,
+}
+
+impl<'a> PieceCache<'a> {
+    pub fn new(tokenizer: &'a TextTokenizer) -> Self {
+        Self { tokenizer, docs: HashMap::new(), queries: HashMap::new() }
+    }
+
+    pub fn doc(&mut self, beir: &Collection, d: usize) -> Result<&[u32]> {
+        if !self.docs.contains_key(&d) {
+            let pieces = self.tokenizer.word_pieces(&beir.corpus[d].full_text())?;
+            self.docs.insert(d, pieces);
+        }
+        Ok(&self.docs[&d])
+    }
+
+    pub fn query(&mut self, beir: &Collection, q: usize) -> Result<&[u32]> {
+        if !self.queries.contains_key(&q) {
+            let pieces = self.tokenizer.word_pieces(&beir.queries[q].text)?;
+            self.queries.insert(q, pieces);
+        }
+        Ok(&self.queries[&q])
+    }
 }

@@ -13,10 +13,9 @@ use adam_core::data::{Negative, NegativesRecord, Positive, Query, Run, RunEntry,
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::models::EncoderFlags;
 use crate::dataset::Dataset;
-use crate::embed::load_encoder;
 use crate::io::AtomicFile;
+use crate::models::{EncoderFlags, load_encoder};
 use crate::bm25::Bm25;
 use crate::eval::{cache_for, dense_retrieve};
 

@@ -2,29 +2,26 @@
 //! cross-entropy, cache its scores (and the dark examples it selects) for distillation, and
 //! rerank a run with it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use adam_core::config::Architecture;
 use adam_core::dark::{DarkConfig, DarkInstance, TeacherScores, generate_adaptive, mix_seed};
 use adam_core::data::{Run, RunEntry, read_run, write_run};
-use adam_core::loader::{CrossEncoderOptions, LoadedCrossEncoder, ModelSource, load_cross_encoder};
+use adam_core::loader::LoadedCrossEncoder;
 use adam_core::loss::contrastive_loss;
-use adam_core::model::CrossEncoderModel;
-use adam_core::save::{SaveOptions, cross_encoder_files, read_side_files, write_folder};
 use adam_core::tokenize::TextTokenizer;
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
 use crate::backend::Backend;
-use crate::distill::read_scratch_model;
-use crate::instances::{Collection, Instance, from_qrels, key_of, permutation, read_negatives, sample_negatives};
+use crate::instances::{Collection, Instance, InstanceArgs, PieceCache, key_of, permutation, sample_negatives};
 use crate::io::{AtomicFile, open, round_sig};
+use crate::models::{load_teacher, save_cross_encoder, scratch_teacher};
 use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params, non_finite};
 use crate::score_cache::{self, CacheHeader, CacheRecord, ScoredDoc};
 use crate::teacher_model::{PieceTranslator, TeacherModel, TeacherModelArgs};
@@ -49,44 +46,6 @@ pub fn run(command: TeacherCommand) -> Result<()> {
         TeacherCommand::Score(args) => score(args),
         TeacherCommand::Rerank(args) => rerank(args),
         TeacherCommand::Inspect(args) => crate::teacher_inspect::run(args),
-    }
-}
-
-/// Where the training queries come from.
-#[derive(clap::Args, Debug, Clone)]
-pub struct InstanceArgs {
-    /// Dataset: a BEIR or MS MARCO folder, or a Hugging Face Hub dataset `owner/name`.
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
-    /// Negatives file of `adam negatives` (JSONL). Without it, the qrels of --split give the
-    /// positives and their judged non-relevant documents the negatives.
-    #[arg(long, value_name = "FILE")]
-    pub negatives: Option<PathBuf>,
-    /// Qrels split used without --negatives.
-    #[arg(long, default_value = "train")]
-    pub split: String,
-    /// Use only the first N queries.
-    #[arg(long, value_name = "N")]
-    pub max_queries: Option<usize>,
-}
-
-impl InstanceArgs {
-    fn load(&self) -> Result<(Collection, Vec<Instance>)> {
-        let beir = Collection::load(&self.data, &[&self.split])?;
-        let mut instances = match &self.negatives {
-            Some(path) => read_negatives(path, &beir)?,
-            None => {
-                let instances = from_qrels(&beir.qrels(&self.split)?, &beir);
-                if instances.is_empty() {
-                    bail!("{}: no query with a relevant document", beir.qrels_path(&self.split)?.display());
-                }
-                instances
-            }
-        };
-        if let Some(max) = self.max_queries {
-            instances.truncate(max);
-        }
-        Ok((beir, instances))
     }
 }
 
@@ -154,54 +113,6 @@ pub struct TrainArgs {
     pub half: bool,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
-}
-
-/// Loads a teacher folder on `device`, with an error that says how to start a head.
-pub fn load_teacher(dir: &Path, device: &Device, max_length: usize, new_head: bool) -> Result<LoadedCrossEncoder> {
-    let options = CrossEncoderOptions { max_length: Some(max_length), new_head };
-    load_cross_encoder(&ModelSource::Dir(dir.to_path_buf()), device, &options).map_err(|e| {
-        let hint = if !new_head && e.to_string().contains("classifier") {
-            " (to fine-tune a checkpoint without a classification head, pass --new-head)"
-        } else {
-            ""
-        };
-        anyhow::anyhow!("{e}{hint}")
-    })
-}
-
-/// A randomly initialised cross-encoder (seeded by the device) of the sizes in `config_path`.
-fn scratch_teacher(config_path: &Path, tokenizer_path: &Path, device: &Device, max_length: usize) -> Result<LoadedCrossEncoder> {
-    let (config, tokenizer) = read_scratch_model(config_path, tokenizer_path, max_length)?;
-    Ok(LoadedCrossEncoder { model: CrossEncoderModel::new(&config, device), config, tokenizer })
-}
-
-/// Word pieces of corpus documents and queries, computed once each.
-pub struct PieceCache<'a> {
-    tokenizer: &'a TextTokenizer,
-    docs: HashMap<usize, Vec<u32>>,
-    queries: HashMap<usize, Vec<u32>>,
-}
-
-impl<'a> PieceCache<'a> {
-    pub fn new(tokenizer: &'a TextTokenizer) -> Self {
-        Self { tokenizer, docs: HashMap::new(), queries: HashMap::new() }
-    }
-
-    pub fn doc(&mut self, beir: &Collection, d: usize) -> Result<&[u32]> {
-        if !self.docs.contains_key(&d) {
-            let pieces = self.tokenizer.word_pieces(&beir.corpus[d].full_text())?;
-            self.docs.insert(d, pieces);
-        }
-        Ok(&self.docs[&d])
-    }
-
-    pub fn query(&mut self, beir: &Collection, q: usize) -> Result<&[u32]> {
-        if !self.queries.contains_key(&q) {
-            let pieces = self.tokenizer.word_pieces(&beir.queries[q].text)?;
-            self.queries.insert(q, pieces);
-        }
-        Ok(&self.queries[&q])
-    }
 }
 
 fn progress(total: u64, what: &str) -> ProgressBar {
@@ -342,45 +253,13 @@ fn train(args: TrainArgs) -> Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let side = match &args.model {
-        Some(dir) => read_side_files(dir)?,
-        None => Vec::new(),
-    };
-    let files = cross_encoder_files(&model.valid(), &config, &tokenizer, &side, SaveOptions { half: args.half })?;
-    write_folder(&args.output, &files)?;
+    save_cross_encoder(&args.output, &model, &config, &tokenizer, args.model.as_deref(), args.half)?;
     eprintln!(
         "trained {total_steps} steps on {n} queries in {:.1} s; teacher saved to {}",
         start.elapsed().as_secs_f64(),
         args.output.display()
     );
     Ok(())
-}
-
-/// Scores pairs of word pieces with `model`, `batch_size` pairs per forward pass (sorted by
-/// length so batches pad little); returns the scores in input order.
-pub fn score_piece_pairs(
-    model: &CrossEncoderModel,
-    tokenizer: &TextTokenizer,
-    device: &Device,
-    pairs: &[(&[u32], &[u32])],
-    batch_size: usize,
-) -> Result<Vec<f32>> {
-    let mut order: Vec<usize> = (0..pairs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].0.len() + pairs[i].1.len()));
-    let mut scores = vec![0.0f32; pairs.len()];
-    for chunk in order.chunks(batch_size.max(1)) {
-        let batch: Vec<(&[u32], &[u32])> = chunk.iter().map(|&i| pairs[i]).collect();
-        let (ids, types, pad) = tokenizer.encode_piece_pairs(&batch).to_tensors(device);
-        let got: Vec<f32> = model
-            .score(ids, types, pad)
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading teacher scores: {e:?}"))?;
-        for (&i, s) in chunk.iter().zip(got) {
-            scores[i] = s;
-        }
-    }
-    Ok(scores)
 }
 
 #[derive(clap::Args, Debug)]

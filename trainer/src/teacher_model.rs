@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 
 use adam_core::encoder::SentenceEncoder;
 use adam_core::loader::{LoadOptions, LoadedCrossEncoder, ModelSource};
+use adam_core::model::CrossEncoderModel;
 use adam_core::tokenize::TextTokenizer;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
-use crate::teacher::{load_teacher, score_piece_pairs};
+use crate::models::load_teacher;
 
 /// How the teacher scores a pair.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,6 +131,33 @@ impl TeacherModel {
             memo.borrow_mut().clear();
         }
     }
+}
+
+/// Scores pairs of word pieces with `model`, `batch_size` pairs per forward pass (sorted by
+/// length so batches pad little); returns the scores in input order.
+fn score_piece_pairs(
+    model: &CrossEncoderModel,
+    tokenizer: &TextTokenizer,
+    device: &Device,
+    pairs: &[(&[u32], &[u32])],
+    batch_size: usize,
+) -> Result<Vec<f32>> {
+    let mut order: Vec<usize> = (0..pairs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].0.len() + pairs[i].1.len()));
+    let mut scores = vec![0.0f32; pairs.len()];
+    for chunk in order.chunks(batch_size.max(1)) {
+        let batch: Vec<(&[u32], &[u32])> = chunk.iter().map(|&i| pairs[i]).collect();
+        let (ids, types, pad) = tokenizer.encode_piece_pairs(&batch).to_tensors(device);
+        let got: Vec<f32> = model
+            .score(ids, types, pad)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| anyhow::anyhow!("reading teacher scores: {e:?}"))?;
+        for (&i, s) in chunk.iter().zip(got) {
+            scores[i] = s;
+        }
+    }
+    Ok(scores)
 }
 
 /// Embeds the distinct sequences among `sequences` that `out` lacks, `batch_size` at a time,
