@@ -8,6 +8,7 @@ use anyhow::{Result, bail};
 
 use crate::backend::Backend;
 use crate::io::open;
+use crate::memory::peak_rss_mib;
 use crate::models::{ModelArgs, load_encoder};
 
 #[derive(clap::Args, Debug)]
@@ -73,12 +74,4 @@ pub fn run(args: BenchArgs) -> Result<()> {
         println!("peak resident memory: {peak:.0} MiB");
     }
     Ok(())
-}
-
-/// Peak resident set size of this process (Linux), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }

@@ -12,8 +12,8 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 
 use crate::backend::Backend;
-use crate::bench::peak_rss_mib;
 use crate::io::open;
+use crate::memory::peak_rss_mib;
 use crate::models::load_teacher;
 use crate::optim::{Accumulator, OptimConfig, Optimizer};
 

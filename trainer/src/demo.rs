@@ -25,6 +25,7 @@ use crate::backend::Backend;
 use crate::dataset::{Dataset, DatasetFiles};
 use crate::io::{AtomicFile, open};
 use crate::models::{ModelArgs, load_encoder};
+use crate::progress;
 use crate::report::{REPORTED, RunResult, TABLE_FILE, write_report};
 use crate::retrieval::retrieve;
 
@@ -326,7 +327,7 @@ fn train_students(
     let exe = std::env::current_exe().context("cannot find the adam executable to run the students")?;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<RunResult>>>> = students.iter().map(|_| Default::default()).collect();
-    let bar = crate::retrieval::progress_bar(students.len() as u64, "students");
+    let bar = progress::bar(students.len() as u64, "students");
     let one = |(method, seed, dir): &(String, u64, PathBuf)| -> Result<RunResult> {
         let name = run_name(method, *seed);
         if !dir.join("student/model.safetensors").is_file() {

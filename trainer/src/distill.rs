@@ -27,7 +27,6 @@ use adam_core::tokenize::TextTokenizer;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
@@ -37,6 +36,7 @@ use crate::distill_config::{DistillConfig, EvalConfig, Method, StudentConfig, fi
 use crate::optim::{Accumulator, Optimizer, initialize_params, non_finite};
 use crate::io::round_sig as round;
 use crate::models::read_scratch_model;
+use crate::progress;
 use crate::retrieval::retrieve;
 use crate::score_cache::{self, Cache};
 
@@ -545,10 +545,7 @@ pub fn run(args: DistillArgs) -> Result<()> {
     }
     let mut log = Log::open(&out.join("log.jsonl"), first_step)?;
     let trainer = Trainer { config: &config, examples: &examples, device: ad.clone() };
-    let bar = ProgressBar::new(total_steps as u64).with_style(
-        ProgressStyle::with_template("{spinner} distilling {pos}/{len} steps [{elapsed_precise}<{eta_precise}] {msg}")
-            .expect("valid template"),
-    );
+    let bar = progress::bar(total_steps as u64, "distilling steps");
     bar.set_position(first_step as u64);
     let start = Instant::now();
     let mut orders: BTreeMap<usize, Vec<usize>> = BTreeMap::new();

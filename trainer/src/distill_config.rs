@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use adam_core::config::Pooling;
+use adam_core::dark::NoisyMode;
 use adam_core::loss::{AdamConfig, KdLoss};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -253,6 +254,13 @@ impl DistillConfig {
         }
         Ok(())
     }
+}
+
+/// A command-line value of [`NoisyMode`], spelt as in the config's `[adam.dark] noisy_mode`
+/// (serde's names, so the two cannot drift apart).
+pub fn parse_noisy_mode(value: &str) -> Result<NoisyMode, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_string()))
+        .map_err(|e| format!("'{value}' is not a noisy mode: {e}"))
 }
 
 /// The first key path where two JSON values differ, with both values (`a.b: 1 vs 2`).

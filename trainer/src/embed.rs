@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use adam_core::encoder::SentenceEncoder;
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::io::{AtomicFile, open};
 use crate::models::{EncoderFlags, load_encoder};
+use crate::progress;
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
@@ -34,10 +34,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
     let model = args.encoder.with_model(args.model.clone());
     let encoder = load_encoder(&model)?;
     let total = count_lines(&args.input)?;
-    let progress = ProgressBar::new(total as u64).with_style(
-        ProgressStyle::with_template("{spinner} embedding {pos}/{len} texts [{elapsed_precise}<{eta_precise}, {per_sec}]")
-            .expect("valid template"),
-    );
+    let progress = progress::bar(total as u64, "embedding texts");
     let mut out = AtomicFile::create(&args.output)?;
     let chunk_size = model.batch_size * CHUNK_BATCHES;
     let mut chunk: Vec<String> = Vec::with_capacity(chunk_size);

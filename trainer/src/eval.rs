@@ -3,17 +3,15 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use adam_core::data::{Document, Query, Qrels, Run, read_run, write_run};
+use adam_core::data::{Query, Qrels, Run, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
 use crate::dataset::DatasetFiles;
-use crate::embed_cache::{EmbeddingCache, Header, default_dir};
 use crate::io::{AtomicFile, open};
-use crate::models::{EncoderFlags, ModelArgs, load_encoder};
-use crate::retrieval::{Embeddings, check_unique_ids, embed_texts, retrieve, search};
+use crate::models::{EncoderFlags, load_encoder};
+use crate::retrieval::{cache_for, check_unique_ids, dense_retrieve};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["run", "model"])))]
@@ -118,7 +116,7 @@ fn print_measures(query: &str, m: &Measures) {
 
 /// Encodes the corpus (or reads it from the cache) and the split's queries with `model`, and
 /// retrieves the top `--depth` documents of each query; without a cache this is exactly
-/// [`retrieve`]. Progress and timings go to stderr.
+/// [`crate::retrieval::retrieve`]. Progress and timings go to stderr.
 fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels) -> Result<Run> {
     let depth = args.depth.unwrap_or(100);
     if depth == 0 {
@@ -149,53 +147,6 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
     Ok(run)
 }
 
-/// The embedding cache that `--cache DIR` / `--no-cache` ask for (default: the user's cache folder).
-pub fn cache_for(dir: Option<&PathBuf>, disabled: bool) -> Option<EmbeddingCache> {
-    if disabled { None } else { dir.cloned().or_else(default_dir).map(EmbeddingCache::new) }
-}
-
-/// Exact dense retrieval of `queries` over `corpus` (read from `corpus_path`), the corpus
-/// vectors taken from `cache` when it has them for this model and corpus, else encoded (and
-/// stored there). `adam eval --model` and `adam negatives --method dense` share it, so mining
-/// negatives after evaluating the same model encodes nothing but the queries.
-pub fn dense_retrieve(
-    encoder: &adam_core::encoder::SentenceEncoder,
-    model_args: &ModelArgs,
-    cache: Option<&EmbeddingCache>,
-    corpus_path: &Path,
-    corpus: &[Document],
-    queries: &[Query],
-    depth: usize,
-) -> Result<Run> {
-    let start = Instant::now();
-    let run = match cache {
-        None => retrieve(encoder, corpus, queries, depth, model_args.batch_size)?,
-        Some(cache) => {
-            let docs = cached_corpus_embeddings(encoder, model_args, cache, corpus_path, corpus)?;
-            let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
-            let embed_start = Instant::now();
-            let query_vectors = embed_texts(encoder, &query_texts, model_args.batch_size, "queries")?;
-            let search_start = Instant::now();
-            let run = search(&encoder.device, corpus, &docs, queries, &query_vectors, depth)?;
-            eprintln!(
-                "embedded {} queries in {:.2} s, scored and ranked in {:.2} s",
-                queries.len(),
-                (search_start - embed_start).as_secs_f64(),
-                search_start.elapsed().as_secs_f64()
-            );
-            run
-        }
-    };
-    eprintln!(
-        "retrieved the top {} of {} documents for {} queries in {:.1} s",
-        depth.min(corpus.len()),
-        corpus.len(),
-        queries.len(),
-        start.elapsed().as_secs_f64()
-    );
-    Ok(run)
-}
-
 /// The queries judged in the split, in qrels order; only these are encoded.
 fn split_queries(files: &DatasetFiles, qrels: &Qrels) -> Result<Vec<Query>> {
     let queries_path = files.queries_path()?;
@@ -214,38 +165,6 @@ fn split_queries(files: &DatasetFiles, qrels: &Qrels) -> Result<Vec<Query>> {
         );
     }
     Ok(queries)
-}
-
-/// The corpus vectors from the cache when it has an entry for this model and corpus; otherwise
-/// encoded and stored there.
-fn cached_corpus_embeddings(
-    encoder: &adam_core::encoder::SentenceEncoder,
-    model_args: &ModelArgs,
-    cache: &EmbeddingCache,
-    corpus_path: &Path,
-    corpus: &[Document],
-) -> Result<Embeddings> {
-    let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
-    if let Some(found) = cache.load(&header)? {
-        eprintln!(
-            "reusing cached embeddings of {} documents ({} dims) from {}",
-            found.len(),
-            found.dim,
-            cache.payload_path(&header).display()
-        );
-        return Ok(found);
-    }
-    let start = Instant::now();
-    let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
-    let docs = embed_texts(encoder, &texts, model_args.batch_size, "documents")?;
-    let secs = start.elapsed().as_secs_f64();
-    eprintln!("embedded {} documents in {secs:.1} s ({:.0}/s)", corpus.len(), corpus.len() as f64 / secs);
-    // The cache only saves time: failing to write it must not lose the evaluation.
-    match cache.store(&header, &docs) {
-        Ok(()) => eprintln!("cached the embeddings in {}", cache.payload_path(&header).display()),
-        Err(e) => eprintln!("warning: could not cache the embeddings: {e:#}"),
-    }
-    Ok(docs)
 }
 
 /// A run that names documents or queries the folder does not have is probably for another

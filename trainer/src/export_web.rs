@@ -22,6 +22,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::backend::Backend;
 use crate::bm25::Bm25;
+use crate::distill_config::parse_noisy_mode;
 use crate::instances::permutation;
 use crate::io::AtomicFile;
 
@@ -80,13 +81,6 @@ pub struct ExportWebArgs {
     pub batch_size: usize,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
-}
-
-/// A command-line value of [`NoisyMode`], spelt as in the config's `[adam.dark] noisy_mode`
-/// (serde's names, so the two cannot drift apart).
-pub fn parse_noisy_mode(value: &str) -> Result<NoisyMode, String> {
-    serde_json::from_value(serde_json::Value::String(value.to_string()))
-        .map_err(|e| format!("'{value}' is not a noisy mode: {e}"))
 }
 
 pub fn run(args: ExportWebArgs) -> Result<()> {

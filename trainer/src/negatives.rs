@@ -11,13 +11,13 @@ use std::path::PathBuf;
 
 use adam_core::data::{Negative, NegativesRecord, Positive, Query, Run, RunEntry, write_run};
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::dataset::Dataset;
 use crate::io::AtomicFile;
 use crate::models::{EncoderFlags, load_encoder};
+use crate::progress;
+use crate::retrieval::{cache_for, dense_retrieve};
 use crate::bm25::Bm25;
-use crate::eval::{cache_for, dense_retrieve};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
@@ -71,15 +71,6 @@ pub struct NegativesArgs {
     pub no_cache: bool,
 }
 
-fn bar(len: usize, what: &str) -> ProgressBar {
-    ProgressBar::new(len as u64).with_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}]"
-        ))
-        .expect("valid template"),
-    )
-}
-
 pub fn run(args: NegativesArgs) -> Result<()> {
     if args.top_k == 0 || args.depth == 0 {
         bail!("--top-k and --depth must be at least 1");
@@ -122,7 +113,7 @@ pub fn run(args: NegativesArgs) -> Result<()> {
         );
     }
 
-    let index_bar = bar(data.corpus.len(), "indexing");
+    let index_bar = progress::bar(data.corpus.len() as u64, "indexing");
     let retriever = match args.method {
         Method::Bm25 => {
             Retriever::Bm25(Bm25::index(&data.corpus, args.bm25_k1, args.bm25_b, &index_bar))
@@ -152,7 +143,7 @@ pub fn run(args: NegativesArgs) -> Result<()> {
 
     let mut out = AtomicFile::create(&args.output)?;
     let mut run = Run::new();
-    let search_bar = bar(work.len(), "retrieving");
+    let search_bar = progress::bar(work.len() as u64, "retrieving");
     let (mut short, mut total_negatives) = (0usize, 0usize);
     for (i, (qid, text, positives)) in work.iter().enumerate() {
         let hits = match &retriever {

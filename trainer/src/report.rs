@@ -13,6 +13,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use crate::io::{AtomicFile, open};
+use crate::svg::{self, xml_escape};
 
 /// The measures a report tabulates, in column order (`adam eval --json` names).
 pub const REPORTED: [&str; 3] = ["ndcg@10", "mrr@10", "recall@100"];
@@ -268,22 +269,10 @@ fn nice_ticks(lo: f64, hi: f64, target: usize) -> (f64, f64, usize, usize) {
     (first, step, count, decimals)
 }
 
-pub(crate) fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
-}
-
 fn svg_plot(methods: &[MethodReport]) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r##"<rect width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>"##);
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="22" text-anchor="middle" font-size="14">Dev nDCG@10 during training (mean over seeds, band ±1 s.d.)</text>"#,
-        LEFT + (WIDTH - LEFT - RIGHT) / 2.0
-    );
+    let mut s = svg::start(WIDTH, HEIGHT, 12);
+    let title = "Dev nDCG@10 during training (mean over seeds, band ±1 s.d.)";
+    svg::title(&mut s, LEFT + (WIDTH - LEFT - RIGHT) / 2.0, 22.0, 14, title);
     let plotted: Vec<&MethodReport> = methods.iter().filter(|m| !m.dev.is_empty()).collect();
     if plotted.is_empty() {
         let _ = writeln!(

@@ -1,16 +1,22 @@
 //! Exact dense retrieval: embed a corpus and queries with a [`SentenceEncoder`], then rank every
 //! document for every query by dot product (cosine for models that normalise) and keep the top
 //! `depth`. Scores are computed with burn's matmul on the encoder's device, in blocks of queries
-//! × documents so memory stays bounded; selection runs on the CPU.
+//! × documents so memory stays bounded; selection runs on the CPU. [`dense_retrieve`] takes the
+//! corpus vectors from an [`EmbeddingCache`] when it has them.
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use adam_core::data::{Document, Query, Run, RunEntry};
 use adam_core::encoder::SentenceEncoder;
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::embed_cache::{EmbeddingCache, Header, default_dir};
+use crate::models::ModelArgs;
+use crate::progress;
 
 /// Queries scored per matmul. With [`DOC_BLOCK`] this bounds one score block to 256 × 32,768
 /// f32 (32 MiB), large enough for the GEMM to run at full speed.
@@ -78,7 +84,7 @@ pub fn embed_texts<T: AsRef<str>>(
     // Stable sort: equal lengths keep input order, so batching is deterministic.
     order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().chars().count()));
     let mut values = vec![0.0f32; texts.len() * dim];
-    let progress = progress_bar(texts.len() as u64, &format!("embedding {what}"));
+    let progress = progress::bar(texts.len() as u64, &format!("embedding {what}"));
     for batch in order.chunks(batch_size) {
         let refs: Vec<&str> = batch.iter().map(|&i| texts[i].as_ref()).collect();
         let tokens = encoder.model.tokenizer.encode(&refs)?;
@@ -100,11 +106,83 @@ pub fn embed_texts<T: AsRef<str>>(
     Ok(Embeddings { dim, values })
 }
 
-pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
-    ProgressBar::new(len).with_message(what.to_string()).with_style(
-        ProgressStyle::with_template("{spinner} {msg} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}]")
-            .expect("valid template"),
-    )
+/// The embedding cache that `--cache DIR` / `--no-cache` ask for (default: the user's cache folder).
+pub fn cache_for(dir: Option<&PathBuf>, disabled: bool) -> Option<EmbeddingCache> {
+    if disabled { None } else { dir.cloned().or_else(default_dir).map(EmbeddingCache::new) }
+}
+
+/// Exact dense retrieval of `queries` over `corpus` (read from `corpus_path`), the corpus
+/// vectors taken from `cache` when it has them for this model and corpus, else encoded (and
+/// stored there). `adam eval --model` and `adam negatives --method dense` share it, so mining
+/// negatives after evaluating the same model encodes nothing but the queries.
+pub fn dense_retrieve(
+    encoder: &SentenceEncoder,
+    model_args: &ModelArgs,
+    cache: Option<&EmbeddingCache>,
+    corpus_path: &Path,
+    corpus: &[Document],
+    queries: &[Query],
+    depth: usize,
+) -> Result<Run> {
+    let start = Instant::now();
+    let run = match cache {
+        None => retrieve(encoder, corpus, queries, depth, model_args.batch_size)?,
+        Some(cache) => {
+            let docs = cached_corpus_embeddings(encoder, model_args, cache, corpus_path, corpus)?;
+            let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+            let embed_start = Instant::now();
+            let query_vectors = embed_texts(encoder, &query_texts, model_args.batch_size, "queries")?;
+            let search_start = Instant::now();
+            let run = search(&encoder.device, corpus, &docs, queries, &query_vectors, depth)?;
+            eprintln!(
+                "embedded {} queries in {:.2} s, scored and ranked in {:.2} s",
+                queries.len(),
+                (search_start - embed_start).as_secs_f64(),
+                search_start.elapsed().as_secs_f64()
+            );
+            run
+        }
+    };
+    eprintln!(
+        "retrieved the top {} of {} documents for {} queries in {:.1} s",
+        depth.min(corpus.len()),
+        corpus.len(),
+        queries.len(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(run)
+}
+
+/// The corpus vectors from the cache when it has an entry for this model and corpus; otherwise
+/// encoded and stored there.
+fn cached_corpus_embeddings(
+    encoder: &SentenceEncoder,
+    model_args: &ModelArgs,
+    cache: &EmbeddingCache,
+    corpus_path: &Path,
+    corpus: &[Document],
+) -> Result<Embeddings> {
+    let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
+    if let Some(found) = cache.load(&header)? {
+        eprintln!(
+            "reusing cached embeddings of {} documents ({} dims) from {}",
+            found.len(),
+            found.dim,
+            cache.payload_path(&header).display()
+        );
+        return Ok(found);
+    }
+    let start = Instant::now();
+    let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
+    let docs = embed_texts(encoder, &texts, model_args.batch_size, "documents")?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!("embedded {} documents in {secs:.1} s ({:.0}/s)", corpus.len(), corpus.len() as f64 / secs);
+    // The cache only saves time: failing to write it must not lose the evaluation.
+    match cache.store(&header, &docs) {
+        Ok(()) => eprintln!("cached the embeddings in {}", cache.payload_path(&header).display()),
+        Err(e) => eprintln!("warning: could not cache the embeddings: {e:#}"),
+    }
+    Ok(docs)
 }
 
 /// A scored document; `Ord` says which is better: higher score, then (equal f32 scores) the
@@ -174,7 +252,7 @@ pub fn search(
         (0..queries.len()).map(|_| BinaryHeap::with_capacity(depth + 1)).collect();
     let doc_blocks = corpus.len().div_ceil(DOC_BLOCK);
     let query_blocks = queries.len().div_ceil(QUERY_BLOCK);
-    let progress = progress_bar((doc_blocks * query_blocks) as u64, "scoring blocks");
+    let progress = progress::bar((doc_blocks * query_blocks) as u64, "scoring blocks");
     for doc_start in (0..corpus.len()).step_by(DOC_BLOCK) {
         let doc_end = (doc_start + DOC_BLOCK).min(corpus.len());
         let block = doc_vectors.values[doc_start * dim..doc_end * dim].to_vec();

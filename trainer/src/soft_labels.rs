@@ -14,6 +14,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
 use crate::backend::Backend;
+use crate::distill_config::parse_noisy_mode;
 
 #[derive(clap::Args, Debug)]
 pub struct SoftLabelsArgs {
@@ -43,7 +44,7 @@ pub struct SoftLabelsArgs {
     #[arg(long)]
     pub mask_ratio: Option<f32>,
     /// Noisy positives: `mask` or `delete` their pieces (default: the assets' setting, else mask).
-    #[arg(long, value_parser = crate::export_web::parse_noisy_mode)]
+    #[arg(long, value_parser = parse_noisy_mode)]
     pub noisy_mode: Option<NoisyMode>,
     #[arg(long)]
     pub mix_ratio: Option<f32>,

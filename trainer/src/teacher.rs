@@ -15,13 +15,13 @@ use adam_core::loss::contrastive_loss;
 use adam_core::tokenize::TextTokenizer;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
 
 use crate::backend::Backend;
 use crate::instances::{Collection, Instance, InstanceArgs, PieceCache, key_of, permutation, sample_negatives};
 use crate::io::{AtomicFile, open, round_sig};
 use crate::models::{load_teacher, save_cross_encoder, scratch_teacher};
+use crate::progress;
 use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params, non_finite};
 use crate::score_cache::{self, CacheHeader, CacheRecord, ScoredDoc};
 use crate::teacher_model::{PieceTranslator, TeacherModel, TeacherModelArgs};
@@ -115,15 +115,6 @@ pub struct TrainArgs {
     pub backend: Backend,
 }
 
-fn progress(total: u64, what: &str) -> ProgressBar {
-    ProgressBar::new(total).with_style(
-        ProgressStyle::with_template(&format!(
-            "{{spinner}} {what} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
-        ))
-        .expect("valid template"),
-    )
-}
-
 /// A `[rows, cols]` mask, true where `present[r]` is less than or equal to the column.
 pub fn padding_mask(present: &[usize], cols: usize, device: &Device) -> Tensor<2, Bool> {
     let data: Vec<bool> =
@@ -183,7 +174,7 @@ fn train(args: TrainArgs) -> Result<()> {
         None => None,
     };
     let mut pieces = PieceCache::new(&tokenizer);
-    let bar = progress(total_steps as u64, "training steps");
+    let bar = progress::bar(total_steps as u64, "training steps");
     let start = Instant::now();
     let mut order_epoch = usize::MAX;
     let mut order = Vec::new();
@@ -381,7 +372,7 @@ fn score(args: ScoreArgs) -> Result<()> {
             None => Ok(ids.to_vec()),
         }
     };
-    let bar = progress(todo.len() as u64, "scoring queries");
+    let bar = progress::bar(todo.len() as u64, "scoring queries");
     let start = Instant::now();
     for chunk in todo.chunks(args.query_batch) {
         // Original candidates: positives, then the hardest negatives (random top-up if short).
@@ -533,7 +524,7 @@ fn rerank(args: RerankArgs) -> Result<()> {
     let device = args.backend.device()?;
     let teacher = TeacherModel::load(&args.teacher, &device, args.max_length)?;
     let mut pieces = PieceCache::new(teacher.tokenizer());
-    let bar = progress(input.len() as u64, "reranking queries");
+    let bar = progress::bar(input.len() as u64, "reranking queries");
     let mut out = Run::new();
     for (qid, entries) in &input {
         let q = *beir.query_index.get(qid).ok_or_else(|| {

@@ -15,8 +15,8 @@ use anyhow::{Result, bail};
 use serde::Serialize;
 
 use crate::io::AtomicFile;
-use crate::report::xml_escape;
 use crate::score_cache;
+use crate::svg::{self, xml_escape};
 
 #[derive(clap::Args, Debug)]
 pub struct InspectArgs {
@@ -224,19 +224,9 @@ fn svg_histograms(p: &Profile) -> String {
     let shown: Vec<&KindProfile> = p.kinds.iter().filter(|k| k.count > 0).collect();
     let width = LABEL + 2.0 * PANEL + GAP + 20.0;
     let height = 70.0 + ROW * shown.len() as f64 + 30.0;
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r##"<rect width="{width}" height="{height}" fill="#ffffff"/>"##);
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="18" text-anchor="middle" font-size="13">Teacher soft labels over {} queries (T_t = {})</text>"#,
-        width / 2.0,
-        p.queries,
-        p.temperature
-    );
+    let mut s = svg::start(width, height, 11);
+    let title = format!("Teacher soft labels over {} queries (T_t = {})", p.queries, p.temperature);
+    svg::title(&mut s, width / 2.0, 18.0, 13, &title);
     let left = LABEL;
     let right = LABEL + PANEL + GAP;
     let _ = writeln!(s, r#"<text x="{:.1}" y="40" text-anchor="middle">P_T among all candidates (decades)</text>"#, left + PANEL / 2.0);
