@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::{bench, bench_train, demo, distill, embed, eval, export_web, negatives, report, soft_labels, teacher, teaching};
+use crate::commands::{
+    bench, bench_train, demo, distill, embed, eval, export_web, negatives, report, soft_labels, teacher, teaching_set,
+};
 
 #[derive(Parser)]
 #[command(name = "adam", version, about = "Dense retrieval distillation with adaptive dark examples")]
@@ -38,7 +40,7 @@ enum Command {
     /// Mine hard negatives (BM25 or a dense model) for the queries of a split.
     Negatives(negatives::NegativesArgs),
     /// Write a generated teaching set: a BEIR folder, its README and a WordPiece tokenizer.
-    TeachingSet(teaching::TeachingArgs),
+    TeachingSet(teaching_set::TeachingArgs),
     /// Write the browser demo's assets: models (f16), examples, search corpus, report.
     ExportWeb(export_web::ExportWebArgs),
     /// Teacher and student soft labels over a query's candidates and dark examples (the demo's lab).
@@ -63,7 +65,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Teacher(command) => teacher::run(command),
         Command::Distill(args) => distill::run(args),
         Command::Negatives(args) => negatives::run(args),
-        Command::TeachingSet(args) => teaching::run(args),
+        Command::TeachingSet(args) => teaching_set::run(args),
         Command::ExportWeb(args) => export_web::run(args),
         Command::SoftLabels(args) => soft_labels::run(args),
     }

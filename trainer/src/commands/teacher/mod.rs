@@ -1,0 +1,33 @@
+//! `adam teacher train | score | rerank | inspect`: fine-tune a cross-encoder teacher with listwise
+//! cross-entropy, cache its scores (and the dark examples it selects) for distillation, rerank a
+//! run with it, and inspect what a cache teaches.
+
+use anyhow::Result;
+
+pub mod inspect;
+pub mod rerank;
+pub mod score;
+pub mod train;
+
+#[derive(clap::Subcommand)]
+pub enum TeacherCommand {
+    /// Fine-tune a cross-encoder with listwise cross-entropy over (positive, negatives) groups.
+    Train(train::TrainArgs),
+    /// Score positives, hard negatives and adaptive dark examples (a cross-encoder or a dual
+    /// encoder as the teacher); cache them for `adam distill`.
+    Score(score::ScoreArgs),
+    /// Rerank the top of a TREC run with the teacher.
+    Rerank(rerank::RerankArgs),
+    /// What a score cache teaches: the teacher's soft labels on positives, mined negatives and
+    /// each kind of dark example (table, JSON and histograms as SVG).
+    Inspect(inspect::InspectArgs),
+}
+
+pub fn run(command: TeacherCommand) -> Result<()> {
+    match command {
+        TeacherCommand::Train(args) => train::run(args),
+        TeacherCommand::Score(args) => score::run(args),
+        TeacherCommand::Rerank(args) => rerank::run(args),
+        TeacherCommand::Inspect(args) => inspect::run(args),
+    }
+}

@@ -1,0 +1,224 @@
+//! `adam teacher train`: fine-tune a cross-encoder (or train one from scratch) with listwise
+//! cross-entropy over (positive, negatives) groups.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use adam_core::config::Architecture;
+use adam_core::dark::mix_seed;
+use adam_core::loader::LoadedCrossEncoder;
+use adam_core::loss::contrastive_loss;
+use anyhow::{Context, Result, bail};
+use burn::tensor::{Bool, Device, Tensor, TensorData};
+
+use crate::backend::Backend;
+use crate::instances::{InstanceArgs, PieceCache, key_of, permutation, sample_negatives};
+use crate::io::round_sig;
+use crate::models::{load_teacher, save_cross_encoder, scratch_teacher};
+use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params, non_finite};
+use crate::progress;
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("start").required(true).args(["model", "config"])))]
+pub struct TrainArgs {
+    /// Model folder to start from: a cross-encoder, or with --new-head a bare BERT /
+    /// sentence-transformers checkpoint.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Train from scratch instead: a BERT `config.json` (sizes), with --tokenizer.
+    #[arg(long, value_name = "FILE", requires = "tokenizer", conflicts_with = "model")]
+    pub config: Option<PathBuf>,
+    /// The `tokenizer.json` of a teacher trained from scratch (--config).
+    #[arg(long, value_name = "FILE", requires = "config")]
+    pub tokenizer: Option<PathBuf>,
+    /// Start a new (random, seeded) classification head when the folder has none.
+    #[arg(long)]
+    pub new_head: bool,
+    #[command(flatten)]
+    pub instances: InstanceArgs,
+    /// Output model folder (BertForSequenceClassification layout), written at the end.
+    #[arg(long, value_name = "DIR")]
+    pub output: PathBuf,
+    /// Passes over the training queries (ignored with --steps).
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
+    /// Optimiser steps (overrides --epochs).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Queries (groups) per micro-batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Passages per group: one positive and group-size − 1 negatives.
+    #[arg(long, default_value_t = 8)]
+    pub group_size: usize,
+    /// Negatives are sampled from each query's N hardest.
+    #[arg(long, default_value_t = 30)]
+    pub negatives_depth: usize,
+    /// Tokens per (query, passage) pair.
+    #[arg(long, default_value_t = 256)]
+    pub max_length: usize,
+    #[arg(long, default_value_t = 2e-5)]
+    pub lr: f64,
+    /// Learning rate of the new head (default: --lr).
+    #[arg(long)]
+    pub head_lr: Option<f64>,
+    #[arg(long, default_value_t = 0.1)]
+    pub warmup_ratio: f64,
+    #[arg(long, default_value_t = 0.01)]
+    pub weight_decay: f64,
+    /// Clip the global gradient norm (0: no clipping).
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// Micro-batches per optimiser step.
+    #[arg(long, default_value_t = 1)]
+    pub grad_accumulation: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// JSONL log: one line per step with the loss and the learning rate.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Save the weights as f16.
+    #[arg(long)]
+    pub half: bool,
+    #[arg(long, value_enum, default_value_t = Backend::Flex)]
+    pub backend: Backend,
+}
+
+/// A `[rows, cols]` mask, true where `present[r]` is less than or equal to the column.
+fn padding_mask(present: &[usize], cols: usize, device: &Device) -> Tensor<2, Bool> {
+    let data: Vec<bool> =
+        present.iter().flat_map(|&n| (0..cols).map(move |c| c >= n)).collect();
+    Tensor::from_data(TensorData::new(data, [present.len(), cols]), device)
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    let optim_config = OptimConfig {
+        lr: args.lr,
+        head_lr: args.head_lr,
+        warmup_steps: None,
+        warmup_ratio: args.warmup_ratio,
+        weight_decay: args.weight_decay,
+        max_grad_norm: (args.max_grad_norm > 0.0).then_some(args.max_grad_norm),
+        grad_accumulation: args.grad_accumulation,
+        ..OptimConfig::default()
+    };
+    optim_config.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
+    if args.batch_size == 0 || args.group_size < 2 {
+        bail!("--batch-size must be at least 1 and --group-size at least 2 (a positive and a negative)");
+    }
+    let (beir, instances) = args.instances.load()?;
+    let device = args.backend.device()?;
+    let ad = device.autodiff();
+    ad.seed(args.seed); // the new head's initialisation
+    let LoadedCrossEncoder { mut model, config, tokenizer } = match (&args.model, &args.config, &args.tokenizer) {
+        (Some(dir), _, _) => load_teacher(dir, &ad, args.max_length, args.new_head)?,
+        (None, Some(config), Some(tokenizer)) => scratch_teacher(config, tokenizer, &ad, args.max_length)?,
+        _ => bail!("give --model DIR, or --config FILE and --tokenizer FILE"),
+    };
+    initialize_params(&model);
+    let n = instances.len();
+    let per_epoch = n.div_ceil(args.batch_size);
+    let accum = args.grad_accumulation;
+    let total_micro = match args.steps {
+        Some(s) => s * accum,
+        None => args.epochs * per_epoch,
+    };
+    let total_steps = total_micro.div_ceil(accum);
+    if total_steps == 0 {
+        bail!("nothing to train: --epochs or --steps is 0");
+    }
+    // A new head: BERT's classifier (its pooler is pre-trained); MPNet's whole head, whose dense
+    // layer (`pooler` here) transformers also starts afresh.
+    let head: &[&str] = match (args.new_head, model.architecture()) {
+        (false, _) => &[],
+        (true, Architecture::Bert) => &["classifier"],
+        (true, Architecture::MPNet) => &["classifier", "pooler"],
+    };
+    let mut optimizer = Optimizer::new(&optim_config, total_steps, head);
+    // Written as training goes (one flushed line per step), so a long run can be followed.
+    let mut log = match &args.log {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => None,
+    };
+    let mut pieces = PieceCache::new(&tokenizer);
+    let bar = progress::bar(total_steps as u64, "training steps");
+    let start = Instant::now();
+    let mut order_epoch = usize::MAX;
+    let mut order = Vec::new();
+    for step in 0..total_steps {
+        let mut acc = Accumulator::default();
+        let micro_here = accum.min(total_micro - step * accum);
+        let mut loss_sum = 0.0f64;
+        let mut step_queries: Vec<String> = Vec::new();
+        for a in 0..micro_here {
+            let micro = step * accum + a;
+            let (epoch, b) = (micro / per_epoch, micro % per_epoch);
+            if epoch != order_epoch {
+                order = permutation(n, mix_seed(args.seed, epoch as u64));
+                order_epoch = epoch;
+            }
+            let batch = &order[b * args.batch_size..((b + 1) * args.batch_size).min(n)];
+            let k = args.group_size - 1;
+            let mut pairs: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
+            let mut present = Vec::new();
+            for &i in batch {
+                let inst = &instances[i];
+                let key = key_of(&beir.queries[inst.query].id);
+                let positive = inst.positives[(epoch + key as usize % 997) % inst.positives.len()];
+                let negatives = sample_negatives(
+                    inst,
+                    k,
+                    args.negatives_depth,
+                    beir.corpus.len(),
+                    mix_seed(mix_seed(args.seed, epoch as u64), key),
+                );
+                let q = pieces.query(&beir, inst.query)?.to_vec();
+                present.push(1 + negatives.len());
+                for d in std::iter::once(positive).chain(negatives.iter().copied()) {
+                    pairs.push((q.clone(), pieces.doc(&beir, d)?.to_vec()));
+                }
+                // Absent negatives (a tiny corpus) are padded and masked out of the softmax.
+                for _ in negatives.len()..k {
+                    pairs.push((q.clone(), Vec::new()));
+                }
+            }
+            let refs: Vec<(&[u32], &[u32])> = pairs.iter().map(|(a, b)| (&a[..], &b[..])).collect();
+            let tokens = tokenizer.encode_piece_pairs(&refs);
+            let (ids, types, pad) = tokens.to_tensors(&ad);
+            ad.seed(mix_seed(args.seed ^ 0xd50f, micro as u64)); // dropout masks of this micro-batch
+            let scores = model.score(ids, types, pad).reshape([batch.len(), args.group_size]);
+            let mask = padding_mask(&present, args.group_size, &ad);
+            let targets = vec![0; batch.len()];
+            let loss = contrastive_loss(scores, &targets, Some(&mask), 1.0).mean().div_scalar(micro_here as f32);
+            step_queries.extend(batch.iter().map(|&i| beir.queries[instances[i].query].id.clone()));
+            let here = loss.clone().into_scalar::<f32>() as f64;
+            if !here.is_finite() {
+                return Err(non_finite(step, &step_queries, None, format!("the loss is {here}")));
+            }
+            loss_sum += here;
+            acc.backward(&model, loss);
+        }
+        let lr = optimizer.lr(step);
+        let (updated, grad_norm) =
+            optimizer.step(model, acc.take(), step).map_err(|e| non_finite(step, &step_queries, None, e))?;
+        model = updated;
+        if let Some(log) = log.as_mut() {
+            let line = serde_json::json!({"step": step + 1, "loss": round_sig(loss_sum), "lr": round_sig(lr), "grad_norm": round_sig(grad_norm)});
+            writeln!(log, "{line}")?;
+            log.flush()?;
+        }
+        bar.set_message(format!("loss {loss_sum:.4}"));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    save_cross_encoder(&args.output, &model, &config, &tokenizer, args.model.as_deref(), args.half)?;
+    eprintln!(
+        "trained {total_steps} steps on {n} queries in {:.1} s; teacher saved to {}",
+        start.elapsed().as_secs_f64(),
+        args.output.display()
+    );
+    Ok(())
+}
