@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod dataset;
 pub mod distill_config;
+pub mod distillation;
 pub mod embed_cache;
 pub mod instances;
 pub mod io;
