@@ -26,6 +26,7 @@ use crate::models::read_scratch_model;
 use crate::optim::initialize_params;
 use crate::retrieval::retrieve;
 use crate::score_cache::{self, Cache};
+use crate::train_loop::Trainee;
 
 /// A student being trained: its network and what is needed to save or evaluate it.
 pub struct Student {
@@ -100,6 +101,18 @@ impl Student {
             &self.side_files,
             SaveOptions { half },
         )?)
+    }
+}
+
+impl Trainee for Student {
+    type Module = BertModel;
+
+    fn module(&self) -> &BertModel {
+        &self.bert
+    }
+
+    fn map_module(self, f: impl FnOnce(BertModel) -> Result<BertModel>) -> Result<Self> {
+        Ok(Student { bert: f(self.bert)?, ..self })
     }
 }
 

@@ -21,3 +21,4 @@ pub mod retrieval;
 pub mod score_cache;
 pub mod svg;
 pub mod teacher_model;
+pub mod train_loop;

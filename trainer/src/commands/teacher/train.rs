@@ -1,7 +1,6 @@
 //! `adam teacher train`: fine-tune a cross-encoder (or train one from scratch) with listwise
 //! cross-entropy over (positive, negatives) groups.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -9,15 +8,16 @@ use adam_core::config::Architecture;
 use adam_core::dark::mix_seed;
 use adam_core::loader::LoadedCrossEncoder;
 use adam_core::loss::contrastive_loss;
-use anyhow::{Context, Result, bail};
+use adam_core::model::CrossEncoderModel;
+use adam_core::tokenize::TextTokenizer;
+use anyhow::{Result, bail};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use crate::backend::Backend;
-use crate::instances::{InstanceArgs, PieceCache, key_of, permutation, sample_negatives};
-use crate::io::round_sig;
+use crate::instances::{Collection, Instance, InstanceArgs, PieceCache, key_of, sample_negatives};
 use crate::models::{load_teacher, save_cross_encoder, scratch_teacher};
-use crate::optim::{Accumulator, OptimConfig, Optimizer, initialize_params, non_finite};
-use crate::progress;
+use crate::optim::{OptimConfig, Optimizer, initialize_params};
+use crate::train_loop::{MicroBatch, MicroLoss, Outcome, Schedule, StepLog, Task, Training, train};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("start").required(true).args(["model", "config"])))]
@@ -111,20 +111,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let device = args.backend.device()?;
     let ad = device.autodiff();
     ad.seed(args.seed); // the new head's initialisation
-    let LoadedCrossEncoder { mut model, config, tokenizer } = match (&args.model, &args.config, &args.tokenizer) {
+    let LoadedCrossEncoder { model, config, tokenizer } = match (&args.model, &args.config, &args.tokenizer) {
         (Some(dir), _, _) => load_teacher(dir, &ad, args.max_length, args.new_head)?,
         (None, Some(config), Some(tokenizer)) => scratch_teacher(config, tokenizer, &ad, args.max_length)?,
         _ => bail!("give --model DIR, or --config FILE and --tokenizer FILE"),
     };
     initialize_params(&model);
     let n = instances.len();
-    let per_epoch = n.div_ceil(args.batch_size);
-    let accum = args.grad_accumulation;
-    let total_micro = match args.steps {
-        Some(s) => s * accum,
-        None => args.epochs * per_epoch,
-    };
-    let total_steps = total_micro.div_ceil(accum);
+    let schedule = Schedule::new(n, args.batch_size, args.grad_accumulation, args.steps, args.epochs, args.seed);
+    let total_steps = schedule.steps();
     if total_steps == 0 {
         bail!("nothing to train: --epochs or --steps is 0");
     }
@@ -137,83 +132,28 @@ pub fn run(args: TrainArgs) -> Result<()> {
     };
     let mut optimizer = Optimizer::new(&optim_config, total_steps, head);
     // Written as training goes (one flushed line per step), so a long run can be followed.
-    let mut log = match &args.log {
-        Some(path) => Some(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => None,
+    let log = args.log.as_deref().map(StepLog::create).transpose()?;
+    let mut task = TeacherTask {
+        args: &args,
+        beir: &beir,
+        instances: &instances,
+        tokenizer: &tokenizer,
+        pieces: PieceCache::new(&tokenizer),
+        device: &ad,
     };
-    let mut pieces = PieceCache::new(&tokenizer);
-    let bar = progress::bar(total_steps as u64, "training steps");
     let start = Instant::now();
-    let mut order_epoch = usize::MAX;
-    let mut order = Vec::new();
-    for step in 0..total_steps {
-        let mut acc = Accumulator::default();
-        let micro_here = accum.min(total_micro - step * accum);
-        let mut loss_sum = 0.0f64;
-        let mut step_queries: Vec<String> = Vec::new();
-        for a in 0..micro_here {
-            let micro = step * accum + a;
-            let (epoch, b) = (micro / per_epoch, micro % per_epoch);
-            if epoch != order_epoch {
-                order = permutation(n, mix_seed(args.seed, epoch as u64));
-                order_epoch = epoch;
-            }
-            let batch = &order[b * args.batch_size..((b + 1) * args.batch_size).min(n)];
-            let k = args.group_size - 1;
-            let mut pairs: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
-            let mut present = Vec::new();
-            for &i in batch {
-                let inst = &instances[i];
-                let key = key_of(&beir.queries[inst.query].id);
-                let positive = inst.positives[(epoch + key as usize % 997) % inst.positives.len()];
-                let negatives = sample_negatives(
-                    inst,
-                    k,
-                    args.negatives_depth,
-                    beir.corpus.len(),
-                    mix_seed(mix_seed(args.seed, epoch as u64), key),
-                );
-                let q = pieces.query(&beir, inst.query)?.to_vec();
-                present.push(1 + negatives.len());
-                for d in std::iter::once(positive).chain(negatives.iter().copied()) {
-                    pairs.push((q.clone(), pieces.doc(&beir, d)?.to_vec()));
-                }
-                // Absent negatives (a tiny corpus) are padded and masked out of the softmax.
-                for _ in negatives.len()..k {
-                    pairs.push((q.clone(), Vec::new()));
-                }
-            }
-            let refs: Vec<(&[u32], &[u32])> = pairs.iter().map(|(a, b)| (&a[..], &b[..])).collect();
-            let tokens = tokenizer.encode_piece_pairs(&refs);
-            let (ids, types, pad) = tokens.to_tensors(&ad);
-            ad.seed(mix_seed(args.seed ^ 0xd50f, micro as u64)); // dropout masks of this micro-batch
-            let scores = model.score(ids, types, pad).reshape([batch.len(), args.group_size]);
-            let mask = padding_mask(&present, args.group_size, &ad);
-            let targets = vec![0; batch.len()];
-            let loss = contrastive_loss(scores, &targets, Some(&mask), 1.0).mean().div_scalar(micro_here as f32);
-            step_queries.extend(batch.iter().map(|&i| beir.queries[instances[i].query].id.clone()));
-            let here = loss.clone().into_scalar::<f32>() as f64;
-            if !here.is_finite() {
-                return Err(non_finite(step, &step_queries, None, format!("the loss is {here}")));
-            }
-            loss_sum += here;
-            acc.backward(&model, loss);
-        }
-        let lr = optimizer.lr(step);
-        let (updated, grad_norm) =
-            optimizer.step(model, acc.take(), step).map_err(|e| non_finite(step, &step_queries, None, e))?;
-        model = updated;
-        if let Some(log) = log.as_mut() {
-            let line = serde_json::json!({"step": step + 1, "loss": round_sig(loss_sum), "lr": round_sig(lr), "grad_norm": round_sig(grad_norm)});
-            writeln!(log, "{line}")?;
-            log.flush()?;
-        }
-        bar.set_message(format!("loss {loss_sum:.4}"));
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+    let training = Training {
+        device: &ad,
+        schedule: &schedule,
+        label: "training steps",
+        log,
+        checkpoints: None,
+        resumed_at: None,
+        halt_after_step: None,
+    };
+    let Outcome::Finished(model) = train(model, &mut optimizer, training, &mut task)? else {
+        unreachable!("a run without --halt-after-step finishes");
+    };
     save_cross_encoder(&args.output, &model, &config, &tokenizer, args.model.as_deref(), args.half)?;
     eprintln!(
         "trained {total_steps} steps on {n} queries in {:.1} s; teacher saved to {}",
@@ -221,4 +161,58 @@ pub fn run(args: TrainArgs) -> Result<()> {
         args.output.display()
     );
     Ok(())
+}
+
+/// Teacher training's part of the loop: listwise cross-entropy over each query's group of a
+/// positive and sampled hard negatives.
+struct TeacherTask<'a> {
+    args: &'a TrainArgs,
+    beir: &'a Collection,
+    instances: &'a [Instance],
+    tokenizer: &'a TextTokenizer,
+    pieces: PieceCache<'a>,
+    device: &'a Device,
+}
+
+impl Task<CrossEncoderModel> for TeacherTask<'_> {
+    fn loss(&mut self, model: &CrossEncoderModel, micro: &MicroBatch) -> Result<MicroLoss> {
+        let (args, beir, batch, epoch) = (self.args, self.beir, micro.items, micro.epoch);
+        let k = args.group_size - 1;
+        let mut pairs: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
+        let mut present = Vec::new();
+        for &i in batch {
+            let inst = &self.instances[i];
+            let key = key_of(&beir.queries[inst.query].id);
+            let positive = inst.positives[(epoch + key as usize % 997) % inst.positives.len()];
+            let negatives = sample_negatives(
+                inst,
+                k,
+                args.negatives_depth,
+                beir.corpus.len(),
+                mix_seed(mix_seed(args.seed, epoch as u64), key),
+            );
+            let q = self.pieces.query(beir, inst.query)?.to_vec();
+            present.push(1 + negatives.len());
+            for d in std::iter::once(positive).chain(negatives.iter().copied()) {
+                pairs.push((q.clone(), self.pieces.doc(beir, d)?.to_vec()));
+            }
+            // Absent negatives (a tiny corpus) are padded and masked out of the softmax.
+            for _ in negatives.len()..k {
+                pairs.push((q.clone(), Vec::new()));
+            }
+        }
+        let refs: Vec<(&[u32], &[u32])> = pairs.iter().map(|(a, b)| (&a[..], &b[..])).collect();
+        let tokens = self.tokenizer.encode_piece_pairs(&refs);
+        let (ids, types, pad) = tokens.to_tensors(self.device);
+        let scores = model.score(ids, types, pad).reshape([batch.len(), args.group_size]);
+        let mask = padding_mask(&present, args.group_size, self.device);
+        let targets = vec![0; batch.len()];
+        let loss = contrastive_loss(scores, &targets, Some(&mask), 1.0).mean().div_scalar(micro.in_step as f32);
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        Ok(MicroLoss { loss, value })
+    }
+
+    fn item_name(&self, item: usize) -> String {
+        self.beir.queries[self.instances[item].query].id.clone()
+    }
 }

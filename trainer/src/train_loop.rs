@@ -1,0 +1,314 @@
+//! The training loop of `adam teacher train` and `adam distill`: micro-batches in a seeded order
+//! per epoch, gradient accumulation, a dropout seed per micro-batch, AdamW steps (clipping is
+//! [`Optimizer::step`]'s), a stop with a message on a loss or gradient that is not a number, one
+//! JSONL line per step, checkpoints, and a progress bar. What a micro-batch's loss is, and what
+//! else a step logs, is the caller's [`Task`].
+//!
+//! Determinism: the data order of epoch `e` is a permutation seeded by `(seed, e)`, the dropout
+//! masks of micro-batch `j` are seeded by `(seed, j)`, and the learning rate is a function of the
+//! step. A checkpoint therefore needs only the weights, the optimizer moments and the step to
+//! continue exactly as an uninterrupted run would.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use adam_core::dark::mix_seed;
+use adam_core::model::CrossEncoderModel;
+use anyhow::{Context, Result};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint;
+use crate::instances::permutation;
+use crate::io::round_sig;
+use crate::optim::{Accumulator, Optimizer, non_finite};
+use crate::progress;
+
+/// How a run walks its data: `batch_size` items per micro-batch, in an order shuffled afresh each
+/// epoch, `grad_accumulation` micro-batches per optimiser step.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Items (queries) in the data.
+    pub items: usize,
+    pub batch_size: usize,
+    pub grad_accumulation: usize,
+    /// Micro-batches in the whole run.
+    pub micro_batches: usize,
+    /// Seeds the order of each epoch and the dropout masks of each micro-batch.
+    pub seed: u64,
+}
+
+impl Schedule {
+    /// `steps` optimiser steps when given, else `epochs` passes over the items.
+    pub fn new(items: usize, batch_size: usize, grad_accumulation: usize, steps: Option<usize>, epochs: usize, seed: u64) -> Self {
+        let micro_batches = match steps {
+            Some(s) => s * grad_accumulation,
+            None => epochs * items.div_ceil(batch_size),
+        };
+        Self { items, batch_size, grad_accumulation, micro_batches, seed }
+    }
+
+    pub fn per_epoch(&self) -> usize {
+        self.items.div_ceil(self.batch_size)
+    }
+
+    /// Optimiser steps in the run (the last may have fewer micro-batches).
+    pub fn steps(&self) -> usize {
+        self.micro_batches.div_ceil(self.grad_accumulation)
+    }
+}
+
+/// One micro-batch, as the loop hands it to [`Task::loss`].
+pub struct MicroBatch<'a> {
+    /// The optimiser step (0-based) it belongs to.
+    pub step: usize,
+    pub epoch: usize,
+    /// Its items: indices into the task's data.
+    pub items: &'a [usize],
+    /// Micro-batches in its step. A step's gradient is the mean over them, so the loss is
+    /// divided by this.
+    pub in_step: usize,
+}
+
+/// A micro-batch's loss: the tensor to differentiate, already divided by
+/// [`MicroBatch::in_step`], and its value, which the step's log line sums.
+pub struct MicroLoss {
+    pub loss: Tensor<1>,
+    pub value: f64,
+}
+
+/// A finished optimiser step.
+pub struct StepDone {
+    /// Steps done (1-based), as logged.
+    pub step: usize,
+    /// The epoch of its last micro-batch.
+    pub epoch: usize,
+    /// Items in its micro-batches.
+    pub items: usize,
+}
+
+/// What the loop trains: a network, alone or inside what runs it.
+pub trait Trainee: Sized {
+    type Module: Module;
+
+    fn module(&self) -> &Self::Module;
+
+    /// This trainee with its network replaced by `f(network)`.
+    fn map_module(self, f: impl FnOnce(Self::Module) -> Result<Self::Module>) -> Result<Self>;
+}
+
+/// A teacher trains as the bare cross-encoder it is.
+impl Trainee for CrossEncoderModel {
+    type Module = CrossEncoderModel;
+
+    fn module(&self) -> &CrossEncoderModel {
+        self
+    }
+
+    fn map_module(self, f: impl FnOnce(CrossEncoderModel) -> Result<CrossEncoderModel>) -> Result<Self> {
+        f(self)
+    }
+}
+
+/// A run's own part of the loop.
+pub trait Task<T> {
+    /// The loss of one micro-batch.
+    fn loss(&mut self, trainee: &T, micro: &MicroBatch) -> Result<MicroLoss>;
+
+    /// An item's name (a query id), for the message that stops a run.
+    fn item_name(&self, item: usize) -> String;
+
+    /// Adds what the step's log line has besides the step, loss, learning rate and gradient
+    /// norm (nothing by default); `trainee` is the model after the step.
+    fn log(&mut self, _trainee: &T, _done: &StepDone, _line: &mut serde_json::Value) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Checkpoints into `dir` every `every` steps (0: never), except after the last step.
+pub struct Checkpoints<'a> {
+    pub dir: &'a Path,
+    pub every: usize,
+    /// The run's config, recorded with each checkpoint so that a resume can refuse another.
+    pub config: &'a serde_json::Value,
+}
+
+/// What a checkpoint records besides the weights and optimizer moments.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CheckpointState {
+    /// Optimiser steps done.
+    pub step: usize,
+    /// Micro-batches done (step × grad_accumulation), i.e. the position in the data order.
+    pub micro_batches: usize,
+    pub epoch: usize,
+    /// Next micro-batch within the epoch.
+    pub batch_in_epoch: usize,
+    /// The randomness of the run: everything is seeded from `seed` and the step / micro-batch.
+    pub seed: u64,
+    pub config: serde_json::Value,
+}
+
+/// A run's log: one JSON object per line, flushed as written.
+pub struct StepLog {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl StepLog {
+    /// A new log at `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+        Ok(Self { file, path: path.to_path_buf() })
+    }
+
+    /// The log of a run that resumes after step `keep_through_step` (0: from the start): lines
+    /// past that step are dropped, so the finished log equals an uninterrupted run's.
+    pub fn resume(path: &Path, keep_through_step: usize) -> Result<Self> {
+        let mut kept = Vec::new();
+        if keep_through_step > 0
+            && let Ok(file) = std::fs::File::open(path)
+        {
+            for line in BufReader::new(file).lines() {
+                let line = line?;
+                let step = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v.get("step")?.as_u64());
+                if step.is_some_and(|s| s as usize <= keep_through_step) {
+                    kept.push(line);
+                }
+            }
+        }
+        let mut file = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        for line in kept {
+            writeln!(file, "{line}")?;
+        }
+        file.flush()?;
+        Ok(Self { file, path: path.to_path_buf() })
+    }
+
+    fn write(&mut self, value: &serde_json::Value) -> Result<()> {
+        writeln!(self.file, "{value}").with_context(|| format!("writing {}", self.path.display()))?;
+        self.file.flush().with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+/// How a training run goes besides its task.
+pub struct Training<'a> {
+    /// The (autodiff) device whose random generator the dropout masks draw from.
+    pub device: &'a Device,
+    pub schedule: &'a Schedule,
+    /// Names the progress bar's steps, e.g. "distilling steps".
+    pub label: &'a str,
+    pub log: Option<StepLog>,
+    pub checkpoints: Option<Checkpoints<'a>>,
+    /// The step of the checkpoint this run resumes from.
+    pub resumed_at: Option<usize>,
+    /// Stop after this step as if the process were killed (`--halt-after-step`).
+    pub halt_after_step: Option<usize>,
+}
+
+/// How a run ended.
+pub enum Outcome<T> {
+    /// Every step done: the trained model.
+    Finished(T),
+    /// Stopped at [`Training::halt_after_step`].
+    Halted,
+}
+
+/// Trains `trainee` with `optimizer` through the steps of `training.schedule`, from
+/// `training.resumed_at`.
+pub fn train<T: Trainee>(
+    mut trainee: T,
+    optimizer: &mut Optimizer,
+    training: Training<'_>,
+    task: &mut impl Task<T>,
+) -> Result<Outcome<T>> {
+    let Training { device, schedule, label, mut log, checkpoints, resumed_at, halt_after_step } = training;
+    let (total, accum, per_epoch) = (schedule.steps(), schedule.grad_accumulation, schedule.per_epoch());
+    let first_step = resumed_at.unwrap_or(0);
+    let mut last_checkpoint = resumed_at;
+    // A message that names the step, its queries and the checkpoint to go back to.
+    let stop = |step: usize, queries: &[String], last_checkpoint: Option<usize>, cause: String| {
+        let at = checkpoints.as_ref().zip(last_checkpoint).map(|(c, s)| (c.dir, s));
+        non_finite(step, queries, at, cause)
+    };
+    let bar = progress::bar(total as u64, label);
+    bar.set_position(first_step as u64);
+    let mut order_epoch = usize::MAX;
+    let mut order = Vec::new();
+    for step in first_step..total {
+        let in_step = accum.min(schedule.micro_batches - step * accum);
+        let mut acc = Accumulator::default();
+        let (mut loss, mut items, mut epoch) = (0.0f64, 0usize, 0usize);
+        let mut step_queries: Vec<String> = Vec::new();
+        for a in 0..in_step {
+            let index = step * accum + a;
+            epoch = index / per_epoch;
+            let b = index % per_epoch;
+            if epoch != order_epoch {
+                order = permutation(schedule.items, mix_seed(schedule.seed, epoch as u64));
+                order_epoch = epoch;
+            }
+            let batch = &order[b * schedule.batch_size..((b + 1) * schedule.batch_size).min(schedule.items)];
+            device.seed(mix_seed(schedule.seed ^ 0xd50f, index as u64)); // dropout masks
+            let micro = task.loss(&trainee, &MicroBatch { step, epoch, items: batch, in_step })?;
+            step_queries.extend(batch.iter().map(|&i| task.item_name(i)));
+            if !micro.value.is_finite() {
+                return Err(stop(step, &step_queries, last_checkpoint, format!("the loss is {}", micro.value)));
+            }
+            loss += micro.value;
+            items += batch.len();
+            acc.backward(trainee.module(), micro.loss);
+        }
+        let lr = optimizer.lr(step);
+        let mut grad_norm = 0.0;
+        trainee = trainee.map_module(|module| {
+            let (module, norm) = optimizer
+                .step(module, acc.take(), step)
+                .map_err(|e| stop(step, &step_queries, last_checkpoint, e.to_string()))?;
+            grad_norm = norm;
+            Ok(module)
+        })?;
+        let done = step + 1;
+        let mut line = serde_json::json!({
+            "step": done, "loss": round_sig(loss), "lr": round_sig(lr), "grad_norm": round_sig(grad_norm),
+        });
+        task.log(&trainee, &StepDone { step: done, epoch, items }, &mut line)?;
+        if let Some(log) = log.as_mut() {
+            log.write(&line)?;
+        }
+        bar.set_message(format!("loss {loss:.4}"));
+        bar.inc(1);
+        if let Some(c) = &checkpoints
+            && c.every > 0
+            && done % c.every == 0
+            && done < total
+        {
+            let micro_batches = done * accum;
+            let state = CheckpointState {
+                step: done,
+                micro_batches,
+                epoch: micro_batches / per_epoch,
+                batch_in_epoch: micro_batches % per_epoch,
+                seed: schedule.seed,
+                config: c.config.clone(),
+            };
+            checkpoint::save(c.dir, trainee.module(), optimizer, &state)?;
+            last_checkpoint = Some(done);
+        }
+        if halt_after_step == Some(done) {
+            bar.finish_and_clear();
+            eprintln!("halted after step {done} (--halt-after-step)");
+            return Ok(Outcome::Halted);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(Outcome::Finished(trainee))
+}
