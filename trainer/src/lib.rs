@@ -1,5 +1,12 @@
 //! `adam`: distil a cross-encoder into a dual-encoder retriever (ADAM, Tao et al. 2022).
-//! `retrieval` is used by `distill` (dev evaluation).
+//!
+//! The library behind the `adam` command line. [`cli`] parses the arguments and runs a command,
+//! [`commands`] holds one module per command, and the other modules are what commands share:
+//! data ([`dataset`], [`instances`], [`io`], [`score_cache`]), models ([`models`],
+//! [`teacher_model`], [`backend`]), training ([`train_loop`], [`optim`], [`checkpoint`],
+//! [`distillation`], [`distill_config`]), retrieval and reports ([`retrieval`], [`embed_cache`],
+//! [`bm25`], [`report`], [`svg`]), and what a command shows while it runs ([`progress`],
+//! [`memory`]).
 
 pub mod backend;
 pub mod bm25;

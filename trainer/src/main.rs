@@ -1,3 +1,5 @@
+//! The `adam` executable: the command line is the library's ([`adam_trainer::cli`]).
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
