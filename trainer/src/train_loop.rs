@@ -312,3 +312,130 @@ pub fn train<T: Trainee>(
     bar.finish_and_clear();
     Ok(Outcome::Finished(trainee))
 }
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::{Linear, LinearConfig};
+
+    use super::*;
+    use crate::optim::OptimConfig;
+
+    /// A one-weight model: what is tested is the loop's bookkeeping, not what it learns.
+    impl Trainee for Linear {
+        type Module = Linear;
+
+        fn module(&self) -> &Linear {
+            self
+        }
+
+        fn map_module(self, f: impl FnOnce(Linear) -> Result<Linear>) -> Result<Self> {
+            f(self)
+        }
+    }
+
+    /// Records the micro-batches it is given; its loss at step `nan_at` is NaN.
+    struct Recorder {
+        device: Device,
+        /// (step, epoch, items, in_step) of each micro-batch.
+        seen: Vec<(usize, usize, Vec<usize>, usize)>,
+        nan_at: Option<usize>,
+    }
+
+    impl Task<Linear> for Recorder {
+        fn loss(&mut self, model: &Linear, micro: &MicroBatch) -> Result<MicroLoss> {
+            self.seen.push((micro.step, micro.epoch, micro.items.to_vec(), micro.in_step));
+            let out = model.forward(Tensor::<2>::ones([1, 1], &self.device));
+            let loss = out.square().sum().div_scalar(micro.in_step as f32);
+            let value = if self.nan_at == Some(micro.step) { f64::NAN } else { loss.clone().into_scalar::<f32>() as f64 };
+            Ok(MicroLoss { loss, value })
+        }
+
+        fn item_name(&self, item: usize) -> String {
+            format!("q{item}")
+        }
+
+        fn log(&mut self, _: &Linear, done: &StepDone, line: &mut serde_json::Value) -> Result<()> {
+            line["items"] = done.items.into();
+            Ok(())
+        }
+    }
+
+    fn train_with(schedule: &Schedule, log: Option<&Path>, halt_after_step: Option<usize>, nan_at: Option<usize>) -> (Result<bool>, Recorder) {
+        let device = Device::flex().autodiff();
+        let model = LinearConfig::new(1, 1).init(&device);
+        let mut optimizer = Optimizer::new(&OptimConfig::default(), schedule.steps(), &[]);
+        let mut task = Recorder { device: device.clone(), seen: Vec::new(), nan_at };
+        let training = Training {
+            device: &device,
+            schedule,
+            label: "testing steps",
+            log: log.map(|p| StepLog::create(p).unwrap()),
+            checkpoints: None,
+            resumed_at: None,
+            halt_after_step,
+        };
+        let finished = train(model, &mut optimizer, training, &mut task).map(|o| matches!(o, Outcome::Finished(_)));
+        (finished, task)
+    }
+
+    #[test]
+    fn every_epoch_visits_each_item_once_in_micro_batches_of_a_step() {
+        // 5 items in micro-batches of 2: 3 per epoch; 2 epochs, 2 micro-batches per step: 3 steps.
+        let schedule = Schedule::new(5, 2, 2, None, 2, 7);
+        assert_eq!((schedule.per_epoch(), schedule.steps()), (3, 3));
+        let (finished, task) = train_with(&schedule, None, None, None);
+        assert!(finished.unwrap());
+        let steps: Vec<(usize, usize)> = task.seen.iter().map(|s| (s.0, s.3)).collect();
+        assert_eq!(steps, [(0, 2), (0, 2), (1, 2), (1, 2), (2, 2), (2, 2)]);
+        for epoch in 0..2 {
+            let mut items: Vec<usize> = task.seen.iter().filter(|s| s.1 == epoch).flat_map(|s| s.2.clone()).collect();
+            items.sort();
+            assert_eq!(items, [0, 1, 2, 3, 4], "epoch {epoch}");
+        }
+        let order = |seen: &[(usize, usize, Vec<usize>, usize)]| seen.iter().flat_map(|s| s.2.clone()).collect::<Vec<_>>();
+        assert_ne!(order(&task.seen[..3]), order(&task.seen[3..]), "each epoch is shuffled afresh");
+        let (_, again) = train_with(&schedule, None, None, None);
+        assert_eq!(order(&again.seen), order(&task.seen), "the same seed gives the same order");
+    }
+
+    #[test]
+    fn a_short_last_step_divides_by_its_own_micro_batches() {
+        // One epoch of 3 micro-batches, 2 per step: the second step has one.
+        let schedule = Schedule::new(5, 2, 2, None, 1, 0);
+        let (_, task) = train_with(&schedule, None, None, None);
+        let in_step: Vec<usize> = task.seen.iter().map(|s| s.3).collect();
+        assert_eq!(in_step, [2, 2, 1]);
+    }
+
+    #[test]
+    fn a_loss_that_is_not_a_number_stops_the_run_naming_step_and_queries() {
+        let schedule = Schedule::new(4, 2, 1, Some(3), 1, 0);
+        let (finished, task) = train_with(&schedule, None, None, Some(1));
+        let err = finished.unwrap_err().to_string();
+        assert!(err.starts_with("training stopped at step 2: the loss is NaN (batch queries: q"), "{err}");
+        assert!(err.ends_with("no checkpoint was written before it"), "{err}");
+        assert_eq!(task.seen.len(), 2, "nothing runs after the bad micro-batch");
+    }
+
+    #[test]
+    fn a_halted_run_has_logged_its_steps() {
+        let dir = std::env::temp_dir().join(format!("adam-train-loop-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log.jsonl");
+        let schedule = Schedule::new(4, 2, 1, Some(3), 1, 0);
+        let (finished, task) = train_with(&schedule, Some(&log), Some(2), None);
+        assert!(!finished.unwrap(), "halted, not finished");
+        assert_eq!(task.seen.len(), 2);
+        let lines: Vec<serde_json::Value> =
+            std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(lines.len(), 2);
+        for (i, line) in lines.iter().enumerate() {
+            assert_eq!(line["step"], i + 1);
+            assert_eq!(line["items"], 2, "the task's own field");
+            for key in ["loss", "lr", "grad_norm"] {
+                assert!(line[key].as_f64().is_some_and(f64::is_finite), "{key}: {line}");
+            }
+        }
+    }
+}
