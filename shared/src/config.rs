@@ -59,10 +59,7 @@ impl BertConfig {
 
     /// Outputs of a classification head: `num_labels`, else the size of `id2label`, else 1.
     pub fn labels(&self) -> usize {
-        self.num_labels
-            .or_else(|| self.id2label.as_ref().map(|m| m.len()))
-            .unwrap_or(1)
-            .max(1)
+        self.num_labels.or_else(|| self.id2label.as_ref().map(|m| m.len())).unwrap_or(1).max(1)
     }
 }
 
@@ -109,8 +106,7 @@ pub enum Activation {
 impl BertConfig {
     /// Parses `config.json` bytes; `path` names the file in errors.
     pub fn from_json(bytes: &[u8], path: &Path) -> Result<Self> {
-        let config: BertConfig = serde_json::from_slice(bytes)
-            .map_err(|e| Error::format(path, Some(e.line()), e))?;
+        let config: BertConfig = serde_json::from_slice(bytes).map_err(|e| Error::format(path, Some(e.line()), e))?;
         config.validate(path)?;
         Ok(config)
     }
@@ -139,7 +135,10 @@ impl BertConfig {
             if self.relative_buckets() != 32 {
                 return Err(Error::model(
                     path,
-                    format!("relative_attention_num_buckets {} is not supported (MPNet uses 32)", self.relative_buckets()),
+                    format!(
+                        "relative_attention_num_buckets {} is not supported (MPNet uses 32)",
+                        self.relative_buckets()
+                    ),
                 ));
             }
             if self.max_position_embeddings < self.pad_token_id + 2 {
@@ -269,21 +268,17 @@ pub fn sentence_config(
     bert: &BertConfig,
     read: &dyn Fn(&str) -> Result<Option<Vec<u8>>>,
 ) -> Result<SentenceConfig> {
-    let mut config = SentenceConfig {
-        pooling: Pooling::Mean,
-        normalize: false,
-        max_seq_length: bert.max_tokens().min(512),
-    };
+    let mut config =
+        SentenceConfig { pooling: Pooling::Mean, normalize: false, max_seq_length: bert.max_tokens().min(512) };
     if let Some(bytes) = read("sentence_bert_config.json")? {
         let path = dir.join("sentence_bert_config.json");
-        let st: StBertConfig = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::format(&path, Some(e.line()), e))?;
+        let st: StBertConfig = serde_json::from_slice(&bytes).map_err(|e| Error::format(&path, Some(e.line()), e))?;
         if let Some(max) = st.max_seq_length {
             config.max_seq_length = max.min(bert.max_tokens());
         } else if let Some(bytes) = read("tokenizer_config.json")? {
             let path = dir.join("tokenizer_config.json");
-            let tc: TokenizerConfig = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::format(&path, Some(e.line()), e))?;
+            let tc: TokenizerConfig =
+                serde_json::from_slice(&bytes).map_err(|e| Error::format(&path, Some(e.line()), e))?;
             // Tokenizers without a limit store a huge number here; the position limit caps it.
             if let Some(max) = tc.model_max_length.filter(|m| *m >= 1.0) {
                 config.max_seq_length = (max.min(bert.max_tokens() as f64)) as usize;
@@ -294,8 +289,8 @@ pub fn sentence_config(
         return Ok(config);
     };
     let modules_path = dir.join("modules.json");
-    let modules: Vec<StModule> = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::format(&modules_path, Some(e.line()), e))?;
+    let modules: Vec<StModule> =
+        serde_json::from_slice(&bytes).map_err(|e| Error::format(&modules_path, Some(e.line()), e))?;
     for module in &modules {
         let kind = module.kind.rsplit('.').next().unwrap_or_default();
         match kind {
@@ -306,9 +301,10 @@ pub fn sentence_config(
                 let bytes = read(&rel)?.ok_or_else(|| {
                     Error::model(dir, format!("modules.json names a Pooling module but {rel} is missing"))
                 })?;
-                let p: StPooling = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::format(&path, Some(e.line()), e))?;
-                config.pooling = match (p.pooling_mode.as_deref(), p.pooling_mode_cls_token, p.pooling_mode_mean_tokens) {
+                let p: StPooling =
+                    serde_json::from_slice(&bytes).map_err(|e| Error::format(&path, Some(e.line()), e))?;
+                config.pooling = match (p.pooling_mode.as_deref(), p.pooling_mode_cls_token, p.pooling_mode_mean_tokens)
+                {
                     (Some("cls"), ..) => Pooling::Cls,
                     (Some("mean"), ..) => Pooling::Mean,
                     (Some(other), ..) => {
@@ -340,7 +336,9 @@ pub fn sentence_config(
             other => {
                 return Err(Error::model(
                     &modules_path,
-                    format!("sentence-transformers module `{other}` is not supported (Transformer, Pooling and Normalize are)"),
+                    format!(
+                        "sentence-transformers module `{other}` is not supported (Transformer, Pooling and Normalize are)"
+                    ),
                 ));
             }
         }
@@ -372,8 +370,14 @@ mod tests {
     fn reads_the_sentence_transformers_6_layout() {
         let read = read_from(&[
             ("modules.json", MODULES),
-            ("1_Pooling/config.json", r#"{"embedding_dimension": 384, "pooling_mode": "mean", "include_prompt": true}"#),
-            ("sentence_bert_config.json", r#"{"transformer_task": "feature-extraction", "module_output_name": "token_embeddings"}"#),
+            (
+                "1_Pooling/config.json",
+                r#"{"embedding_dimension": 384, "pooling_mode": "mean", "include_prompt": true}"#,
+            ),
+            (
+                "sentence_bert_config.json",
+                r#"{"transformer_task": "feature-extraction", "module_output_name": "token_embeddings"}"#,
+            ),
             ("tokenizer_config.json", r#"{"model_max_length": 256, "do_lower_case": true}"#),
         ]);
         let config = sentence_config(Path::new("m"), &bert(), &read).unwrap();

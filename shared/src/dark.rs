@@ -223,11 +223,7 @@ impl DarkConfig {
     /// Checks ranges; returns a message naming the bad knob.
     pub fn validate(&self) -> Result<(), String> {
         let unit = |name: &str, v: f32| {
-            if (0.0..=1.0).contains(&v) {
-                Ok(())
-            } else {
-                Err(format!("{name} = {v} is not in [0, 1]"))
-            }
+            if (0.0..=1.0).contains(&v) { Ok(()) } else { Err(format!("{name} = {v} is not in [0, 1]")) }
         };
         unit("noisy_ratio", self.noisy_ratio)?;
         unit("mix_ratio", self.mix_ratio)?;
@@ -419,9 +415,9 @@ pub fn mix_negative(
         while len > 0 {
             let src_starts = window_starts(src.len(), len, |i| !special.is_special(src[i]));
             let slots = match mode {
-                MixMode::Replace => window_starts(out.len(), len, |i| {
-                    out[i].1.is_none() && !special.is_special(out[i].0)
-                }),
+                MixMode::Replace => {
+                    window_starts(out.len(), len, |i| out[i].1.is_none() && !special.is_special(out[i].0))
+                }
                 MixMode::Insert => insert_slots(&out, special),
             };
             if src_starts.is_empty() || slots.is_empty() {
@@ -469,10 +465,7 @@ pub fn mix_negative(
     edits.sort_by_key(|e| e.position);
     DarkExample {
         ids,
-        kind: DarkKind::MixedNegative {
-            with_query: query.is_some(),
-            insert: mode == MixMode::Insert,
-        },
+        kind: DarkKind::MixedNegative { with_query: query.is_some(), insert: mode == MixMode::Insert },
         edits,
         ratio,
         negative: None,
@@ -552,9 +545,7 @@ pub fn plan_slots(config: &DarkConfig, key: u64, negative_order: &[usize]) -> Ve
     let insert = config.mix_mode == MixMode::Insert;
     let mut kinds = vec![(noisy, None); config.noisy_positives];
     if !negative_order.is_empty() {
-        for (count, with_query) in
-            [(config.mixed_negatives, false), (config.query_mixed_negatives, true)]
-        {
+        for (count, with_query) in [(config.mixed_negatives, false), (config.query_mixed_negatives, true)] {
             for j in 0..count {
                 let negative = Some(negative_order[j % negative_order.len()]);
                 kinds.push((DarkKind::MixedNegative { with_query, insert }, negative));
@@ -564,11 +555,7 @@ pub fn plan_slots(config: &DarkConfig, key: u64, negative_order: &[usize]) -> Ve
     kinds
         .into_iter()
         .enumerate()
-        .map(|(i, (kind, negative))| DarkSlot {
-            kind,
-            negative,
-            seed: mix_seed(instance_seed, i as u64),
-        })
+        .map(|(i, (kind, negative))| DarkSlot { kind, negative, seed: mix_seed(instance_seed, i as u64) })
         .collect()
 }
 
@@ -581,12 +568,8 @@ pub fn make_dark(
     config: &DarkConfig,
 ) -> DarkExample {
     match slot.kind {
-        DarkKind::MaskedPositive => {
-            mask_positive(instance.positive, ratio, special, config.max_pieces, slot.seed)
-        }
-        DarkKind::DeletedPositive => {
-            delete_positive(instance.positive, ratio, special, config.max_pieces, slot.seed)
-        }
+        DarkKind::MaskedPositive => mask_positive(instance.positive, ratio, special, config.max_pieces, slot.seed),
+        DarkKind::DeletedPositive => delete_positive(instance.positive, ratio, special, config.max_pieces, slot.seed),
         DarkKind::MixedNegative { with_query, insert } => {
             let n = slot.negative.expect("a mixed slot names its negative");
             let mut example = mix_negative(
@@ -615,11 +598,7 @@ fn initial_ratio(kind: &DarkKind, config: &DarkConfig) -> f32 {
 
 /// Dark examples at the configured fixed ratios (no teacher); mixed ones use the negatives in
 /// the given order.
-pub fn generate(
-    instance: &DarkInstance<'_>,
-    special: &SpecialTokens,
-    config: &DarkConfig,
-) -> Vec<DarkExample> {
+pub fn generate(instance: &DarkInstance<'_>, special: &SpecialTokens, config: &DarkConfig) -> Vec<DarkExample> {
     let order: Vec<usize> = (0..instance.negatives.len()).collect();
     plan_slots(config, instance.key, &order)
         .iter()
@@ -672,16 +651,9 @@ where
     assert_eq!(instances.len(), scores.len(), "one TeacherScores per instance");
     let mut searches: Vec<Search> = Vec::new();
     for (i, (instance, teacher_scores)) in instances.iter().zip(scores).enumerate() {
-        let order = if config.adaptive {
-            teacher_scores.hardest_first()
-        } else {
-            (0..instance.negatives.len()).collect()
-        };
-        let band = if config.adaptive {
-            teacher_scores.band(config.band_low, config.band_high)
-        } else {
-            None
-        };
+        let order =
+            if config.adaptive { teacher_scores.hardest_first() } else { (0..instance.negatives.len()).collect() };
+        let band = if config.adaptive { teacher_scores.band(config.band_low, config.band_high) } else { None };
         for slot in plan_slots(config, instance.key, &order) {
             let mut ratio = initial_ratio(&slot.kind, config);
             if config.adaptive {

@@ -60,16 +60,12 @@ struct JsonRecord {
 
 /// Calls `f` for each non-empty line with its 1-based number; read errors (including a corrupt
 /// compressed stream underneath the reader) and UTF-8 errors name the line.
-pub fn for_each_line(
-    reader: impl BufRead,
-    path: &Path,
-    mut f: impl FnMut(usize, &str) -> Result<()>,
-) -> Result<()> {
+pub fn for_each_line(reader: impl BufRead, path: &Path, mut f: impl FnMut(usize, &str) -> Result<()>) -> Result<()> {
     for (i, line) in reader.split(b'\n').enumerate() {
         let n = i + 1;
         let bytes = line.map_err(|e| Error::format(path, Some(n), format!("cannot read: {e}")))?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|e| Error::format(path, Some(n), format!("not valid UTF-8: {e}")))?;
+        let text =
+            std::str::from_utf8(&bytes).map_err(|e| Error::format(path, Some(n), format!("not valid UTF-8: {e}")))?;
         let text = text.strip_suffix('\r').unwrap_or(text);
         if text.trim().is_empty() {
             continue;
@@ -112,11 +108,7 @@ pub fn read_queries(reader: impl BufRead, path: &Path) -> Result<Vec<Query>> {
 /// Splits an MS MARCO line `id<TAB>text`; the text may itself contain tabs (kept as they are).
 fn split_tsv_line<'a>(line: &'a str, n: usize, path: &Path, id_field: &str) -> Result<(&'a str, &'a str)> {
     let Some((id, text)) = line.split_once('\t') else {
-        return Err(Error::format(
-            path,
-            Some(n),
-            format!("expected `{id_field}<TAB>text`, found no tab"),
-        ));
+        return Err(Error::format(path, Some(n), format!("expected `{id_field}<TAB>text`, found no tab")));
     };
     let id = id.trim();
     if id.is_empty() || id.contains(char::is_whitespace) {
@@ -176,12 +168,7 @@ pub fn read_qrels(reader: impl BufRead, path: &Path) -> Result<Qrels> {
             Err(_) => return Err(Error::field(path, n, "score", format!("`{rel}` is not an integer grade"))),
         };
         if qrels.entry(q.to_string()).or_default().insert(d.to_string(), grade).is_some() {
-            return Err(Error::field(
-                path,
-                n,
-                "corpus-id",
-                format!("document `{d}` is judged twice for query `{q}`"),
-            ));
+            return Err(Error::field(path, n, "corpus-id", format!("document `{d}` is judged twice for query `{q}`")));
         }
         Ok(())
     })?;

@@ -137,17 +137,15 @@ impl Manifest {
         struct Version {
             format: Option<u32>,
         }
-        let v: Version = serde_json::from_slice(bytes).map_err(|e| {
-            Error::format(std::path::Path::new(name), Some(e.line()), format!("not a manifest: {e}"))
-        })?;
+        let v: Version = serde_json::from_slice(bytes)
+            .map_err(|e| Error::format(std::path::Path::new(name), Some(e.line()), format!("not a manifest: {e}")))?;
         if v.format != Some(FORMAT_VERSION) {
             return Err(Error::Invalid(format!(
                 "{name}: asset format {:?}, this page reads format {FORMAT_VERSION}: export the assets again with this version of adam export-web",
                 v.format
             )));
         }
-        serde_json::from_slice(bytes)
-            .map_err(|e| Error::format(std::path::Path::new(name), Some(e.line()), e))
+        serde_json::from_slice(bytes).map_err(|e| Error::format(std::path::Path::new(name), Some(e.line()), e))
     }
 }
 

@@ -4,13 +4,12 @@
 
 use burn::tensor::{Device, Tensor};
 
+use crate::Result;
 use crate::loader::{
-    CrossEncoderOptions, LoadOptions, LoadedCrossEncoder, LoadedModel, ModelSource, load_cross_encoder,
-    load_model,
+    CrossEncoderOptions, LoadOptions, LoadedCrossEncoder, LoadedModel, ModelSource, load_cross_encoder, load_model,
 };
 use crate::model::{l2_normalize, pool};
 use crate::tokenize::TokenBatch;
-use crate::Result;
 
 pub struct SentenceEncoder {
     pub model: LoadedModel,
@@ -43,9 +42,8 @@ impl SentenceEncoder {
         }
         let batch = self.model.tokenizer.encode(texts)?;
         let data = self.embed_batch(&batch).into_data();
-        let flat: Vec<f32> = data
-            .try_into_vec_as::<f32>()
-            .map_err(|e| crate::Error::Invalid(format!("reading embeddings: {e:?}")))?;
+        let flat: Vec<f32> =
+            data.try_into_vec_as::<f32>().map_err(|e| crate::Error::Invalid(format!("reading embeddings: {e:?}")))?;
         Ok(flat.chunks(self.dim()).map(<[f32]>::to_vec).collect())
     }
 }

@@ -16,12 +16,7 @@ pub enum Error {
     },
     /// A file was read but its content is wrong; `line` is 1-based.
     #[error("{}", format_location(path, *line, field.as_deref(), message))]
-    Format {
-        path: PathBuf,
-        line: Option<usize>,
-        field: Option<String>,
-        message: String,
-    },
+    Format { path: PathBuf, line: Option<usize>, field: Option<String>, message: String },
     /// A model folder is incomplete or does not match its config.
     #[error("model {path}: {message}")]
     Model { path: PathBuf, message: String },
@@ -55,18 +50,8 @@ impl Error {
         Error::Format { path: path.into(), line, field: None, message: message.to_string() }
     }
 
-    pub fn field(
-        path: impl Into<PathBuf>,
-        line: usize,
-        field: impl Into<String>,
-        message: impl fmt::Display,
-    ) -> Self {
-        Error::Format {
-            path: path.into(),
-            line: Some(line),
-            field: Some(field.into()),
-            message: message.to_string(),
-        }
+    pub fn field(path: impl Into<PathBuf>, line: usize, field: impl Into<String>, message: impl fmt::Display) -> Self {
+        Error::Format { path: path.into(), line: Some(line), field: Some(field.into()), message: message.to_string() }
     }
 
     pub fn model(path: impl Into<PathBuf>, message: impl fmt::Display) -> Self {

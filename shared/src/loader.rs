@@ -52,9 +52,8 @@ impl ModelSource {
     }
 
     fn read_required(&self, rel: &str, what: &str) -> Result<Vec<u8>> {
-        self.read_optional(rel)?.ok_or_else(|| {
-            Error::model(self.name(), format!("{} is missing ({what})", self.path(rel).display()))
-        })
+        self.read_optional(rel)?
+            .ok_or_else(|| Error::model(self.name(), format!("{} is missing ({what})", self.path(rel).display())))
     }
 }
 
@@ -154,9 +153,7 @@ impl ModelSource {
                     Err(Error::model(dir, format!("{} is missing (the weights)", path.display())))
                 }
             }
-            ModelSource::Memory { .. } => {
-                Ok(Weights::Bytes(self.read_required("model.safetensors", "the weights")?))
-            }
+            ModelSource::Memory { .. } => Ok(Weights::Bytes(self.read_required("model.safetensors", "the weights")?)),
         }
     }
 }
@@ -190,9 +187,7 @@ pub fn load_cross_encoder(
     let config = BertConfig::from_json(&source.read_required("config.json", "the model's config")?, &config_path)?;
     let max_length = options.max_length.unwrap_or(config.max_tokens().min(512));
     if max_length < 3 {
-        return Err(Error::Invalid(format!(
-            "max length {max_length} leaves no room for [CLS] and two [SEP]"
-        )));
+        return Err(Error::Invalid(format!("max length {max_length} leaves no room for [CLS] and two [SEP]")));
     }
     let tokenizer = TextTokenizer::from_bytes(
         &source.read_required("tokenizer.json", "the Hugging Face fast tokenizer file")?,
@@ -203,11 +198,15 @@ pub fn load_cross_encoder(
     let path = source.path("model.safetensors");
     let architecture = config.architecture();
     let mut store = cross_encoder_store(source.read_required_weights()?.store(), architecture);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| Error::model(&path, format!("cannot read the weights: {e}")))?;
+    let result =
+        model.load_from(&mut store).map_err(|e| Error::model(&path, format!("cannot read the weights: {e}")))?;
     let names = |p: &str| cross_encoder_hf_name(p, architecture);
-    check_applied(&result, &path, |p| options.new_head && (p.starts_with("classifier.") || p.starts_with("pooler.")), names)?;
+    check_applied(
+        &result,
+        &path,
+        |p| options.new_head && (p.starts_with("classifier.") || p.starts_with("pooler.")),
+        names,
+    )?;
     Ok(LoadedCrossEncoder { model, config, tokenizer })
 }
 
@@ -219,9 +218,9 @@ pub fn load_cross_encoder(
 /// dense layer (transformers starts that afresh) and is left out.
 fn cross_encoder_store(store: SafetensorsStore, architecture: Architecture) -> SafetensorsStore {
     let store = match architecture {
-        Architecture::Bert => store
-            .with_key_remapping(r"^bert\.", "")
-            .with_key_remapping(r"^(embeddings|encoder)\.", "transformer.$1."),
+        Architecture::Bert => {
+            store.with_key_remapping(r"^bert\.", "").with_key_remapping(r"^(embeddings|encoder)\.", "transformer.$1.")
+        }
         Architecture::MPNet => store
             .with_key_remapping(r"^pooler\.", "unused_mpnet_pooler.")
             .with_key_remapping(r"^mpnet\.", "")
@@ -288,9 +287,8 @@ pub fn load_mpnet_weights(model: &mut MPNetModel, weights: Weights, path: &Path)
 
 /// Applies `store` to `model`; every tensor of the model must be in it.
 fn load_weights<M: Module>(model: &mut M, mut store: SafetensorsStore, path: &Path) -> Result<()> {
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| Error::model(path, format!("cannot read the weights: {e}")))?;
+    let result =
+        model.load_from(&mut store).map_err(|e| Error::model(path, format!("cannot read the weights: {e}")))?;
     check_applied(&result, path, |_| false, hf_name)
 }
 
@@ -323,10 +321,7 @@ fn check_applied(
         .map(|p| hf_name(p))
         .collect();
     if !missing.is_empty() {
-        return Err(Error::model(
-            path,
-            format!("missing tensor(s): {}", missing.join(", ")),
-        ));
+        return Err(Error::model(path, format!("missing tensor(s): {}", missing.join(", "))));
     }
     Ok(())
 }

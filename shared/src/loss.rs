@@ -35,8 +35,7 @@ pub fn listwise_kl(
     student_temperature: f32,
     teacher_temperature: f32,
 ) -> Tensor<1> {
-    let log_t =
-        log_softmax(mask_logits(teacher.detach().div_scalar(teacher_temperature), padding), 1);
+    let log_t = log_softmax(mask_logits(teacher.detach().div_scalar(teacher_temperature), padding), 1);
     let log_s = log_softmax(mask_logits(student.div_scalar(student_temperature), padding), 1);
     let mut terms = log_t.clone().exp() * (log_t - log_s);
     if let Some(p) = padding {
@@ -60,8 +59,7 @@ pub fn contrastive_loss(
         assert!(t < candidates, "target {t} out of {candidates} candidates");
         one_hot[row * candidates + t] = 1.0;
     }
-    let one_hot =
-        Tensor::<2>::from_data(TensorData::new(one_hot, [batch, candidates]), &scores.device());
+    let one_hot = Tensor::<2>::from_data(TensorData::new(one_hot, [batch, candidates]), &scores.device());
     let log_p = log_softmax(mask_logits(scores.div_scalar(temperature), padding), 1);
     (log_p * one_hot).sum_dim(1).squeeze_dim::<1>(1).neg()
 }
@@ -79,11 +77,7 @@ pub struct InBatch {
 
 /// Dot products of `queries` `[B, d]` with all `passages` `[B, C, d]` (column 0 of each query
 /// its positive); `padding` `[B, C]` marks absent passages. Normalize first for cosine.
-pub fn in_batch_scores(
-    queries: Tensor<2>,
-    passages: Tensor<3>,
-    padding: Option<&Tensor<2, Bool>>,
-) -> InBatch {
+pub fn in_batch_scores(queries: Tensor<2>, passages: Tensor<3>, padding: Option<&Tensor<2, Bool>>) -> InBatch {
     let [batch, candidates, dim] = passages.dims();
     let flat = passages.reshape([batch * candidates, dim]);
     let scores = queries.matmul(flat.transpose());
@@ -93,11 +87,7 @@ pub fn in_batch_scores(
 
 /// MarginMSE (Hofstätter et al. 2020, sentence-transformers `MarginMSELoss`), per row: the mean
 /// over the row's negatives `j >= 1` of `((s_0 - s_j) - (t_0 - t_j))^2`; column 0 is the positive.
-pub fn margin_mse(
-    student: Tensor<2>,
-    teacher: Tensor<2>,
-    padding: Option<&Tensor<2, Bool>>,
-) -> Tensor<1> {
+pub fn margin_mse(student: Tensor<2>, teacher: Tensor<2>, padding: Option<&Tensor<2, Bool>>) -> Tensor<1> {
     let [batch, candidates] = student.dims();
     assert!(candidates >= 2, "MarginMSE needs a positive and at least one negative");
     let margins = |s: Tensor<2>| {
@@ -159,31 +149,17 @@ impl Default for LossConfig {
 
 impl LossConfig {
     /// The configured distillation term, per instance.
-    pub fn kd(
-        &self,
-        student: Tensor<2>,
-        teacher: Tensor<2>,
-        padding: Option<&Tensor<2, Bool>>,
-    ) -> Tensor<1> {
+    pub fn kd(&self, student: Tensor<2>, teacher: Tensor<2>, padding: Option<&Tensor<2, Bool>>) -> Tensor<1> {
         match self.kd_loss {
-            KdLoss::Kl => listwise_kl(
-                student,
-                teacher,
-                padding,
-                self.kd_student_temperature,
-                self.kd_teacher_temperature,
-            ),
+            KdLoss::Kl => {
+                listwise_kl(student, teacher, padding, self.kd_student_temperature, self.kd_teacher_temperature)
+            }
             KdLoss::MarginMse => margin_mse(student, teacher, padding),
         }
     }
 
     /// The contrastive term, per instance, at the configured temperature.
-    pub fn contrastive(
-        &self,
-        scores: Tensor<2>,
-        targets: &[usize],
-        padding: Option<&Tensor<2, Bool>>,
-    ) -> Tensor<1> {
+    pub fn contrastive(&self, scores: Tensor<2>, targets: &[usize], padding: Option<&Tensor<2, Bool>>) -> Tensor<1> {
         contrastive_loss(scores, targets, padding, self.contrastive_temperature)
     }
 
@@ -219,12 +195,7 @@ pub struct AdamLoss {
 ///
 /// Dividing by the batch size (not by `sum w`) makes the distillation term grow as self-paced
 /// learning admits more instances, as in self-paced learning's weighted sum of losses.
-pub fn adam_objective(
-    contrastive: Tensor<1>,
-    kd: Tensor<1>,
-    weights: Tensor<1>,
-    alpha: f32,
-) -> AdamLoss {
+pub fn adam_objective(contrastive: Tensor<1>, kd: Tensor<1>, weights: Tensor<1>, alpha: f32) -> AdamLoss {
     let [batch] = contrastive.dims();
     let contrastive = contrastive.mean();
     let kd = (kd * weights).sum().div_scalar(batch.max(1) as f32);

@@ -102,12 +102,7 @@ pub fn measure_query(
     }
 
     let discount = |i: usize| 1.0 / ((i + 2) as f64).log2();
-    let dcg: f64 = ranked
-        .iter()
-        .take(10)
-        .enumerate()
-        .map(|(i, e)| grade(&e.doc).max(0) as f64 * discount(i))
-        .sum();
+    let dcg: f64 = ranked.iter().take(10).enumerate().map(|(i, e)| grade(&e.doc).max(0) as f64 * discount(i)).sum();
     let mut ideal: Vec<i32> = judged.values().copied().filter(|&g| g > 0).collect();
     ideal.sort_unstable_by(|a, b| b.cmp(a));
     let idcg: f64 = ideal.iter().take(10).enumerate().map(|(i, &g)| g as f64 * discount(i)).sum();

@@ -15,9 +15,7 @@
 use std::collections::BTreeMap;
 
 use burn::module::Module;
-use burn::store::{
-    BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, SafetensorsStore,
-};
+use burn::store::{BurnToPyTorchAdapter, FloatCastAdapter, ModuleAdapter, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::DType;
 use serde_json::json;
 
@@ -38,8 +36,7 @@ pub struct SaveOptions {
 
 /// Files of a source folder worth carrying over verbatim when present (tokenizer settings that
 /// `transformers` reads besides `tokenizer.json`).
-pub const TOKENIZER_SIDE_FILES: [&str; 3] =
-    ["tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
+pub const TOKENIZER_SIDE_FILES: [&str; 3] = ["tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
 
 /// Our module paths → Hugging Face names (the reverse of the loader's renames). LayerNorm
 /// `gamma`/`beta` become `weight`/`bias` and Linear weights are transposed by
@@ -63,9 +60,7 @@ fn hf_store(options: SaveOptions) -> SafetensorsStore {
 
 fn safetensors_bytes<M: Module>(model: &M, store: SafetensorsStore) -> Result<Vec<u8>> {
     let mut store = store;
-    model
-        .save_into(&mut store)
-        .map_err(|e| Error::Invalid(format!("serialising the weights: {e}")))?;
+    model.save_into(&mut store).map_err(|e| Error::Invalid(format!("serialising the weights: {e}")))?;
     store.get_bytes().map_err(|e| Error::Invalid(format!("serialising the weights: {e}")))
 }
 
@@ -79,9 +74,9 @@ pub fn bert_safetensors(model: &BertModel, options: SaveOptions) -> Result<Vec<u
 pub fn cross_encoder_safetensors(model: &CrossEncoderModel, options: SaveOptions) -> Result<Vec<u8>> {
     let store = hf_store(options).skip_enum_variants(true);
     let store = match model.architecture() {
-        Architecture::Bert => store
-            .with_key_remapping(r"^transformer\.", "bert.")
-            .with_key_remapping(r"^pooler\.", "bert.pooler."),
+        Architecture::Bert => {
+            store.with_key_remapping(r"^transformer\.", "bert.").with_key_remapping(r"^pooler\.", "bert.pooler.")
+        }
         Architecture::MPNet => store
             .with_key_remapping(r"^transformer\.", "mpnet.")
             .with_key_remapping(r"^classifier\.", "classifier.out_proj.")
@@ -97,8 +92,8 @@ fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
 }
 
 fn config_json(config: &BertConfig, architecture: &str, dtype: &str) -> Result<Vec<u8>> {
-    let mut value = serde_json::to_value(config)
-        .map_err(|e| Error::Invalid(format!("serialising config.json: {e}")))?;
+    let mut value =
+        serde_json::to_value(config).map_err(|e| Error::Invalid(format!("serialising config.json: {e}")))?;
     value["architectures"] = json!([architecture]);
     value["torch_dtype"] = json!(dtype);
     Ok(json_bytes(&value))
@@ -191,9 +186,7 @@ pub fn cross_encoder_files(
     config.num_hidden_layers = model.layers();
     let labels = model.classifier.weight.val().dims()[1];
     config.num_labels = None;
-    config.id2label = Some(
-        (0..labels).map(|i| (i.to_string(), format!("LABEL_{i}"))).collect::<BTreeMap<_, _>>(),
-    );
+    config.id2label = Some((0..labels).map(|i| (i.to_string(), format!("LABEL_{i}"))).collect::<BTreeMap<_, _>>());
     let architecture_name = match model.architecture() {
         Architecture::Bert => "BertForSequenceClassification",
         Architecture::MPNet => "MPNetForSequenceClassification",

@@ -77,10 +77,7 @@ impl SelfPacedConfig {
             return Err(format!("grow_fraction = {} is not in [0, 1]", self.grow_fraction));
         }
         if !(self.confidence_temperature > 0.0 && self.confidence_temperature.is_finite()) {
-            return Err(format!(
-                "confidence_temperature = {} must be positive",
-                self.confidence_temperature
-            ));
+            return Err(format!("confidence_temperature = {} must be positive", self.confidence_temperature));
         }
         Ok(())
     }
@@ -91,18 +88,14 @@ impl SelfPacedConfig {
             return 1.0;
         }
         let grow_steps = self.grow_fraction as f64 * total_steps as f64;
-        let progress =
-            if grow_steps <= 0.0 { 1.0 } else { (step as f64 / grow_steps).min(1.0) as f32 };
+        let progress = if grow_steps <= 0.0 { 1.0 } else { (step as f64 / grow_steps).min(1.0) as f32 };
         lambda_at(self.schedule, self.lambda0, progress)
     }
 
     /// Confidences of a batch, `original[i]` the teacher's scores of instance `i`'s positive
     /// (first) and hard negatives.
     pub fn confidences(&self, original: &[Vec<f32>]) -> Vec<f32> {
-        original
-            .iter()
-            .map(|s| confidence(s, self.confidence, self.confidence_temperature))
-            .collect()
+        original.iter().map(|s| confidence(s, self.confidence, self.confidence_temperature)).collect()
     }
 
     /// The selection for one training step.

@@ -9,10 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::dark::{self, DarkConfig, DarkExample, DarkInstance, DarkKind, Edit, EditOp, EditSource, NoisyMode};
 use crate::loss::LossConfig;
 use crate::tokenize::{SpecialTokens, TextTokenizer};
-use crate::Result;
 
 /// The lab's knobs. Defaults are the method's (METHOD.md): ratios 0.3, seed 42, `T_t = 1`,
 /// `T_s = 0.05`.
@@ -70,10 +70,9 @@ impl LabSettings {
                 return Err(format!("{name} {v} is not in [0, 1]"));
             }
         }
-        for (name, t) in [
-            ("teacher temperature", self.teacher_temperature),
-            ("student temperature", self.student_temperature),
-        ] {
+        for (name, t) in
+            [("teacher temperature", self.teacher_temperature), ("student temperature", self.student_temperature)]
+        {
             if !(t > 0.0 && t.is_finite()) {
                 return Err(format!("{name} {t} must be positive"));
             }
@@ -88,9 +87,13 @@ impl LabSettings {
 pub enum CandidateKind {
     Positive,
     /// The `index`-th hard negative (0-based).
-    Negative { index: usize },
+    Negative {
+        index: usize,
+    },
     /// The `index`-th dark example (0-based, in [`dark::generate`]'s order).
-    Dark { index: usize },
+    Dark {
+        index: usize,
+    },
 }
 
 /// One candidate passage of the lab, as word pieces of the teacher's vocabulary.
@@ -114,12 +117,8 @@ pub fn candidates(
     config: &DarkConfig,
     key: u64,
 ) -> Vec<Candidate> {
-    let mut out = vec![Candidate {
-        kind: CandidateKind::Positive,
-        label: "positive".into(),
-        ids: positive.to_vec(),
-        dark: None,
-    }];
+    let mut out =
+        vec![Candidate { kind: CandidateKind::Positive, label: "positive".into(), ids: positive.to_vec(), dark: None }];
     for (index, n) in negatives.iter().enumerate() {
         out.push(Candidate {
             kind: CandidateKind::Negative { index },
@@ -156,10 +155,7 @@ pub fn candidates(
 /// `log softmax(scores / temperature)` in f64. NaN scores get probability 0.
 pub fn log_softmax(scores: &[f32], temperature: f32) -> Vec<f64> {
     let t = temperature as f64;
-    let logits: Vec<f64> = scores
-        .iter()
-        .map(|&s| if s.is_nan() { f64::NEG_INFINITY } else { s as f64 / t })
-        .collect();
+    let logits: Vec<f64> = scores.iter().map(|&s| if s.is_nan() { f64::NEG_INFINITY } else { s as f64 / t }).collect();
     let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     if max == f64::NEG_INFINITY {
         return vec![f64::NEG_INFINITY; scores.len()];
@@ -180,12 +176,7 @@ pub fn entropy(p: &[f64]) -> f64 {
 
 /// `KL(p ‖ q) = Σ p (ln p − ln q)` in nats from log-probabilities (terms with `p = 0` count 0).
 pub fn kl_divergence(log_p: &[f64], log_q: &[f64]) -> f64 {
-    log_p
-        .iter()
-        .zip(log_q)
-        .filter(|(lp, _)| lp.is_finite())
-        .map(|(&lp, &lq)| lp.exp() * (lp - lq))
-        .sum()
+    log_p.iter().zip(log_q).filter(|(lp, _)| lp.is_finite()).map(|(&lp, &lq)| lp.exp() * (lp - lq)).sum()
 }
 
 /// The two distributions over a query's candidates and how far apart they are.
@@ -438,7 +429,17 @@ mod tests {
         let all: String = segs.iter().map(|s| format!("{}{}", if s.space_before { " " } else { "" }, s.text)).collect();
         assert_eq!(all, "the tides rise", "every piece, kept or deleted, in order");
         // Copied spans name their source.
-        let mixed = dark::mix_negative(&[20, 21, 22, 23], &positive, Some(&[9]), 0.5, dark::MixMode::Replace, 4, &special(), 10, 2);
+        let mixed = dark::mix_negative(
+            &[20, 21, 22, 23],
+            &positive,
+            Some(&[9]),
+            0.5,
+            dark::MixMode::Replace,
+            4,
+            &special(),
+            10,
+            2,
+        );
         let segs = segments(&mixed.ids, &mixed.edits, token);
         assert!(segs.iter().any(|s| s.mark == Mark::FromQuery && s.text == "moon"), "{segs:?}");
     }

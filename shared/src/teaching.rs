@@ -98,32 +98,11 @@ impl Attribute {
 
 const SIZES: [&str; 5] = ["tiny", "small", "mid-sized", "large", "enormous"];
 const PATTERNS: [&str; 6] = ["striped", "spotted", "speckled", "banded", "mottled", "ringed"];
-const COLOURS: [&str; 10] =
-    ["red", "orange", "yellow", "green", "blue", "purple", "grey", "black", "white", "golden"];
-const HABITATS: [&str; 10] = [
-    "marsh",
-    "forest",
-    "desert",
-    "tundra",
-    "reef",
-    "caves",
-    "meadows",
-    "cliffs",
-    "rivers",
-    "mountains",
-];
-const DIETS: [&str; 10] = [
-    "berries",
-    "insects",
-    "fish",
-    "roots",
-    "seeds",
-    "mushrooms",
-    "moss",
-    "nectar",
-    "leaves",
-    "snails",
-];
+const COLOURS: [&str; 10] = ["red", "orange", "yellow", "green", "blue", "purple", "grey", "black", "white", "golden"];
+const HABITATS: [&str; 10] =
+    ["marsh", "forest", "desert", "tundra", "reef", "caves", "meadows", "cliffs", "rivers", "mountains"];
+const DIETS: [&str; 10] =
+    ["berries", "insects", "fish", "roots", "seeds", "mushrooms", "moss", "nectar", "leaves", "snails"];
 /// (verb, noun, base form) of each call.
 const CALLS: [(&str, &str, &str); 8] = [
     ("hums", "hum", "hum"),
@@ -140,8 +119,8 @@ const NOUNS: [&str; 3] = ["creature", "animal", "beast"];
 const COVERINGS: [&str; 4] = ["fur", "feathers", "scales", "a shell"];
 
 const ONSETS: [&str; 22] = [
-    "b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "gr", "kr", "tr",
-    "th", "sh", "qu", "st",
+    "b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "gr", "kr", "tr", "th", "sh", "qu",
+    "st",
 ];
 const VOWELS: [&str; 8] = ["a", "e", "i", "o", "u", "ai", "ou", "y"];
 const CODAS: [&str; 9] = ["", "", "", "n", "r", "l", "s", "k", "th"];
@@ -264,12 +243,7 @@ fn article(word: &str) -> &'static str {
 }
 
 /// A new invented word of `syllables` syllables that is not in `taken`.
-fn invent_name(
-    rng: &mut Rng,
-    syllables: usize,
-    suffix: &str,
-    taken: &mut BTreeSet<String>,
-) -> String {
+fn invent_name(rng: &mut Rng, syllables: usize, suffix: &str, taken: &mut BTreeSet<String>) -> String {
     loop {
         let mut w = String::new();
         for i in 0..syllables {
@@ -300,10 +274,7 @@ impl TeachingSet {
     /// Generates the world, passages, queries and judgements for `config`.
     pub fn generate(config: &TeachingConfig) -> Result<Self, String> {
         if config.passages < 20 {
-            return Err(format!(
-                "a teaching set needs at least 20 passages, not {}",
-                config.passages
-            ));
+            return Err(format!("a teaching set needs at least 20 passages, not {}", config.passages));
         }
         let total_queries = config.train_queries + config.dev_queries + config.test_queries;
         if total_queries == 0 {
@@ -311,8 +282,7 @@ impl TeachingSet {
         }
         let mut rng = Rng(SplitMix64::new(config.seed));
         let mut taken = BTreeSet::new();
-        let regions: Vec<String> =
-            (0..REGIONS).map(|_| invent_name(&mut rng, 2, "ia", &mut taken)).collect();
+        let regions: Vec<String> = (0..REGIONS).map(|_| invent_name(&mut rng, 2, "ia", &mut taken)).collect();
 
         let distractors = config.passages / 8;
         let creature_passages = config.passages - distractors;
@@ -345,8 +315,7 @@ impl TeachingSet {
             p.id = format!("p{:0width$}", i + 1);
         }
 
-        let creature_idx: Vec<usize> =
-            (0..passages.len()).filter(|&i| passages[i].creature.is_some()).collect();
+        let creature_idx: Vec<usize> = (0..passages.len()).filter(|&i| passages[i].creature.is_some()).collect();
         let mut seen: BTreeSet<Vec<(Attribute, usize)>> = BTreeSet::new();
         let mut queries = Vec::with_capacity(total_queries);
         let mut attempts = 0usize;
@@ -364,8 +333,7 @@ impl TeachingSet {
             let mut attrs: Vec<Attribute> = source.stated.keys().copied().collect();
             rng.shuffle(&mut attrs);
             attrs.truncate(k);
-            let asked: BTreeMap<Attribute, usize> =
-                attrs.iter().map(|a| (*a, source.stated[a])).collect();
+            let asked: BTreeMap<Attribute, usize> = attrs.iter().map(|a| (*a, source.stated[a])).collect();
             if !seen.insert(asked.iter().map(|(a, v)| (*a, *v)).collect()) {
                 continue;
             }
@@ -392,8 +360,7 @@ impl TeachingSet {
 
     /// Corpus passages and query texts, in file order: the text a tokenizer is trained on.
     pub fn texts(&self) -> Vec<String> {
-        let mut texts: Vec<String> =
-            self.passages.iter().map(|p| format!("{} {}", p.title, p.text)).collect();
+        let mut texts: Vec<String> = self.passages.iter().map(|p| format!("{} {}", p.title, p.text)).collect();
         texts.extend(self.queries.iter().map(|q| q.text.clone()));
         texts
     }
@@ -414,19 +381,16 @@ impl TeachingSet {
         }
         let mut corpus = String::new();
         for p in &self.passages {
-            let line = serde_json::to_string(&Doc { _id: &p.id, title: &p.title, text: &p.text })
-                .expect("json");
+            let line = serde_json::to_string(&Doc { _id: &p.id, title: &p.title, text: &p.text }).expect("json");
             corpus.push_str(&line);
             corpus.push('\n');
         }
         let mut queries = String::new();
         for q in &self.queries {
-            queries
-                .push_str(&serde_json::to_string(&Q { _id: &q.id, text: &q.text }).expect("json"));
+            queries.push_str(&serde_json::to_string(&Q { _id: &q.id, text: &q.text }).expect("json"));
             queries.push('\n');
         }
-        let mut files =
-            vec![("corpus.jsonl".to_string(), corpus), ("queries.jsonl".to_string(), queries)];
+        let mut files = vec![("corpus.jsonl".to_string(), corpus), ("queries.jsonl".to_string(), queries)];
         for split in Split::ALL {
             let mut qrels = String::from("query-id\tcorpus-id\tscore\n");
             for q in self.queries.iter().filter(|q| q.split == split) {
@@ -465,8 +429,7 @@ impl TeachingSet {
         );
         let _ = writeln!(s, "| attribute | values |\n|---|---|");
         for attr in Attribute::ALL {
-            let values: Vec<&str> =
-                (0..cardinality(attr)).map(|v| value_word(&self.regions, attr, v)).collect();
+            let values: Vec<&str> = (0..cardinality(attr)).map(|v| value_word(&self.regions, attr, v)).collect();
             let _ = writeln!(s, "| {} | {} |", attr.name(), values.join(", "));
         }
         let _ = writeln!(s, "\n## Queries and judgements\n");
@@ -478,33 +441,15 @@ impl TeachingSet {
              attribute at all. Grade-1 judgements are in `qrels/dev.tsv` and `qrels/test.tsv` only. Use \
              `--rel-threshold 2` for binary measures (`adam eval`) and for `adam negatives` on dev or test.\n"
         );
-        let _ = writeln!(
-            s,
-            "| split | queries | relevant / query | partial / query |\n|---|---|---|---|"
-        );
+        let _ = writeln!(s, "| split | queries | relevant / query | partial / query |\n|---|---|---|---|");
         for split in Split::ALL {
-            let qs: Vec<&TeachingQuery> =
-                self.queries.iter().filter(|q| q.split == split).collect();
-            let count = |g: i32| {
-                qs.iter().map(|q| q.judgements.values().filter(|&&x| x == g).count()).sum::<usize>()
-            };
+            let qs: Vec<&TeachingQuery> = self.queries.iter().filter(|q| q.split == split).collect();
+            let count = |g: i32| qs.iter().map(|q| q.judgements.values().filter(|&&x| x == g).count()).sum::<usize>();
             let per = |n: usize| {
-                if qs.is_empty() {
-                    "-".to_string()
-                } else {
-                    format!("{:.1}", n as f64 / qs.len() as f64)
-                }
+                if qs.is_empty() { "-".to_string() } else { format!("{:.1}", n as f64 / qs.len() as f64) }
             };
-            let partial =
-                if split == Split::Train { "(not judged)".to_string() } else { per(count(1)) };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} |",
-                split.name(),
-                qs.len(),
-                per(count(2)),
-                partial
-            );
+            let partial = if split == Split::Train { "(not judged)".to_string() } else { per(count(1)) };
+            let _ = writeln!(s, "| {} | {} | {} | {} |", split.name(), qs.len(), per(count(2)), partial);
         }
         if let Some(q) = self.queries.iter().find(|q| q.split == Split::Test) {
             let _ = writeln!(s, "\n## Example (`{}`)\n", q.id);
@@ -527,11 +472,7 @@ impl TeachingSet {
 }
 
 /// Judges every passage for a query (see the module doc).
-fn judge(
-    passages: &[Passage],
-    asked: &BTreeMap<Attribute, usize>,
-    partial: bool,
-) -> BTreeMap<usize, i32> {
+fn judge(passages: &[Passage], asked: &BTreeMap<Attribute, usize>, partial: bool) -> BTreeMap<usize, i32> {
     let k = asked.len();
     let mut out = BTreeMap::new();
     for (i, p) in passages.iter().enumerate() {
@@ -596,25 +537,18 @@ fn verb_phrase(rng: &mut Rng, regions: &[String], attr: Attribute, v: usize) -> 
     }
 }
 
-fn creature_passage(
-    rng: &mut Rng,
-    regions: &[String],
-    creatures: &[Creature],
-    index: usize,
-) -> Passage {
+fn creature_passage(rng: &mut Rng, regions: &[String], creatures: &[Creature], index: usize) -> Passage {
     let c = &creatures[index];
     let mut attrs = Attribute::ALL.to_vec();
     rng.shuffle(&mut attrs);
     attrs.truncate(3 + rng.below(3));
     attrs.sort();
-    let stated: BTreeMap<Attribute, usize> =
-        attrs.iter().map(|a| (*a, c.values[a.index()])).collect();
+    let stated: BTreeMap<Attribute, usize> = attrs.iter().map(|a| (*a, c.values[a.index()])).collect();
     let noun = *rng.pick(&NOUNS);
     let name = &c.name;
 
     let word = |a: Attribute| stated.get(&a).map(|&v| value_word(regions, a, v).to_string());
-    let (size, pattern, colour) =
-        (word(Attribute::Size), word(Attribute::Pattern), word(Attribute::Colour));
+    let (size, pattern, colour) = (word(Attribute::Size), word(Attribute::Pattern), word(Attribute::Colour));
     // Pattern and colour describe either the creature or its covering.
     let on_covering = (pattern.is_some() || colour.is_some()) && rng.chance(40);
     let mut adjectives: Vec<String> = Vec::new();
@@ -670,13 +604,7 @@ fn creature_passage(
         ];
         sentences.push(rng.pick(&FILLERS).to_string());
     }
-    Passage {
-        id: String::new(),
-        title: name.clone(),
-        text: sentences.join(" "),
-        creature: Some(index),
-        stated,
-    }
+    Passage { id: String::new(), title: name.clone(), text: sentences.join(" "), creature: Some(index), stated }
 }
 
 fn distractor_passage(rng: &mut Rng, regions: &[String], creatures: &[Creature]) -> Passage {
@@ -722,11 +650,8 @@ fn distractor_passage(rng: &mut Rng, regions: &[String], creatures: &[Creature])
 
 fn query_text(rng: &mut Rng, regions: &[String], asked: &BTreeMap<Attribute, usize>) -> String {
     let noun = *rng.pick(&NOUNS);
-    let mut np: Vec<&str> = asked
-        .iter()
-        .filter(|(a, _)| a.is_adjective())
-        .map(|(a, v)| value_word(regions, *a, *v))
-        .collect();
+    let mut np: Vec<&str> =
+        asked.iter().filter(|(a, _)| a.is_adjective()).map(|(a, v)| value_word(regions, *a, *v)).collect();
     np.push(noun);
     let np = np.join(" ");
     let vps: Vec<String> = asked
@@ -761,13 +686,7 @@ mod tests {
     use super::*;
 
     fn small() -> TeachingConfig {
-        TeachingConfig {
-            seed: 7,
-            passages: 300,
-            train_queries: 60,
-            dev_queries: 20,
-            test_queries: 20,
-        }
+        TeachingConfig { seed: 7, passages: 300, train_queries: 60, dev_queries: 20, test_queries: 20 }
     }
 
     #[test]
@@ -813,8 +732,7 @@ mod tests {
             assert!((3..=5).contains(&p.stated.len()));
             for (a, v) in &p.stated {
                 let w = value_word(&set.regions, *a, *v);
-                let found =
-                    p.text.contains(w) || (*a == Attribute::Call && p.text.contains(CALLS[*v].1));
+                let found = p.text.contains(w) || (*a == Attribute::Call && p.text.contains(CALLS[*v].1));
                 assert!(found, "{a:?} {w} not in {}", p.text);
             }
         }

@@ -4,9 +4,7 @@
 use std::path::Path;
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use tokenizers::{
-    EncodeInput, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams, TruncationStrategy,
-};
+use tokenizers::{EncodeInput, PaddingParams, PaddingStrategy, Tokenizer, TruncationParams, TruncationStrategy};
 
 use crate::{Error, Result};
 
@@ -76,11 +74,7 @@ impl TokenBatch {
             Tensor::<2, Int>::from_data(TensorData::new(data, shape), device)
         };
         let padding: Vec<bool> = self.attention.iter().map(|&a| a == 0).collect();
-        (
-            int(&self.ids),
-            int(&self.type_ids),
-            Tensor::<2, Bool>::from_data(TensorData::new(padding, shape), device),
-        )
+        (int(&self.ids), int(&self.type_ids), Tensor::<2, Bool>::from_data(TensorData::new(padding, shape), device))
     }
 }
 
@@ -151,10 +145,7 @@ impl Template {
 
 impl std::fmt::Debug for TextTokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TextTokenizer")
-            .field("max_length", &self.max_length)
-            .field("special", &self.special)
-            .finish()
+        f.debug_struct("TextTokenizer").field("max_length", &self.max_length).field("special", &self.special).finish()
     }
 }
 
@@ -173,7 +164,10 @@ impl TextTokenizer {
         let declared: std::collections::HashSet<String> =
             inner.get_added_tokens_decoder().into_values().filter(|t| t.special).map(|t| t.content).collect();
         let id = |names: [&str; 2]| {
-            let chosen = names.iter().find(|t| declared.contains(**t)).or_else(|| names.iter().find(|t| inner.token_to_id(t).is_some()));
+            let chosen = names
+                .iter()
+                .find(|t| declared.contains(**t))
+                .or_else(|| names.iter().find(|t| inner.token_to_id(t).is_some()));
             chosen.and_then(|t| inner.token_to_id(t).map(|id| (id, t.to_string()))).ok_or_else(|| {
                 Error::model(path, format!("the vocabulary has no `{}` (or `{}`) token", names[0], names[1]))
             })
@@ -254,7 +248,10 @@ impl TextTokenizer {
         for &(a, b) in pairs {
             let keep_a = a.len().min((budget / 2).max(budget.saturating_sub(b.len())));
             let (a, b) = (&a[..keep_a], &b[..b.len().min(budget - keep_a)]);
-            let pieces = t.pair_prefix.iter().copied()
+            let pieces = t
+                .pair_prefix
+                .iter()
+                .copied()
                 .chain(a.iter().map(|&id| (id, t.pair_types[0])))
                 .chain(t.pair_middle.iter().copied())
                 .chain(b.iter().map(|&id| (id, t.pair_types[1])))
@@ -369,10 +366,7 @@ impl TextTokenizer {
         if batch == 0 {
             return Ok(TokenBatch { batch: 0, seq_len: 0, ids: vec![], type_ids: vec![], attention: vec![] });
         }
-        let encodings = self
-            .inner
-            .encode_batch(inputs, true)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let encodings = self.inner.encode_batch(inputs, true).map_err(|e| Error::Tokenizer(e.to_string()))?;
         let seq_len = encodings[0].len();
         let mut out = TokenBatch {
             batch,

@@ -21,8 +21,8 @@ use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{
-    AddedToken, NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString,
-    PreTokenizer, Tokenizer,
+    AddedToken, NormalizedString, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+    Tokenizer,
 };
 
 use crate::{Error, Result};
@@ -72,8 +72,7 @@ fn count_words<S: AsRef<str>>(texts: impl IntoIterator<Item = S>) -> Result<BTre
 /// Learns the vocabulary (piece strings in id order).
 fn learn_vocab(counts: &BTreeMap<String, u64>, config: &WordPieceConfig) -> Vec<String> {
     let mut vocab: Vec<String> = SPECIAL_TOKENS.iter().map(|s| s.to_string()).collect();
-    let mut ids: HashMap<String, u32> =
-        vocab.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
+    let mut ids: HashMap<String, u32> = vocab.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
     let mut add = |piece: String, vocab: &mut Vec<String>| -> u32 {
         *ids.entry(piece.clone()).or_insert_with(|| {
             vocab.push(piece);
@@ -93,11 +92,7 @@ fn learn_vocab(counts: &BTreeMap<String, u64>, config: &WordPieceConfig) -> Vec<
     let mut words: Vec<Vec<u32>> = Vec::with_capacity(counts.len());
     let mut freqs: Vec<u64> = Vec::with_capacity(counts.len());
     for (word, &n) in counts {
-        let pieces = word
-            .chars()
-            .enumerate()
-            .map(|(i, c)| if i == 0 { initial[&c] } else { continuing[&c] })
-            .collect();
+        let pieces = word.chars().enumerate().map(|(i, c)| if i == 0 { initial[&c] } else { continuing[&c] }).collect();
         words.push(pieces);
         freqs.push(n);
     }
@@ -112,18 +107,13 @@ fn learn_vocab(counts: &BTreeMap<String, u64>, config: &WordPieceConfig) -> Vec<
 
     while vocab.len() < config.vocab_size {
         // Most frequent pair; ties to the smallest ids (as the library's heap order would).
-        let Some((&pair, &count)) =
-            pair_counts.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
-        else {
+        let Some((&pair, &count)) = pair_counts.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0))) else {
             break;
         };
         if count < config.min_frequency.max(1) {
             break;
         }
-        let right = vocab[pair.1 as usize]
-            .strip_prefix("##")
-            .unwrap_or(&vocab[pair.1 as usize])
-            .to_string();
+        let right = vocab[pair.1 as usize].strip_prefix("##").unwrap_or(&vocab[pair.1 as usize]).to_string();
         let merged = add(format!("{}{right}", vocab[pair.0 as usize]), &mut vocab);
         let affected = where_.remove(&pair).unwrap_or_default();
         for w in affected {
@@ -200,9 +190,7 @@ pub fn train_wordpiece<S: AsRef<str>>(
         .map_err(tok_err)?;
     tokenizer.with_post_processor(Some(template));
     tokenizer.with_decoder(Some(WordPieceDecoder::new("##".into(), true)));
-    tokenizer
-        .add_special_tokens(SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true)))
-        .map_err(tok_err)?;
+    tokenizer.add_special_tokens(SPECIAL_TOKENS.iter().map(|t| AddedToken::from(*t, true))).map_err(tok_err)?;
     Ok(tokenizer)
 }
 
@@ -224,8 +212,7 @@ mod tests {
 
     #[test]
     fn specials_first_and_pair_template() {
-        let tok =
-            train_wordpiece(TEXTS, &WordPieceConfig { vocab_size: 400, min_frequency: 1 }).unwrap();
+        let tok = train_wordpiece(TEXTS, &WordPieceConfig { vocab_size: 400, min_frequency: 1 }).unwrap();
         for (i, t) in SPECIAL_TOKENS.iter().enumerate() {
             assert_eq!(tok.token_to_id(t), Some(i as u32));
         }

@@ -68,14 +68,10 @@ fn to_safetensors_as(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>, dtype: 
             other => panic!("no test encoding for {other:?}"),
         }
     };
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(k, (s, v))| (k.clone(), s.clone(), v.iter().flat_map(encode).collect()))
-        .collect();
-    let views: Vec<(String, TensorView)> = bytes
-        .iter()
-        .map(|(k, s, b)| (k.clone(), TensorView::new(dtype, s.clone(), b).unwrap()))
-        .collect();
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> =
+        tensors.iter().map(|(k, (s, v))| (k.clone(), s.clone(), v.iter().flat_map(encode).collect())).collect();
+    let views: Vec<(String, TensorView)> =
+        bytes.iter().map(|(k, s, b)| (k.clone(), TensorView::new(dtype, s.clone(), b).unwrap())).collect();
     safetensors::serialize(views, None).unwrap()
 }
 

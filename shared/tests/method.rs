@@ -2,8 +2,7 @@
 //! differences, self-paced selection, and the worked example of METHOD.md.
 
 use adam_core::dark::{
-    self, DarkConfig, DarkExample, DarkInstance, DarkKind, EditOp, EditSource, MixMode,
-    TeacherScores,
+    self, DarkConfig, DarkExample, DarkInstance, DarkKind, EditOp, EditSource, MixMode, TeacherScores,
 };
 use adam_core::loss::{self, AdamConfig, LossConfig};
 use adam_core::selfpaced::{self, ConfidenceMeasure, Schedule, SelfPacedConfig, Weighting};
@@ -145,17 +144,7 @@ fn other_seeds_give_other_examples() {
 
 #[test]
 fn dark_example_json_names_its_kind() {
-    let ex = dark::mix_negative(
-        &[1000, 1001, 1002],
-        &[2000, 2001],
-        None,
-        0.5,
-        MixMode::Replace,
-        2,
-        &SPECIAL,
-        10,
-        7,
-    );
+    let ex = dark::mix_negative(&[1000, 1001, 1002], &[2000, 2001], None, 0.5, MixMode::Replace, 2, &SPECIAL, 10, 7);
     let json = serde_json::to_value(&ex).unwrap();
     assert_eq!(json["kind"]["type"], "mixed_negative");
     assert_eq!(json["kind"]["with_query"], false);
@@ -181,8 +170,7 @@ fn adaptive_search_lands_in_the_band() {
     let negs: Vec<Vec<u32>> = vec![(3000..3040).collect(), (4000..4040).collect()];
     let scores = TeacherScores { positive: 10.0, negatives: vec![1.0, 2.0] };
     // A narrow band: masked examples need a ratio in [0.65, 0.9], far from the first try (0.3).
-    let config =
-        DarkConfig { band_low: 0.1, band_high: 0.35, search_steps: 6, ..DarkConfig::default() };
+    let config = DarkConfig { band_low: 0.1, band_high: 0.35, search_steps: 6, ..DarkConfig::default() };
     let teacher = overlap_teacher(&pos, 10.0, 2.0);
     let mut calls = 0;
     let out = dark::generate_adaptive(
@@ -235,9 +223,7 @@ fn adaptive_search_records_an_unreachable_band() {
         },
     );
     assert_eq!(calls, config.search_steps);
-    assert!(
-        out[0].iter().all(|ex| ex.band_reached == Some(false) && ex.teacher_score == Some(-100.0))
-    );
+    assert!(out[0].iter().all(|ex| ex.band_reached == Some(false) && ex.teacher_score == Some(-100.0)));
 
     // No band at all when the teacher prefers a negative: one try, at the configured ratio.
     let mut calls = 0;
@@ -264,10 +250,7 @@ fn adaptive_search_records_an_unreachable_band() {
         |b| vec![1.0; b.len()],
     );
     let plain = dark::generate(&instance, &SPECIAL, &fixed);
-    assert_eq!(
-        out[0].iter().map(|e| &e.ids).collect::<Vec<_>>(),
-        plain.iter().map(|e| &e.ids).collect::<Vec<_>>()
-    );
+    assert_eq!(out[0].iter().map(|e| &e.ids).collect::<Vec<_>>(), plain.iter().map(|e| &e.ids).collect::<Vec<_>>());
     assert!(out[0].iter().all(|ex| ex.band_reached.is_none()));
 }
 
@@ -329,10 +312,7 @@ fn contrastive_and_margin_mse_match_hand_computed_values() {
 fn in_batch_scores_put_each_positive_at_its_column() {
     let d = Device::flex();
     let q = t2(&[&[1.0, 0.0], &[0.0, 1.0]], &d);
-    let p = Tensor::<3>::from_data(
-        TensorData::new(vec![1.0f32, 0.0, 0.5, 0.5, 0.0, 1.0, 0.2, 0.1], [2, 2, 2]),
-        &d,
-    );
+    let p = Tensor::<3>::from_data(TensorData::new(vec![1.0f32, 0.0, 0.5, 0.5, 0.0, 1.0, 0.2, 0.1], [2, 2, 2]), &d);
     let pad = mask2(&[&[false, false], &[false, true]], &d);
     let ib = loss::in_batch_scores(q, p, Some(&pad));
     assert_eq!(ib.targets, vec![0, 2]);
@@ -420,8 +400,7 @@ fn loss_gradients_match_finite_differences() {
             let (t, p) = mk(&d);
             let w = Tensor::<1>::from_floats([1.0, 0.5], &d);
             let kd = loss::listwise_kl(s.clone(), t, Some(&p), 0.5, 1.0);
-            loss::adam_objective(loss::contrastive_loss(s, &[0, 0], Some(&p), 0.5), kd, w, 0.7)
-                .total
+            loss::adam_objective(loss::contrastive_loss(s, &[0, 0], Some(&p), 0.5), kd, w, 0.7).total
         },
         student,
     );
@@ -452,12 +431,7 @@ fn confidence_measures() {
 
 #[test]
 fn lambda_schedules_grow_to_one() {
-    let sp = |schedule| SelfPacedConfig {
-        schedule,
-        lambda0: 0.5,
-        grow_fraction: 0.5,
-        ..SelfPacedConfig::default()
-    };
+    let sp = |schedule| SelfPacedConfig { schedule, lambda0: 0.5, grow_fraction: 0.5, ..SelfPacedConfig::default() };
     assert_eq!(sp(Schedule::Linear).lambda(0, 100), 0.5);
     assert!((sp(Schedule::Linear).lambda(25, 100) - 0.75).abs() < 1e-6);
     assert!((sp(Schedule::Root).lambda(25, 100) - 0.625f32.sqrt()).abs() < 1e-6);
@@ -496,8 +470,7 @@ fn selection_keeps_the_most_confident_share() {
 #[test]
 fn config_defaults_and_names() {
     let config: AdamConfig =
-        serde_json::from_str(r#"{"dark": {"mix_mode": "insert"}, "loss": {"alpha": 0.5}}"#)
-            .unwrap();
+        serde_json::from_str(r#"{"dark": {"mix_mode": "insert"}, "loss": {"alpha": 0.5}}"#).unwrap();
     assert_eq!(config.dark.mix_mode, MixMode::Insert);
     assert_eq!(config.dark.noisy_positives, DarkConfig::default().noisy_positives);
     assert_eq!(config.loss.alpha, 0.5);
@@ -523,8 +496,7 @@ fn worked_example_of_method_md() {
     assert_eq!(scores.band(0.25, 0.75), Some((4.25, 6.75)));
     // 3. The search, with the example's teacher scores.
     let pos: Vec<u32> = (1000..1040).collect();
-    let negs: Vec<Vec<u32>> =
-        vec![(3000..3040).collect(), (4000..4040).collect(), (5000..5040).collect()];
+    let negs: Vec<Vec<u32>> = vec![(3000..3040).collect(), (4000..4040).collect(), (5000..5040).collect()];
     let q = [2000u32, 2001, 2002];
     let mut round = 0;
     let out = dark::generate_adaptive(
@@ -559,13 +531,7 @@ fn worked_example_of_method_md() {
     let student = t2(&[&[0.71, 0.52, 0.40, 0.18, 0.60, 0.66, 0.55, 0.58]], &d);
     let kd = values(loss::listwise_kl(student.clone(), teacher.clone(), None, 0.05, 1.0));
     assert_close(&kd, &[0.077_491_79], 1e-4);
-    let kd_orig = values(loss::listwise_kl(
-        student.clone().narrow(1, 0, 4),
-        teacher.narrow(1, 0, 4),
-        None,
-        0.05,
-        1.0,
-    ));
+    let kd_orig = values(loss::listwise_kl(student.clone().narrow(1, 0, 4), teacher.narrow(1, 0, 4), None, 0.05, 1.0));
     assert_close(&kd_orig, &[0.007_745_13], 1e-3);
     // 6. Contrastive.
     let cl = values(loss::contrastive_loss(student.narrow(1, 0, 4), &[0], None, 0.05));

@@ -139,7 +139,12 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
 /// `BertForSequenceClassification`: the BERT tensors of the sentence-transformers checkpoint
 /// `src` under `bert.`, a head `classifier_weight` (`[labels][hidden]`) / `classifier_bias`,
 /// `config.json` with `num_labels`, the tokenizer.
-pub fn write_classification_checkpoint(src: &Path, dst: &Path, classifier_weight: &[Vec<f32>], classifier_bias: &[f32]) {
+pub fn write_classification_checkpoint(
+    src: &Path,
+    dst: &Path,
+    classifier_weight: &[Vec<f32>],
+    classifier_bias: &[f32],
+) {
     use safetensors::tensor::{Dtype, TensorView};
     std::fs::create_dir_all(dst).unwrap();
     let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
@@ -178,8 +183,7 @@ pub fn write_golden_cross_encoder(src: &Path, dst: &Path) {
     struct Golden {
         heads: Vec<Head>,
     }
-    let golden: Golden =
-        serde_json::from_slice(&std::fs::read(golden("minilm_cross_encoder.json")).unwrap()).unwrap();
+    let golden: Golden = serde_json::from_slice(&std::fs::read(golden("minilm_cross_encoder.json")).unwrap()).unwrap();
     let head = golden.heads.iter().find(|h| h.num_labels == 1).expect("a one-label golden head");
     write_classification_checkpoint(src, dst, &head.classifier_weight, &head.classifier_bias);
 }

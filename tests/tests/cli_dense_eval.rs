@@ -100,7 +100,11 @@ fn assert_rankings(run_path: &Path, want: &BTreeMap<String, Vec<(String, f64)>>,
         assert_eq!(got.len(), depth, "query {q}: depth");
         for (i, (doc, score)) in top.iter().enumerate() {
             let (got_doc, got_score) = &got[i];
-            assert!((got_score - score).abs() <= SCORE_TOLERANCE, "query {q} rank {}: score {got_score} vs {score}", i + 1);
+            assert!(
+                (got_score - score).abs() <= SCORE_TOLERANCE,
+                "query {q} rank {}: score {got_score} vs {score}",
+                i + 1
+            );
             let clear_above = i == 0 || top[i - 1].1 - score > SCORE_TOLERANCE;
             let clear_below = top.get(i + 1).is_none_or(|next| score - next.1 > SCORE_TOLERANCE);
             if clear_above && clear_below {
@@ -124,9 +128,22 @@ fn dense_eval_matches_sentence_transformers_on_wikiqa_subset_and_reuses_its_cach
     let depth = g.depth.to_string();
     let threshold = g.rel_threshold.to_string();
     let args = [
-        "eval", "--model", model.to_str().unwrap(), "--data", subset.to_str().unwrap(), "--split", "test",
-        "--rel-threshold", &threshold, "--depth", &depth, "--json", "--cache", cache.to_str().unwrap(),
-        "--run-out", run_path.to_str().unwrap(),
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        subset.to_str().unwrap(),
+        "--split",
+        "test",
+        "--rel-threshold",
+        &threshold,
+        "--depth",
+        &depth,
+        "--json",
+        "--cache",
+        cache.to_str().unwrap(),
+        "--run-out",
+        run_path.to_str().unwrap(),
     ];
     let (first, log) = eval_json(&args);
     assert!(log.contains(&format!("embedded {} documents", g.subset.documents)), "{log}");
@@ -197,7 +214,14 @@ fn dense_eval_matches_sentence_transformers_on_full_wikiqa() {
     let (Some(model), Some(data)) = (fixture("models/all-MiniLM-L6-v2"), fixture("data/wikiqa")) else { return };
     let g = golden_values();
     let (mean, log) = eval_json(&[
-        "eval", "--model", model.to_str().unwrap(), "--data", data.to_str().unwrap(), "--split", "test", "--json",
+        "eval",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--split",
+        "test",
+        "--json",
         "--no-cache",
     ]);
     assert!(log.contains(&format!("of {} documents", g.full.documents)), "{log}");
@@ -252,13 +276,18 @@ fn dense_eval_names_what_is_missing() {
     assert!(stderr(&out).contains("corpus.jsonl"), "{}", stderr(&out));
 
     // A corpus line without text names file, line and field.
-    std::fs::write(tmp.path("data/corpus.jsonl"), "{\"_id\": \"d1\", \"text\": \"fleas\"}\n{\"_id\": \"d2\"}\n").unwrap();
+    std::fs::write(tmp.path("data/corpus.jsonl"), "{\"_id\": \"d1\", \"text\": \"fleas\"}\n{\"_id\": \"d2\"}\n")
+        .unwrap();
     let out = adam(&["eval", "--data", data, "--model", model.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("corpus.jsonl:2") && stderr(&out).contains("text"), "{}", stderr(&out));
 
     // A duplicate document id.
-    std::fs::write(tmp.path("data/corpus.jsonl"), "{\"_id\": \"d1\", \"text\": \"a\"}\n{\"_id\": \"d1\", \"text\": \"b\"}\n").unwrap();
+    std::fs::write(
+        tmp.path("data/corpus.jsonl"),
+        "{\"_id\": \"d1\", \"text\": \"a\"}\n{\"_id\": \"d1\", \"text\": \"b\"}\n",
+    )
+    .unwrap();
     let out = adam(&["eval", "--data", data, "--model", model.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("`d1` appears twice"), "{}", stderr(&out));

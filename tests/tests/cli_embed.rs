@@ -31,16 +31,27 @@ fn embed_and_check(backend: &str, batch_size: &str, repeat: usize) {
     let Some(model) = fixture("models/all-MiniLM-L6-v2") else { return };
     let texts = golden_texts();
     let tmp = TempDir::new(&format!("embed-{backend}-{batch_size}"));
-    let order: Vec<&GoldenText> = (0..repeat).flat_map(|r| {
-        // Rotate each repetition so chunk boundaries fall on different texts.
-        let k = r % texts.len();
-        texts[k..].iter().chain(&texts[..k])
-    }).collect();
+    let order: Vec<&GoldenText> = (0..repeat)
+        .flat_map(|r| {
+            // Rotate each repetition so chunk boundaries fall on different texts.
+            let k = r % texts.len();
+            texts[k..].iter().chain(&texts[..k])
+        })
+        .collect();
     let input = order.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join("\n") + "\n";
     std::fs::write(tmp.path("in.txt"), input).unwrap();
     let out = adam(&[
-        "embed", "--model", model.to_str().unwrap(), "--input", tmp.path("in.txt").to_str().unwrap(),
-        "--output", tmp.path("out.jsonl").to_str().unwrap(), "--batch-size", batch_size, "--backend", backend,
+        "embed",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        tmp.path("in.txt").to_str().unwrap(),
+        "--output",
+        tmp.path("out.jsonl").to_str().unwrap(),
+        "--batch-size",
+        batch_size,
+        "--backend",
+        backend,
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let vectors = read_vectors(&tmp.path("out.jsonl"));
@@ -89,7 +100,15 @@ fn empty_input_gives_empty_output() {
     let Some(model) = fixture("models/all-MiniLM-L6-v2") else { return };
     let tmp = TempDir::new("embed-empty");
     std::fs::write(tmp.path("in.txt"), "").unwrap();
-    let out = adam(&["embed", "--model", model.to_str().unwrap(), "--input", tmp.path("in.txt").to_str().unwrap(), "--output", tmp.path("out.jsonl").to_str().unwrap()]);
+    let out = adam(&[
+        "embed",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        tmp.path("in.txt").to_str().unwrap(),
+        "--output",
+        tmp.path("out.jsonl").to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(tmp.path("out.jsonl")).unwrap(), b"");
 }
@@ -99,7 +118,15 @@ fn invalid_utf8_names_file_and_line_and_leaves_no_output() {
     let Some(model) = fixture("models/all-MiniLM-L6-v2") else { return };
     let tmp = TempDir::new("embed-utf8");
     std::fs::write(tmp.path("in.txt"), b"fine\nalso fine\nbad \xff byte\n").unwrap();
-    let out = adam(&["embed", "--model", model.to_str().unwrap(), "--input", tmp.path("in.txt").to_str().unwrap(), "--output", tmp.path("out.jsonl").to_str().unwrap()]);
+    let out = adam(&[
+        "embed",
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        tmp.path("in.txt").to_str().unwrap(),
+        "--output",
+        tmp.path("out.jsonl").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("in.txt:3") && err.contains("UTF-8"), "{err}");
@@ -118,7 +145,15 @@ fn missing_model_file_is_named() {
         std::os::unix::fs::symlink(model.join(name), dir.join(name)).unwrap();
     }
     std::fs::write(tmp.path("in.txt"), "hello\n").unwrap();
-    let out = adam(&["embed", "--model", dir.to_str().unwrap(), "--input", tmp.path("in.txt").to_str().unwrap(), "--output", tmp.path("out.jsonl").to_str().unwrap()]);
+    let out = adam(&[
+        "embed",
+        "--model",
+        dir.to_str().unwrap(),
+        "--input",
+        tmp.path("in.txt").to_str().unwrap(),
+        "--output",
+        tmp.path("out.jsonl").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("tokenizer.json") && err.contains("missing"), "{err}");
@@ -134,7 +169,15 @@ fn broken_config_is_named_with_line() {
     std::os::unix::fs::symlink(model.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
     std::fs::write(dir.join("config.json"), "{\n  \"hidden_size\": \"big\"\n}\n").unwrap();
     std::fs::write(tmp.path("in.txt"), "hello\n").unwrap();
-    let out = adam(&["embed", "--model", dir.to_str().unwrap(), "--input", tmp.path("in.txt").to_str().unwrap(), "--output", tmp.path("out.jsonl").to_str().unwrap()]);
+    let out = adam(&[
+        "embed",
+        "--model",
+        dir.to_str().unwrap(),
+        "--input",
+        tmp.path("in.txt").to_str().unwrap(),
+        "--output",
+        tmp.path("out.jsonl").to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("config.json:2"), "{err}");

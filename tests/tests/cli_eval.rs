@@ -43,11 +43,22 @@ fn matches_trec_eval_on_dl19_runs() {
     assert!(g.runs.contains_key("ties"), "the golden file has the tied-scores run");
     for (name, run) in &g.runs {
         let run_path = adam_tests::workspace_root().join(&run.run_file);
-        let args = ["eval", "--data", data.to_str().unwrap(), "--split", "test", "--run", run_path.to_str().unwrap(), "--rel-threshold", "2", "--json", "--per-query"];
+        let args = [
+            "eval",
+            "--data",
+            data.to_str().unwrap(),
+            "--split",
+            "test",
+            "--run",
+            run_path.to_str().unwrap(),
+            "--rel-threshold",
+            "2",
+            "--json",
+            "--per-query",
+        ];
         let out = adam(&args);
         assert!(out.status.success(), "{name}: {}", stderr(&out));
-        let lines: Vec<serde_json::Value> =
-            stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         let (mean, per_query) = lines.split_last().unwrap();
         assert_eq!(mean.as_object().unwrap().len(), 5, "exactly the five measures: {mean}");
         check(mean, &run.mean, name);

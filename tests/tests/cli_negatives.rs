@@ -40,23 +40,17 @@ fn check_records(
         let judged = &qrels[q];
         let positives = r["positives"].as_array().unwrap();
         assert!(!positives.is_empty(), "{q}: no positive");
-        let want: HashSet<&str> =
-            judged.iter().filter(|(_, g)| **g >= threshold).map(|(d, _)| d.as_str()).collect();
+        let want: HashSet<&str> = judged.iter().filter(|(_, g)| **g >= threshold).map(|(d, _)| d.as_str()).collect();
         let got: HashSet<&str> = positives.iter().map(|p| p["doc_id"].as_str().unwrap()).collect();
         assert_eq!(got, want, "{q}: positives are the judged documents at or above the threshold");
         let negatives = r["negatives"].as_array().unwrap();
-        assert!(
-            !negatives.is_empty() && negatives.len() <= top_k,
-            "{q}: {} negatives",
-            negatives.len()
-        );
+        assert!(!negatives.is_empty() && negatives.len() <= top_k, "{q}: {} negatives", negatives.len());
         let mut last_score = f64::INFINITY;
         let mut last_rank = 0;
         for n in negatives {
             let d = n["doc_id"].as_str().unwrap();
             assert!(!want.contains(d), "{q}: positive {d} is listed as a negative");
-            let (score, rank) =
-                (n["score"].as_f64().unwrap(), n["rank"].as_u64().unwrap() as usize);
+            let (score, rank) = (n["score"].as_f64().unwrap(), n["rank"].as_u64().unwrap() as usize);
             assert!(score <= last_score, "{q}: negatives not sorted by score");
             assert!(rank > last_rank && rank <= depth, "{q}: rank {rank} after {last_rank}");
             last_score = score;
@@ -106,10 +100,7 @@ fn bm25_negatives_on_trec_dl19_exclude_positives_and_the_run_scores_like_bm25() 
         })
         .filter(|(q, d)| qrels[q].get(d).is_some_and(|g| *g == 1))
         .count();
-    assert!(
-        judged_negatives > 0,
-        "grade-1 documents are mined as negatives with --rel-threshold 2"
-    );
+    assert!(judged_negatives > 0, "grade-1 documents are mined as negatives with --rel-threshold 2");
 
     let e = adam(&[
         "eval",
@@ -153,9 +144,23 @@ fn dense_negatives_on_a_teaching_set() {
     let cache = tmp.path("cache");
     let mine = |output: &Path| {
         adam(&[
-            "negatives", "--data", set.to_str().unwrap(), "--split", "train", "--output", output.to_str().unwrap(),
-            "--method", "dense", "--model", model.to_str().unwrap(), "--top-k", "5", "--depth", "20",
-            "--cache", cache.to_str().unwrap(),
+            "negatives",
+            "--data",
+            set.to_str().unwrap(),
+            "--split",
+            "train",
+            "--output",
+            output.to_str().unwrap(),
+            "--method",
+            "dense",
+            "--model",
+            model.to_str().unwrap(),
+            "--top-k",
+            "5",
+            "--depth",
+            "20",
+            "--cache",
+            cache.to_str().unwrap(),
         ])
     };
     let o = mine(&out);
@@ -182,17 +187,43 @@ fn dense_negatives_on_a_teaching_set() {
     // for `adam eval --layers` (the untrained start of a 3-layer student).
     let shallow = tmp.path("neg-3.jsonl");
     let o = adam(&[
-        "negatives", "--data", set.to_str().unwrap(), "--split", "train", "--output", shallow.to_str().unwrap(),
-        "--method", "dense", "--model", model.to_str().unwrap(), "--layers", "3", "--top-k", "5", "--depth", "20",
-        "--cache", cache.to_str().unwrap(),
+        "negatives",
+        "--data",
+        set.to_str().unwrap(),
+        "--split",
+        "train",
+        "--output",
+        shallow.to_str().unwrap(),
+        "--method",
+        "dense",
+        "--model",
+        model.to_str().unwrap(),
+        "--layers",
+        "3",
+        "--top-k",
+        "5",
+        "--depth",
+        "20",
+        "--cache",
+        cache.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("embedded 120 documents"), "{}", stderr(&o));
     assert_ne!(std::fs::read_to_string(&shallow).unwrap(), std::fs::read_to_string(&out).unwrap());
     let eval = |layers: &str| {
         adam(&[
-            "eval", "--model", model.to_str().unwrap(), "--layers", layers, "--data", set.to_str().unwrap(),
-            "--split", "train", "--json", "--cache", cache.to_str().unwrap(),
+            "eval",
+            "--model",
+            model.to_str().unwrap(),
+            "--layers",
+            layers,
+            "--data",
+            set.to_str().unwrap(),
+            "--split",
+            "train",
+            "--json",
+            "--cache",
+            cache.to_str().unwrap(),
         ])
     };
     let o = eval("3");
@@ -200,23 +231,22 @@ fn dense_negatives_on_a_teaching_set() {
     assert!(stderr(&o).contains("reusing cached embeddings of 120 documents"), "{}", stderr(&o));
     let o = eval("7");
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("cannot keep the first 7 layers") && stderr(&o).contains("give 1 to 6"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot keep the first 7 layers") && stderr(&o).contains("give 1 to 6"),
+        "{}",
+        stderr(&o)
+    );
 
-    let o = adam(&[
-        "negatives",
-        "--data",
-        set.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--method",
-        "dense",
-    ]);
+    let o =
+        adam(&["negatives", "--data", set.to_str().unwrap(), "--output", out.to_str().unwrap(), "--method", "dense"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--model"), "{}", stderr(&o));
 
     // BM25 runs no model: a model flag is a mistake to report, not to ignore.
     for extra in [&["--layers", "3"][..], &["--model", model.to_str().unwrap()], &["--no-cache"]] {
-        let o = adam(&[&["negatives", "--data", set.to_str().unwrap(), "--output", out.to_str().unwrap()][..], extra].concat());
+        let o = adam(
+            &[&["negatives", "--data", set.to_str().unwrap(), "--output", out.to_str().unwrap()][..], extra].concat(),
+        );
         assert!(!o.status.success(), "{extra:?} with BM25");
         assert!(stderr(&o).contains(&format!("{} applies to --method dense only", extra[0])), "{}", stderr(&o));
     }

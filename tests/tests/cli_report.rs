@@ -27,7 +27,8 @@ fn report_writes_table_json_and_plot() {
     let tmp = TempDir::new("report");
     write_runs(&tmp);
     let out_dir = tmp.path("report");
-    let out = adam(&["report", "--runs", tmp.path("runs.json").to_str().unwrap(), "--output", out_dir.to_str().unwrap()]);
+    let out =
+        adam(&["report", "--runs", tmp.path("runs.json").to_str().unwrap(), "--output", out_dir.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
     // adam: ndcg 0.40, 0.44 → 0.42 ± 0.028284 (sample s.d. = |a − b| / √2); mrr 0.30, 0.36 → 0.33 ± 0.042426.
@@ -50,7 +51,8 @@ fn report_names_the_bad_file_and_line() {
     let out_dir = tmp.path("report");
     let report = || adam(&["report", "--runs", runs.to_str().unwrap(), "--output", out_dir.to_str().unwrap()]);
 
-    std::fs::write(tmp.path("logs/adam-2.jsonl"), "{\"step\":1,\"dev\":{\"ndcg@10\":0.3}}\n{\"step\":2,\"dev\":{}}\n").unwrap();
+    std::fs::write(tmp.path("logs/adam-2.jsonl"), "{\"step\":1,\"dev\":{\"ndcg@10\":0.3}}\n{\"step\":2,\"dev\":{}}\n")
+        .unwrap();
     let out = report();
     assert!(!out.status.success());
     let err = stderr(&out);

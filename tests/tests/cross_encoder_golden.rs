@@ -69,8 +69,7 @@ fn new_head_on_minilm_equals_transformers() {
         let mut ce = CrossEncoder::load(&ModelSource::Dir(dir.clone()), &device, &options).unwrap();
         if head.num_labels != 1 {
             // The config has no num_labels; rebuild the head with the golden shape.
-            ce.model.model.classifier =
-                burn::nn::LinearConfig::new(384, head.num_labels).init(&device);
+            ce.model.model.classifier = burn::nn::LinearConfig::new(384, head.num_labels).init(&device);
         }
         let w: Vec<f32> = head.classifier_weight.iter().flatten().copied().collect();
         // burn's Linear stores [in, out]; PyTorch's [out, in].

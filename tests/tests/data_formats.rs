@@ -8,10 +8,7 @@ use std::process::Command;
 use adam_tests::{TempDir, adam, adam_bin, stderr};
 
 fn gzip(path: &Path, text: &str) {
-    let mut enc = flate2::write::GzEncoder::new(
-        std::fs::File::create(path).unwrap(),
-        flate2::Compression::default(),
-    );
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(path).unwrap(), flate2::Compression::default());
     enc.write_all(text.as_bytes()).unwrap();
     enc.finish().unwrap();
 }
@@ -39,27 +36,18 @@ fn msmarco_layout_with_gzip_collection_and_trec_qrels() {
     let dir = tmp.path("msmarco");
     std::fs::create_dir_all(&dir).unwrap();
     gzip(&dir.join("collection.tsv.gz"), COLLECTION);
-    std::fs::write(
-        dir.join("queries.train.tsv"),
-        "q1\tflea life cycle\nq2\tcost of concrete flooring\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("queries.train.tsv"), "q1\tflea life cycle\nq2\tcost of concrete flooring\n").unwrap();
     std::fs::write(dir.join("qrels.train.tsv"), "q1\t0\td2\t1\nq2\t0\td3\t1\n").unwrap();
     let out = tmp.path("neg.jsonl");
     let o = negatives(&dir, "train", &out);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(&out).unwrap();
-    let lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["query_id"], "q1");
     assert_eq!(lines[0]["positives"][0]["doc_id"], "d2");
-    let negs: Vec<&str> = lines[0]["negatives"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["doc_id"].as_str().unwrap())
-        .collect();
+    let negs: Vec<&str> =
+        lines[0]["negatives"].as_array().unwrap().iter().map(|n| n["doc_id"].as_str().unwrap()).collect();
     assert!(!negs.contains(&"d2") && negs.contains(&"d4"), "{negs:?}");
 }
 
@@ -68,8 +56,7 @@ fn msmarco_line_without_tab_names_file_and_line() {
     let tmp = TempDir::new("msmarco-bad");
     let dir = tmp.path("msmarco");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("collection.tsv"), "d1\tfine passage\nd2 this line has no tab\n")
-        .unwrap();
+    std::fs::write(dir.join("collection.tsv"), "d1\tfine passage\nd2 this line has no tab\n").unwrap();
     std::fs::write(dir.join("queries.train.tsv"), "q1\tflea\n").unwrap();
     std::fs::write(dir.join("qrels.train.tsv"), "q1\t0\td1\t1\n").unwrap();
     let out = tmp.path("neg.jsonl");
@@ -153,8 +140,5 @@ fn unreachable_hub_dataset_asks_for_a_local_folder() {
         .unwrap();
     assert!(!o.status.success());
     let err = stderr(&o);
-    assert!(
-        err.contains("adam-test-nobody/no-such-dataset") && err.contains("local folder"),
-        "{err}"
-    );
+    assert!(err.contains("adam-test-nobody/no-such-dataset") && err.contains("local folder"), "{err}");
 }

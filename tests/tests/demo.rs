@@ -10,16 +10,43 @@ fn demo_runs_every_stage_and_resumes() {
     let out = tmp.path("out");
     let web = tmp.path("web");
     let o = adam(&[
-        "teaching-set", "--output", data.to_str().unwrap(), "--passages", "200", "--train-queries", "40",
-        "--dev-queries", "10", "--test-queries", "10", "--vocab-size", "600",
+        "teaching-set",
+        "--output",
+        data.to_str().unwrap(),
+        "--passages",
+        "200",
+        "--train-queries",
+        "40",
+        "--dev-queries",
+        "10",
+        "--test-queries",
+        "10",
+        "--vocab-size",
+        "600",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
 
     let demo = |extra: &[&str]| {
         let mut args = vec![
-            "demo", "--output", out.to_str().unwrap(), "--data", data.to_str().unwrap(), "--methods", "kd,adam",
-            "--seeds", "1", "--teacher-epochs", "1", "--student-steps", "3", "--max-length", "32",
-            "--rel-threshold", "2", "--web-assets", web.to_str().unwrap(),
+            "demo",
+            "--output",
+            out.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--methods",
+            "kd,adam",
+            "--seeds",
+            "1",
+            "--teacher-epochs",
+            "1",
+            "--student-steps",
+            "3",
+            "--max-length",
+            "32",
+            "--rel-threshold",
+            "2",
+            "--web-assets",
+            web.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
         adam(&args)
@@ -28,13 +55,28 @@ fn demo_runs_every_stage_and_resumes() {
     let log = stderr(&o);
     assert!(o.status.success(), "{log}");
     // Each stage prints the command it runs, so a class can retype it.
-    for command in ["$ adam negatives", "$ adam teacher train", "$ adam teacher rerank", "$ adam teacher score", "$ adam distill", "$ adam export-web"] {
+    for command in [
+        "$ adam negatives",
+        "$ adam teacher train",
+        "$ adam teacher rerank",
+        "$ adam teacher score",
+        "$ adam distill",
+        "$ adam export-web",
+    ] {
         assert!(log.contains(command), "`{command}` not shown:\n{log}");
     }
     for file in [
-        "negatives.train.jsonl", "bm25.test.run", "teacher/model.safetensors", "teacher.test.run", "scores.jsonl",
-        "runs/kd-seed1/student/model.safetensors", "runs/adam-seed1/student/model.safetensors", "runs/adam-seed1/test.json",
-        "report/report.md", "report/report.json", "report/dev_ndcg10.svg",
+        "negatives.train.jsonl",
+        "bm25.test.run",
+        "teacher/model.safetensors",
+        "teacher.test.run",
+        "scores.jsonl",
+        "runs/kd-seed1/student/model.safetensors",
+        "runs/adam-seed1/student/model.safetensors",
+        "runs/adam-seed1/test.json",
+        "report/report.md",
+        "report/report.json",
+        "report/dev_ndcg10.svg",
     ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
@@ -67,7 +109,8 @@ fn demo_runs_every_stage_and_resumes() {
     for method in ["kd", "adam"] {
         let m = methods.iter().find(|m| m["method"] == method).unwrap_or_else(|| panic!("no {method} in {report}"));
         let test: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join(format!("runs/{method}-seed1/test.json"))).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(out.join(format!("runs/{method}-seed1/test.json"))).unwrap())
+                .unwrap();
         for measure in ["ndcg@10", "mrr@10", "recall@100"] {
             let (mean, run) = (m["metrics"][measure]["mean"].as_f64().unwrap(), test[measure].as_f64().unwrap());
             assert!((mean - run).abs() < 1e-9, "{method} {measure}: table {mean}, run {run}");

@@ -71,8 +71,22 @@ fn a_dual_encoder_teaches_by_scaled_cosine_and_inspect_reads_its_cache() {
 
     let cache = tmp.0.join("scores.jsonl");
     let out = adam(&[
-        "teacher", "score", "--model", s(&model), "--data", s(&data), "--negatives", s(&negatives),
-        "--output", s(&cache), "--negatives-per-query", "3", "--max-length", "64", "--dual-scale", "20",
+        "teacher",
+        "score",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--negatives",
+        s(&negatives),
+        "--output",
+        s(&cache),
+        "--negatives-per-query",
+        "3",
+        "--max-length",
+        "64",
+        "--dual-scale",
+        "20",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let records = jsonl(&cache);
@@ -114,8 +128,22 @@ fn a_dual_encoder_teaches_by_scaled_cosine_and_inspect_reads_its_cache() {
 
     // Another scale is another cache: refused on resume, naming the key.
     let out = adam(&[
-        "teacher", "score", "--model", s(&model), "--data", s(&data), "--negatives", s(&negatives),
-        "--output", s(&cache), "--negatives-per-query", "3", "--max-length", "64", "--dual-scale", "10",
+        "teacher",
+        "score",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--negatives",
+        s(&negatives),
+        "--output",
+        s(&cache),
+        "--negatives-per-query",
+        "3",
+        "--max-length",
+        "64",
+        "--dual-scale",
+        "10",
     ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("dual_scale"), "{}", stderr(&out));
@@ -125,7 +153,8 @@ fn a_dual_encoder_teaches_by_scaled_cosine_and_inspect_reads_its_cache() {
     let out = adam(&["teacher", "inspect", "--scores", s(&cache), "--output", s(&inspect)]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("with dark examples"), "{}", stdout(&out));
-    let profile: serde_json::Value = serde_json::from_slice(&std::fs::read(inspect.join("soft_labels.json")).unwrap()).unwrap();
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(inspect.join("soft_labels.json")).unwrap()).unwrap();
     assert_eq!(profile["queries"], 3);
     let count = |kind: &str| {
         profile["kinds"].as_array().unwrap().iter().find(|k| k["kind"] == kind).unwrap()["count"].as_u64().unwrap()
@@ -164,13 +193,28 @@ fn a_dual_encoder_reranks_a_run_by_its_cosine() {
     std::fs::write(&run, text).unwrap();
     let output = tmp.0.join("out.run");
     let out = adam(&[
-        "teacher", "rerank", "--model", s(&model), "--teacher-kind", "dual-encoder", "--data", s(&data),
-        "--run", s(&run), "--output", s(&output), "--max-length", "128",
+        "teacher",
+        "rerank",
+        "--model",
+        s(&model),
+        "--teacher-kind",
+        "dual-encoder",
+        "--data",
+        s(&data),
+        "--run",
+        s(&run),
+        "--output",
+        s(&output),
+        "--max-length",
+        "128",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let encoder =
-        SentenceEncoder::load(&ModelSource::Dir(model), &Device::flex(), &LoadOptions { max_length: Some(128), layers: None })
-            .unwrap();
+    let encoder = SentenceEncoder::load(
+        &ModelSource::Dir(model),
+        &Device::flex(),
+        &LoadOptions { max_length: Some(128), layers: None },
+    )
+    .unwrap();
     let query = &texts(&data.join("queries.jsonl"))[qid];
     let corpus = texts(&data.join("corpus.jsonl"));
     let got: Vec<(String, f64)> = std::fs::read_to_string(&output)

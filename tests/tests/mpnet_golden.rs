@@ -6,12 +6,12 @@
 use adam_core::config::{Architecture, Pooling};
 use adam_core::encoder::{CrossEncoder, SentenceEncoder};
 use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
-use adam_core::save::{SaveOptions, cross_encoder_files, read_side_files, write_folder};
-use burn::module::Param;
-use burn::tensor::{Tensor, TensorData};
 use adam_core::model::relative_position_bucket;
+use adam_core::save::{SaveOptions, cross_encoder_files, read_side_files, write_folder};
 use adam_tests::{cosine, golden, max_abs_diff, mpnet_model};
+use burn::module::Param;
 use burn::tensor::Device;
+use burn::tensor::{Tensor, TensorData};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -117,7 +117,8 @@ fn adam_embed_reads_an_mpnet_folder() {
     let g = golden_values();
     let tmp = adam_tests::TempDir::new("mpnet-embed");
     let input = tmp.0.join("texts.txt");
-    let chosen: Vec<&GoldenText> = g.texts.iter().filter(|t| ["plain", "question", "long"].contains(&t.name.as_str())).collect();
+    let chosen: Vec<&GoldenText> =
+        g.texts.iter().filter(|t| ["plain", "question", "long"].contains(&t.name.as_str())).collect();
     std::fs::write(&input, chosen.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join("\n")).unwrap();
     let output = tmp.0.join("vectors.jsonl");
     let out = adam_tests::adam(&[
@@ -130,11 +131,8 @@ fn adam_embed_reads_an_mpnet_folder() {
         output.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", adam_tests::stderr(&out));
-    let vectors: Vec<Vec<f32>> = std::fs::read_to_string(&output)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let vectors: Vec<Vec<f32>> =
+        std::fs::read_to_string(&output).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(vectors.len(), chosen.len());
     for (v, t) in vectors.iter().zip(&chosen) {
         assert_close(&t.name, v, &t.st_embedding);
@@ -204,13 +202,26 @@ fn mpnet_cross_encoder_equals_transformers_and_reloads_as_saved() {
     check(ce.score(&pairs).unwrap(), "new head");
 
     let tmp = adam_tests::TempDir::new("mpnet-cross-encoder");
-    let files = cross_encoder_files(&ce.model.model, &ce.model.config, &ce.model.tokenizer, &read_side_files(&dir).unwrap(), SaveOptions::default()).unwrap();
+    let files = cross_encoder_files(
+        &ce.model.model,
+        &ce.model.config,
+        &ce.model.tokenizer,
+        &read_side_files(&dir).unwrap(),
+        SaveOptions::default(),
+    )
+    .unwrap();
     let config: serde_json::Value =
         serde_json::from_slice(&files.iter().find(|(p, _)| p == "config.json").unwrap().1).unwrap();
     assert_eq!(config["architectures"][0], "MPNetForSequenceClassification");
     let weights = &files.iter().find(|(p, _)| p == "model.safetensors").unwrap().1;
-    let names: Vec<String> = safetensors::SafeTensors::deserialize(weights).unwrap().names().into_iter().map(String::from).collect();
-    for name in ["mpnet.encoder.relative_attention_bias.weight", "mpnet.encoder.layer.11.attention.attn.o.weight", "classifier.dense.weight", "classifier.out_proj.bias"] {
+    let names: Vec<String> =
+        safetensors::SafeTensors::deserialize(weights).unwrap().names().into_iter().map(String::from).collect();
+    for name in [
+        "mpnet.encoder.relative_attention_bias.weight",
+        "mpnet.encoder.layer.11.attention.attn.o.weight",
+        "classifier.dense.weight",
+        "classifier.out_proj.bias",
+    ] {
         assert!(names.iter().any(|n| n == name), "{name} not in {names:?}");
     }
     write_folder(&tmp.0.join("ce"), &files).unwrap();

@@ -43,7 +43,15 @@ fn student_saves_as_sentence_transformers_folder_and_reloads_equal() {
     let device = Device::flex();
     let encoder = SentenceEncoder::load(&ModelSource::Dir(dir.clone()), &device, &LoadOptions::default()).unwrap();
     let m = &encoder.model;
-    let files = student_files(m.transformer.bert().expect("MiniLM is BERT"), &m.config, &m.sentence, &m.tokenizer, &read_side_files(&dir).unwrap(), SaveOptions::default()).unwrap();
+    let files = student_files(
+        m.transformer.bert().expect("MiniLM is BERT"),
+        &m.config,
+        &m.sentence,
+        &m.tokenizer,
+        &read_side_files(&dir).unwrap(),
+        SaveOptions::default(),
+    )
+    .unwrap();
 
     // Hugging Face names and shapes: those of the original checkpoint (which also has a pooler).
     let original = std::fs::read(dir.join("model.safetensors")).unwrap();
@@ -52,7 +60,14 @@ fn student_saves_as_sentence_transformers_folder_and_reloads_equal() {
     assert_eq!(tensor_shapes(file(&files, "model.safetensors")), want);
     let modules = json(&files, "modules.json");
     let kinds: Vec<&str> = modules.as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling", "sentence_transformers.models.Normalize"]);
+    assert_eq!(
+        kinds,
+        [
+            "sentence_transformers.models.Transformer",
+            "sentence_transformers.models.Pooling",
+            "sentence_transformers.models.Normalize"
+        ]
+    );
     assert_eq!(json(&files, "1_Pooling/config.json")["pooling_mode_mean_tokens"], true);
     assert_eq!(json(&files, "sentence_bert_config.json")["max_seq_length"], 256);
     assert_eq!(json(&files, "config.json")["architectures"][0], "BertModel");
@@ -77,8 +92,24 @@ fn half_precision_student_reloads_close() {
     let device = Device::flex();
     let encoder = SentenceEncoder::load(&ModelSource::Dir(dir), &device, &LoadOptions::default()).unwrap();
     let m = &encoder.model;
-    let files = student_files(m.transformer.bert().expect("MiniLM is BERT"), &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions { half: true }).unwrap();
-    let full = student_files(m.transformer.bert().expect("MiniLM is BERT"), &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions::default()).unwrap();
+    let files = student_files(
+        m.transformer.bert().expect("MiniLM is BERT"),
+        &m.config,
+        &m.sentence,
+        &m.tokenizer,
+        &[],
+        SaveOptions { half: true },
+    )
+    .unwrap();
+    let full = student_files(
+        m.transformer.bert().expect("MiniLM is BERT"),
+        &m.config,
+        &m.sentence,
+        &m.tokenizer,
+        &[],
+        SaveOptions::default(),
+    )
+    .unwrap();
     let (half_len, full_len) = (file(&files, "model.safetensors").len(), file(&full, "model.safetensors").len());
     assert!(half_len * 10 < full_len * 6, "f16 file {half_len} bytes vs f32 {full_len}");
     let st = SafeTensors::deserialize(file(&files, "model.safetensors")).unwrap();
@@ -98,7 +129,15 @@ fn truncated_student_saves_its_layer_count() {
     let encoder = SentenceEncoder::load(&ModelSource::Dir(dir), &device, &options).unwrap();
     let m = &encoder.model;
     assert_eq!(m.config.num_hidden_layers, 2);
-    let files = student_files(m.transformer.bert().expect("MiniLM is BERT"), &m.config, &m.sentence, &m.tokenizer, &[], SaveOptions::default()).unwrap();
+    let files = student_files(
+        m.transformer.bert().expect("MiniLM is BERT"),
+        &m.config,
+        &m.sentence,
+        &m.tokenizer,
+        &[],
+        SaveOptions::default(),
+    )
+    .unwrap();
     assert_eq!(json(&files, "config.json")["num_hidden_layers"], 2);
     assert!(!tensor_shapes(file(&files, "model.safetensors")).keys().any(|k| k.starts_with("encoder.layer.2.")));
     let reloaded = SentenceEncoder::load(&memory(files), &device, &LoadOptions::default()).unwrap();
@@ -113,7 +152,9 @@ fn teacher_saves_as_sequence_classification_and_reloads_equal() {
     let options = CrossEncoderOptions { max_length: Some(128), new_head: true };
     let teacher = CrossEncoder::load(&ModelSource::Dir(dir.clone()), &device, &options).unwrap();
     let m = &teacher.model;
-    let files = cross_encoder_files(&m.model, &m.config, &m.tokenizer, &read_side_files(&dir).unwrap(), SaveOptions::default()).unwrap();
+    let files =
+        cross_encoder_files(&m.model, &m.config, &m.tokenizer, &read_side_files(&dir).unwrap(), SaveOptions::default())
+            .unwrap();
     let names = tensor_shapes(file(&files, "model.safetensors"));
     assert_eq!(names["classifier.weight"], vec![1, 384]);
     assert_eq!(names["bert.pooler.dense.weight"], vec![384, 384]);

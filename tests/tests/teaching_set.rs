@@ -30,12 +30,7 @@ fn ids(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
         .unwrap()
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"].as_str().unwrap().to_string())
         .collect()
 }
 
@@ -49,10 +44,7 @@ fn qrels(path: &Path) -> BTreeMap<String, HashMap<String, i32>> {
         let f: Vec<&str> = line.split('\t').collect();
         assert_eq!(f.len(), 3, "{line}");
         assert!(
-            out.entry(f[0].into())
-                .or_default()
-                .insert(f[1].into(), f[2].parse().unwrap())
-                .is_none(),
+            out.entry(f[0].into()).or_default().insert(f[1].into(), f[2].parse().unwrap()).is_none(),
             "{line} twice"
         );
     }
@@ -70,10 +62,7 @@ fn same_seed_gives_identical_files_and_another_seed_does_not() {
         let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
         assert!(x == y, "{f} differs between two runs with seed 42");
     }
-    assert_ne!(
-        std::fs::read(a.join("corpus.jsonl")).unwrap(),
-        std::fs::read(c.join("corpus.jsonl")).unwrap()
-    );
+    assert_ne!(std::fs::read(a.join("corpus.jsonl")).unwrap(), std::fs::read(c.join("corpus.jsonl")).unwrap());
 }
 
 #[test]
@@ -95,14 +84,8 @@ fn judgements_are_consistent_with_corpus_and_queries() {
         for (qid, judged) in &q {
             assert!(all_queries.insert(qid.clone()), "{qid} is in two splits");
             assert!(queries.contains(qid), "{qid} not in queries.jsonl");
-            assert!(
-                judged.keys().all(|d| docs.contains(d)),
-                "{qid} judges a passage not in the corpus"
-            );
-            assert!(
-                judged.values().any(|g| *g == 2),
-                "{split} query {qid} has no relevant passage"
-            );
+            assert!(judged.keys().all(|d| docs.contains(d)), "{qid} judges a passage not in the corpus");
+            assert!(judged.values().any(|g| *g == 2), "{split} query {qid} has no relevant passage");
             if judged.values().any(|g| *g == 1) {
                 with_partial += 1;
             }
@@ -125,13 +108,7 @@ fn judgements_are_consistent_with_corpus_and_queries() {
             assert_eq!(test_q[&q.id][&set.passages[p].id], grade);
             let stated = &set.passages[p].stated;
             let matched = q.asked.iter().filter(|(a, v)| stated.get(a) == Some(v)).count();
-            assert_eq!(
-                matched + (2 - grade as usize),
-                q.asked.len(),
-                "{} {}",
-                q.id,
-                set.passages[p].id
-            );
+            assert_eq!(matched + (2 - grade as usize), q.asked.len(), "{} {}", q.id, set.passages[p].id);
         }
     }
     let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
@@ -175,9 +152,7 @@ fn tokenizer_json_round_trips_through_text_tokenizer() {
     })
     .unwrap();
     let texts = set.texts();
-    let trained =
-        train_wordpiece(&texts, &WordPieceConfig { vocab_size: 800, ..Default::default() })
-            .unwrap();
+    let trained = train_wordpiece(&texts, &WordPieceConfig { vocab_size: 800, ..Default::default() }).unwrap();
     let sample: Vec<&str> = texts.iter().step_by(7).map(String::as_str).collect();
     let batch = loaded.encode(&sample).unwrap();
     for (i, text) in sample.iter().enumerate() {

@@ -92,16 +92,54 @@ fn setup() -> Option<&'static Setup> {
             let teacher = dir.join("teacher");
             let teacher_log = dir.join("teacher-log.jsonl");
             run_ok(&[
-                "teacher", "train", "--model", s(&model), "--new-head", "--data", s(&data),
-                "--negatives", s(&negatives), "--output", s(&teacher), "--epochs", "5",
-                "--batch-size", "4", "--group-size", "4", "--negatives-depth", "6", "--lr", "3e-4",
-                "--head-lr", "1e-2", "--warmup-ratio", "0", "--max-length", "64", "--log", s(&teacher_log),
+                "teacher",
+                "train",
+                "--model",
+                s(&model),
+                "--new-head",
+                "--data",
+                s(&data),
+                "--negatives",
+                s(&negatives),
+                "--output",
+                s(&teacher),
+                "--epochs",
+                "5",
+                "--batch-size",
+                "4",
+                "--group-size",
+                "4",
+                "--negatives-depth",
+                "6",
+                "--lr",
+                "3e-4",
+                "--head-lr",
+                "1e-2",
+                "--warmup-ratio",
+                "0",
+                "--max-length",
+                "64",
+                "--log",
+                s(&teacher_log),
             ]);
             let cache = dir.join("scores.jsonl");
             run_ok(&[
-                "teacher", "score", "--model", s(&teacher), "--data", s(&data), "--negatives", s(&negatives),
-                "--output", s(&cache), "--negatives-per-query", "3", "--max-length", "64",
-                "--query-batch", "3",
+                "teacher",
+                "score",
+                "--model",
+                s(&teacher),
+                "--data",
+                s(&data),
+                "--negatives",
+                s(&negatives),
+                "--output",
+                s(&cache),
+                "--negatives-per-query",
+                "3",
+                "--max-length",
+                "64",
+                "--query-batch",
+                "3",
             ]);
             Some(Setup { dir, data, teacher, negatives, cache, teacher_log, tokenizer: model.join("tokenizer.json") })
         })
@@ -153,9 +191,22 @@ fn teacher_score_resumes_an_interrupted_cache() {
     let cache = dir.join("scores.jsonl");
     let score = |negatives_per_query: &str, extra: &[&str]| {
         let mut args = vec![
-            "teacher", "score", "--model", s(&setup.teacher), "--data", s(&setup.data), "--negatives",
-            s(&setup.negatives), "--output", s(&cache), "--negatives-per-query", negatives_per_query,
-            "--max-length", "64", "--query-batch", "3",
+            "teacher",
+            "score",
+            "--model",
+            s(&setup.teacher),
+            "--data",
+            s(&setup.data),
+            "--negatives",
+            s(&setup.negatives),
+            "--output",
+            s(&cache),
+            "--negatives-per-query",
+            negatives_per_query,
+            "--max-length",
+            "64",
+            "--query-batch",
+            "3",
         ];
         args.extend_from_slice(extra);
         adam(&args)
@@ -276,10 +327,16 @@ fn distill_runs_every_method() {
         // The saved student embeds through the CLI.
         std::fs::write(run.join("texts.txt"), "where is the glacier\n").unwrap();
         run_ok(&[
-            "embed", "--model", s(&run.join("student")), "--input", s(&run.join("texts.txt")),
-            "--output", s(&run.join("vectors.jsonl")),
+            "embed",
+            "--model",
+            s(&run.join("student")),
+            "--input",
+            s(&run.join("texts.txt")),
+            "--output",
+            s(&run.join("vectors.jsonl")),
         ]);
-        let v: Vec<f32> = serde_json::from_str(std::fs::read_to_string(run.join("vectors.jsonl")).unwrap().trim()).unwrap();
+        let v: Vec<f32> =
+            serde_json::from_str(std::fs::read_to_string(run.join("vectors.jsonl")).unwrap().trim()).unwrap();
         assert_eq!(v.len(), 32);
     }
 }
@@ -290,7 +347,10 @@ fn resumed_distillation_ends_like_an_uninterrupted_one() {
     let extra = "[checkpoint]\nevery = 2\n";
     let accumulate = |p: PathBuf| {
         // Two micro-batches per step: covers gradient accumulation and the data position.
-        let text = std::fs::read_to_string(&p).unwrap().replace("warmup_steps = 1", "warmup_steps = 1\ngrad_accumulation = 2").replace("steps = 4", "steps = 5");
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("warmup_steps = 1", "warmup_steps = 1\ngrad_accumulation = 2")
+            .replace("steps = 4", "steps = 5");
         std::fs::write(&p, text).unwrap();
         p
     };
@@ -356,9 +416,16 @@ fn dark_examples_outside_the_band_can_be_dropped() {
         .map(|r| r["dark"].as_array().unwrap().iter().filter(|d| d["band_reached"] == false).count())
         .sum();
     let total: usize = records.iter().map(|r| r["dark"].as_array().unwrap().len()).sum();
-    assert!(missed > 0 && missed < total, "the fixture's cache has dark examples in and out of the band: {missed} of {total}");
+    assert!(
+        missed > 0 && missed < total,
+        "the fixture's cache has dark examples in and out of the band: {missed} of {total}"
+    );
     let config = distill_config(setup, "drop-outside", "adam-no-self-paced", "");
-    let text = std::fs::read_to_string(&config).unwrap().replacen("negatives = 2", "negatives = 2\ndrop_outside_band = true", 1);
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "negatives = 2",
+        "negatives = 2\ndrop_outside_band = true",
+        1,
+    );
     std::fs::write(&config, text).unwrap();
     let out = adam(&["distill", "--config", s(&config)]);
     let err = stderr(&out);
@@ -437,7 +504,10 @@ fn dark_examples_in_another_vocabulary_of_the_same_size_are_refused() {
         let err = stderr(&out);
         if refused {
             assert!(!out.status.success(), "{method}: dark examples read in another vocabulary");
-            assert!(err.contains("another vocabulary of the same size") && err.contains("--student-tokenizer"), "{err}");
+            assert!(
+                err.contains("another vocabulary of the same size") && err.contains("--student-tokenizer"),
+                "{err}"
+            );
         } else {
             assert!(out.status.success(), "{method} has no dark examples and needs no shared vocabulary: {err}");
         }

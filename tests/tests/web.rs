@@ -82,8 +82,7 @@ fn floats(v: &Value) -> Vec<f64> {
 #[test]
 fn export_writes_f16_models_examples_corpus_report_and_sizes() {
     let Some(e) = export() else { return };
-    let manifest: Manifest =
-        serde_json::from_slice(&std::fs::read(e.assets.join("manifest.json")).unwrap()).unwrap();
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(e.assets.join("manifest.json")).unwrap()).unwrap();
     // Every listed file exists with the listed size; gzip sizes are real.
     for f in &manifest.files {
         let len = std::fs::metadata(e.assets.join(&f.path)).unwrap().len();
@@ -132,7 +131,9 @@ fn export_writes_f16_models_examples_corpus_report_and_sizes() {
     let set: ExampleSet = serde_json::from_slice(&std::fs::read(e.assets.join("examples.json")).unwrap()).unwrap();
     assert_eq!(set.examples.len(), EXAMPLES.parse::<usize>().unwrap());
     let qrels_path = fixture("data/wikiqa/qrels/train.tsv").unwrap();
-    let qrels = adam_core::data::read_qrels(std::io::BufReader::new(std::fs::File::open(&qrels_path).unwrap()), &qrels_path).unwrap();
+    let qrels =
+        adam_core::data::read_qrels(std::io::BufReader::new(std::fs::File::open(&qrels_path).unwrap()), &qrels_path)
+            .unwrap();
     for ex in &set.examples {
         let judged = &qrels[&ex.query_id];
         assert!(judged[&ex.positive.id] > 0);
@@ -207,9 +208,21 @@ fn export_errors_name_the_problem() {
     let out_dir = e.root.join("bad");
     let run = |teacher: &Path, split: &str| {
         adam(&[
-            "export-web", "--student", student.to_str().unwrap(), "--teacher", teacher.to_str().unwrap(),
-            "--data", data.to_str().unwrap(), "--split", split, "--output", out_dir.to_str().unwrap(),
-            "--examples", "2", "--corpus", "0",
+            "export-web",
+            "--student",
+            student.to_str().unwrap(),
+            "--teacher",
+            teacher.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--split",
+            split,
+            "--output",
+            out_dir.to_str().unwrap(),
+            "--examples",
+            "2",
+            "--corpus",
+            "0",
         ])
     };
     // A sentence-transformers folder is no cross-encoder: the head is missing.
@@ -256,7 +269,10 @@ fn assert_close(page: &[f64], native: &[f64], what: &str) {
     let sum: f64 = page.iter().sum();
     assert!((sum - 1.0).abs() < 1e-4, "{what}: the page's probabilities sum to {sum}");
     for (i, (p, n)) in page.iter().zip(native).enumerate() {
-        assert!((p - n).abs() <= 1e-3, "{what}: candidate {i}: page {p} vs native {n}\npage {page:?}\nnative {native:?}");
+        assert!(
+            (p - n).abs() <= 1e-3,
+            "{what}: candidate {i}: page {p} vs native {n}\npage {page:?}\nnative {native:?}"
+        );
     }
 }
 
@@ -269,7 +285,10 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
     };
     if !require(has_program("node"), "node")
         || !require(chromium().is_file(), "chromium (/usr/bin/chromium or $CHROMIUM)")
-        || !require(workspace_root().join("tests/web/node_modules/playwright-core").is_dir(), "tests/web/node_modules (npm ci)")
+        || !require(
+            workspace_root().join("tests/web/node_modules/playwright-core").is_dir(),
+            "tests/web/node_modules (npm ci)",
+        )
     {
         return;
     }
@@ -291,13 +310,29 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
         assert_close(&floats(&r["teacher"]), &floats(&expected["teacher"]), &format!("{mode} teacher"));
         assert_close(&floats(&r["student"]), &floats(&expected["student"]), &format!("{mode} student"));
         // Keyboard: the mask-ratio slider moved one step right (0.35) recomputes the same as native.
-        assert_close(&floats(&r["teacher_mask"]), &floats(&expected_mask["teacher"]), &format!("{mode} teacher, mask 0.35"));
-        assert_close(&floats(&r["student_mask"]), &floats(&expected_mask["student"]), &format!("{mode} student, mask 0.35"));
+        assert_close(
+            &floats(&r["teacher_mask"]),
+            &floats(&expected_mask["teacher"]),
+            &format!("{mode} teacher, mask 0.35"),
+        );
+        assert_close(
+            &floats(&r["student_mask"]),
+            &floats(&expected_mask["student"]),
+            &format!("{mode} student, mask 0.35"),
+        );
         if mode == "cpu" {
             // Choosing "delete pieces" recomputes the same as `adam soft-labels --noisy-mode delete`.
             assert_eq!(r["settings_after_delete"]["noisy_mode"], "delete", "{r}");
-            assert_close(&floats(&r["teacher_delete"]), &floats(&expected_delete["teacher"]), "cpu teacher, delete 0.35");
-            assert_close(&floats(&r["student_delete"]), &floats(&expected_delete["student"]), "cpu student, delete 0.35");
+            assert_close(
+                &floats(&r["teacher_delete"]),
+                &floats(&expected_delete["teacher"]),
+                "cpu teacher, delete 0.35",
+            );
+            assert_close(
+                &floats(&r["student_delete"]),
+                &floats(&expected_delete["student"]),
+                "cpu student, delete 0.35",
+            );
             assert!(r["lab_text_delete"].as_str().unwrap_or("").contains("cut positive"), "{r}");
         }
         // Search: the first example's positive, typed as the query, is the top hit.

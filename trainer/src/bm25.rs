@@ -31,10 +31,7 @@ impl Bm25 {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         // 64-bit term hashes: a collision between two terms is out of reach for any corpus here.
         let embedder: Embedder<u64> =
-            EmbedderBuilder::<u64>::with_fit_to_corpus(Language::English, &refs)
-                .k1(k1)
-                .b(b)
-                .build();
+            EmbedderBuilder::<u64>::with_fit_to_corpus(Language::English, &refs).k1(k1).b(b).build();
         let mut scorer = Scorer::<usize, u64>::new();
         for (i, text) in refs.iter().enumerate() {
             scorer.upsert(&i, embedder.embed(text));
@@ -45,12 +42,8 @@ impl Bm25 {
 
     /// The top `depth` documents for `query` (documents sharing no term score 0 and are left out).
     pub fn search(&self, docs: &[Document], query: &str, depth: usize) -> Vec<(usize, f32)> {
-        let mut hits: Vec<(usize, f32)> = self
-            .scorer
-            .matches(&self.embedder.embed(query))
-            .into_iter()
-            .map(|d| (d.id, d.score))
-            .collect();
+        let mut hits: Vec<(usize, f32)> =
+            self.scorer.matches(&self.embedder.embed(query)).into_iter().map(|d| (d.id, d.score)).collect();
         hits.sort_by(|a, b| rank_order(docs, a, b));
         hits.truncate(depth);
         hits
@@ -88,8 +81,7 @@ mod tests {
 
     #[test]
     fn ties_go_to_the_larger_id_as_in_trec_eval() {
-        let docs =
-            vec![doc("d1", "same words here"), doc("d2", "same words here"), doc("d3", "other")];
+        let docs = vec![doc("d1", "same words here"), doc("d2", "same words here"), doc("d3", "other")];
         let bm = Bm25::index(&docs, 0.9, 0.4, &ProgressBar::hidden());
         let hits = bm.search(&docs, "same words", 10);
         assert_eq!(hits.iter().map(|h| h.0).collect::<Vec<_>>(), vec![1, 0]);

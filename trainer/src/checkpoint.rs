@@ -35,9 +35,7 @@ pub fn save<M: Module, S: Serialize>(dir: &Path, model: &M, optimizer: &Optimize
 pub fn load_state<S: DeserializeOwned>(dir: &Path) -> Result<Option<S>> {
     let path = dir.join(STATE);
     match std::fs::read(&path) {
-        Ok(bytes) => Ok(Some(
-            serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?,
-        )),
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
@@ -54,9 +52,7 @@ fn read(dir: &Path, name: &str) -> Result<Bytes> {
 pub fn load_model<M: Module>(dir: &Path, mut model: M) -> Result<M> {
     let mut store = BurnpackStore::from_bytes(Some(read(dir, MODEL)?));
     let path = dir.join(MODEL);
-    let result = model
-        .load_from(&mut store)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let result = model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let Some(err) = result.errors.first() {
         bail!("{}: {err:?} (was the checkpoint written with another student?)", path.display());
     }

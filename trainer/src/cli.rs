@@ -49,8 +49,8 @@ enum Command {
 
 /// Runs one command given as its arguments (without `adam`), as `adam demo` does for each stage.
 pub fn run_command(args: &[&str]) -> anyhow::Result<()> {
-    let cli = Cli::try_parse_from(std::iter::once("adam").chain(args.iter().copied()))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cli =
+        Cli::try_parse_from(std::iter::once("adam").chain(args.iter().copied())).map_err(|e| anyhow::anyhow!("{e}"))?;
     dispatch(cli.command)
 }
 

@@ -12,8 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use adam_core::data::{
-    Document, Qrels, Query, read_collection_tsv, read_corpus, read_qrels, read_queries,
-    read_queries_tsv,
+    Document, Qrels, Query, read_collection_tsv, read_corpus, read_qrels, read_queries, read_queries_tsv,
 };
 use anyhow::{Result, anyhow, bail};
 
@@ -57,11 +56,7 @@ fn candidates(layout: Layout, split: &str) -> [Vec<String>; 3] {
         Layout::MsMarco => [
             vec!["collection.tsv".into(), "collection.tsv.gz".into()],
             vec![format!("queries.{split}.tsv"), format!("queries.{split}.tsv.gz")],
-            vec![
-                format!("qrels.{split}.tsv"),
-                format!("qrels.{split}.tsv.gz"),
-                format!("qrels/{split}.tsv"),
-            ],
+            vec![format!("qrels.{split}.tsv"), format!("qrels.{split}.tsv.gz"), format!("qrels/{split}.tsv")],
         ],
     }
 }
@@ -224,14 +219,11 @@ mod hub {
         if offline() {
             let cached = cache.repo(repo.clone());
             let layout = detect_layout(|f| cached.get(f).is_some());
-            let get =
-                |names: &[String]| names.iter().find_map(|n| cached.get(n).map(|p| (p, n.clone())));
+            let get = |names: &[String]| names.iter().find_map(|n| cached.get(n).map(|p| (p, n.clone())));
             let [corpus, queries, qrels] = candidates(layout, split);
-            let (corpus, rname) = get(&corpus)
-                .ok_or_else(|| anyhow!("HF_HUB_OFFLINE is set and it is not in the cache"))?;
-            let qrels = get(&qrels)
-                .map(|(p, _)| p)
-                .or_else(|| cache.repo(qrels_repo).get(&format!("{split}.tsv")));
+            let (corpus, rname) =
+                get(&corpus).ok_or_else(|| anyhow!("HF_HUB_OFFLINE is set and it is not in the cache"))?;
+            let qrels = get(&qrels).map(|(p, _)| p).or_else(|| cache.repo(qrels_repo).get(&format!("{split}.tsv")));
             return Ok(DatasetFiles {
                 root: snapshot_root(&corpus, &rname),
                 layout,
@@ -252,9 +244,8 @@ mod hub {
                 None => Ok(None),
             }
         };
-        let (corpus, rname) = get(&remote, &corpus)?.ok_or_else(|| {
-            anyhow!("the dataset has none of {} ({} layout)", corpus.join(", "), layout.name())
-        })?;
+        let (corpus, rname) = get(&remote, &corpus)?
+            .ok_or_else(|| anyhow!("the dataset has none of {} ({} layout)", corpus.join(", "), layout.name()))?;
         let queries = get(&remote, &queries)?.map(|(p, _)| p);
         let qrels = match get(&remote, &qrels)? {
             Some((p, _)) => Some(p),

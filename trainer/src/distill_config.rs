@@ -196,9 +196,8 @@ impl DistillConfig {
         fix(&mut config.output);
         fix(&mut config.data.dir);
         fix(&mut config.data.teacher_scores);
-        for p in [&mut config.student.model, &mut config.student.config, &mut config.student.tokenizer]
-            .into_iter()
-            .flatten()
+        for p in
+            [&mut config.student.model, &mut config.student.config, &mut config.student.tokenizer].into_iter().flatten()
         {
             fix(p);
         }

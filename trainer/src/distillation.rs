@@ -143,7 +143,12 @@ pub fn examples(
     for (i, r) in cache.records.iter().enumerate() {
         let line = i + 2;
         let q = *beir.query_index.get(&r.query_id).ok_or_else(|| {
-            anyhow::anyhow!("{}:{line}: query `{}` is not a query of {}", path.display(), r.query_id, beir.dir.display())
+            anyhow::anyhow!(
+                "{}:{line}: query `{}` is not a query of {}",
+                path.display(),
+                r.query_id,
+                beir.dir.display()
+            )
         })?;
         let mut docs = |list: &[score_cache::ScoredDoc], field: &str| -> Result<Vec<(Vec<u32>, f32)>> {
             let mut v = Vec::with_capacity(list.len());
@@ -384,7 +389,12 @@ pub fn dev_set(beir: &Collection, eval: &EvalConfig) -> Result<DevSet> {
         }
     }
     if queries.is_empty() {
-        bail!("eval.split = `{}`: no judged query of {} is among the queries of {}", eval.split, beir.qrels_path(&eval.split)?.display(), beir.dir.display());
+        bail!(
+            "eval.split = `{}`: no judged query of {} is among the queries of {}",
+            eval.split,
+            beir.qrels_path(&eval.split)?.display(),
+            beir.dir.display()
+        );
     }
     let corpus = match eval.corpus_limit {
         None => beir.corpus.clone(),

@@ -106,9 +106,8 @@ pub fn read_negatives(path: &Path, beir: &Collection) -> Result<Vec<Instance>> {
     let mut instances = Vec::new();
     let mut seen: HashMap<usize, usize> = HashMap::new();
     for_each_line(open_text(path)?, path, |n, line| {
-        let rec: NegativesLine = serde_json::from_str(line).map_err(|e| {
-            Error::format(path, Some(n), format!("not a negatives record: {e}"))
-        })?;
+        let rec: NegativesLine = serde_json::from_str(line)
+            .map_err(|e| Error::format(path, Some(n), format!("not a negatives record: {e}")))?;
         let query = *beir.query_index.get(&rec.query_id).ok_or_else(|| {
             Error::field(path, n, "query_id", format!("`{}` is not a query of {}", rec.query_id, beir.dir.display()))
         })?;
@@ -186,8 +185,7 @@ pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
 /// up with random corpus documents (never a positive) when the instance has too few.
 pub fn sample_negatives(instance: &Instance, k: usize, depth: usize, corpus_len: usize, seed: u64) -> Vec<usize> {
     let pool = &instance.negatives[..instance.negatives.len().min(depth.max(k))];
-    let mut chosen: Vec<usize> =
-        permutation(pool.len(), seed).into_iter().take(k).map(|i| pool[i]).collect();
+    let mut chosen: Vec<usize> = permutation(pool.len(), seed).into_iter().take(k).map(|i| pool[i]).collect();
     let mut rng = SplitMix64::new(mix_seed(seed, 0x7261_6e64));
     let mut tries = 0;
     while chosen.len() < k && tries < 100 * k && corpus_len > 0 {

@@ -95,7 +95,12 @@ pub fn load_teacher(dir: &Path, device: &Device, max_length: usize, new_head: bo
 }
 
 /// A randomly initialised cross-encoder (seeded by the device) of the sizes in `config_path`.
-pub fn scratch_teacher(config_path: &Path, tokenizer_path: &Path, device: &Device, max_length: usize) -> Result<LoadedCrossEncoder> {
+pub fn scratch_teacher(
+    config_path: &Path,
+    tokenizer_path: &Path,
+    device: &Device,
+    max_length: usize,
+) -> Result<LoadedCrossEncoder> {
     let (config, tokenizer) = read_scratch_model(config_path, tokenizer_path, max_length)?;
     Ok(LoadedCrossEncoder { model: CrossEncoderModel::new(&config, device), config, tokenizer })
 }
@@ -103,7 +108,11 @@ pub fn scratch_teacher(config_path: &Path, tokenizer_path: &Path, device: &Devic
 /// The sizes and tokenizer of a model trained from scratch (student or teacher): `config.json`
 /// and a `tokenizer.json` (cut at `max_length`, at most the config's positions) whose vocabulary
 /// fits the config's.
-pub fn read_scratch_model(config_path: &Path, tokenizer_path: &Path, max_length: usize) -> Result<(BertConfig, TextTokenizer)> {
+pub fn read_scratch_model(
+    config_path: &Path,
+    tokenizer_path: &Path,
+    max_length: usize,
+) -> Result<(BertConfig, TextTokenizer)> {
     let bytes = std::fs::read(config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
     let config = BertConfig::from_json(&bytes, config_path)?;
     let max_length = max_length.min(config.max_tokens());

@@ -4,9 +4,9 @@
 //! new classification head.
 
 use anyhow::Result;
+use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
-use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::tensor::{Bytes, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -81,9 +81,7 @@ impl OptimConfig {
     }
 
     pub fn warmup(&self, total_steps: usize) -> usize {
-        self.warmup_steps
-            .unwrap_or_else(|| (self.warmup_ratio * total_steps as f64).round() as usize)
-            .min(total_steps)
+        self.warmup_steps.unwrap_or_else(|| (self.warmup_ratio * total_steps as f64).round() as usize).min(total_steps)
     }
 
     /// Learning-rate factor at optimiser step `step` (0-based) of `total`: linear warm-up to 1
@@ -125,17 +123,8 @@ impl Optimizer {
                 .with_weight_decay(decay as f32)
                 .build()
         };
-        let inner = ModuleOptimizer::from(adamw(config.weight_decay)).with_group(
-            no_decay_group(),
-            adamw(0.0),
-            None,
-        );
-        Self {
-            config: config.clone(),
-            total_steps,
-            inner,
-            head: head.iter().map(|h| h.to_string()).collect(),
-        }
+        let inner = ModuleOptimizer::from(adamw(config.weight_decay)).with_group(no_decay_group(), adamw(0.0), None);
+        Self { config: config.clone(), total_steps, inner, head: head.iter().map(|h| h.to_string()).collect() }
     }
 
     /// The base learning rate at `step`.
@@ -175,10 +164,7 @@ impl Optimizer {
     }
 
     pub fn load_bytes(mut self, bytes: Bytes) -> Result<Self> {
-        self.inner = self
-            .inner
-            .from_bytes(bytes)
-            .map_err(|e| anyhow::anyhow!("reading the optimizer state: {e}"))?;
+        self.inner = self.inner.from_bytes(bytes).map_err(|e| anyhow::anyhow!("reading the optimizer state: {e}"))?;
         Ok(self)
     }
 }
@@ -198,10 +184,16 @@ pub fn non_finite(
         ids.push_str(&format!(" and {} more", queries.len() - SHOWN));
     }
     let back = match last_checkpoint {
-        Some((dir, at)) => format!("the last good checkpoint is {} (step {at}); resume from it with --resume after lowering the learning rate", dir.display()),
+        Some((dir, at)) => format!(
+            "the last good checkpoint is {} (step {at}); resume from it with --resume after lowering the learning rate",
+            dir.display()
+        ),
         None => "no checkpoint was written before it".to_string(),
     };
-    anyhow::anyhow!("training stopped at step {}: {cause} (batch queries: {ids}); nothing was saved from this step; {back}", step + 1)
+    anyhow::anyhow!(
+        "training stopped at step {}: {cause} (batch queries: {ids}); nothing was saved from this step; {back}",
+        step + 1
+    )
 }
 
 /// Sums the gradients of several micro-batches.

@@ -6,7 +6,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 /// message is left to the caller (a training loop shows the loss there).
 pub fn bar(len: u64, what: &str) -> ProgressBar {
     ProgressBar::new(len).with_prefix(what.to_string()).with_style(
-        ProgressStyle::with_template("{spinner} {prefix} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} {prefix} {pos}/{len} [{elapsed_precise}<{eta_precise}, {per_sec}] {msg}",
+        )
+        .expect("valid template"),
     )
 }

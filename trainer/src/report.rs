@@ -50,8 +50,8 @@ impl Summary {
     pub fn of(values: &[f64]) -> Self {
         let n = values.len() as f64;
         let mean = values.iter().sum::<f64>() / n;
-        let std = (values.len() > 1)
-            .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+        let std =
+            (values.len() > 1).then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
         Self { mean, std }
     }
 }
@@ -363,8 +363,10 @@ fn svg_plot(methods: &[MethodReport]) -> String {
         let _ = writeln!(s, "<title>{name}</title>");
         let band: Vec<&DevPoint> = m.dev.iter().filter(|p| p.std.is_some()).collect();
         if band.len() >= 2 {
-            let mut points: Vec<String> =
-                band.iter().map(|p| format!("{:.2},{:.2}", px(p.step as f64), py(p.mean + p.std.unwrap_or(0.0)))).collect();
+            let mut points: Vec<String> = band
+                .iter()
+                .map(|p| format!("{:.2},{:.2}", px(p.step as f64), py(p.mean + p.std.unwrap_or(0.0))))
+                .collect();
             points.extend(
                 band.iter().rev().map(|p| format!("{:.2},{:.2}", px(p.step as f64), py(p.mean - p.std.unwrap_or(0.0)))),
             );
@@ -574,7 +576,10 @@ mod tests {
             }
         };
         check("{\"step\":1,\"loss\":2}\n\n{\"step\":2,\"dev\":\n", &["train.jsonl:3", "not valid JSON"]);
-        check("{\"step\":1,\"dev\":{\"ndcg@10\":0.3}}\n{\"dev\":{\"ndcg@10\":0.3}}\n", &["train.jsonl:2", "`step`", "missing"]);
+        check(
+            "{\"step\":1,\"dev\":{\"ndcg@10\":0.3}}\n{\"dev\":{\"ndcg@10\":0.3}}\n",
+            &["train.jsonl:2", "`step`", "missing"],
+        );
         check("{\"step\":-5,\"dev\":{\"ndcg@10\":0.3}}\n", &["train.jsonl:1", "`step`", "non-negative integer"]);
         check("{\"step\":5,\"dev\":{\"mrr@10\":0.3}}\n", &["train.jsonl:1", "`dev.ndcg@10`", "missing"]);
         check("{\"step\":5,\"dev\":{\"ndcg@10\":\"high\"}}\n", &["train.jsonl:1", "`dev.ndcg@10`", "finite number"]);
@@ -585,7 +590,8 @@ mod tests {
         );
 
         // write_report passes the error on, naming the file.
-        let r = RunResult { method: "m".into(), seed: Some(1), metrics: runs(&tmp)[0].metrics.clone(), log: log.clone() };
+        let r =
+            RunResult { method: "m".into(), seed: Some(1), metrics: runs(&tmp)[0].metrics.clone(), log: log.clone() };
         let err = format!("{:#}", write_report(&tmp.0.join("out"), &[r]).unwrap_err());
         assert!(err.contains("train.jsonl:2"), "{err}");
     }

@@ -353,7 +353,11 @@ mod tests {
     fn brute_force(docs: &Embeddings, ids: &[String], q: &[f32], depth: usize) -> Vec<(String, f32)> {
         let all: Vec<RunEntry> = (0..docs.len())
             .map(|i| {
-                let s: f64 = docs.values[i * docs.dim..(i + 1) * docs.dim].iter().zip(q).map(|(a, b)| *a as f64 * *b as f64).sum();
+                let s: f64 = docs.values[i * docs.dim..(i + 1) * docs.dim]
+                    .iter()
+                    .zip(q)
+                    .map(|(a, b)| *a as f64 * *b as f64)
+                    .sum();
                 RunEntry { doc: ids[i].clone(), score: s }
             })
             .collect();
@@ -419,8 +423,10 @@ mod tests {
             return;
         };
         let file = std::io::BufReader::new(std::fs::File::open(&corpus_path).unwrap());
-        let corpus: Vec<Document> = adam_core::data::read_corpus(file, &corpus_path).unwrap().into_iter().take(60).collect();
-        let encoder = SentenceEncoder::load(&ModelSource::Dir(model), &Device::flex(), &LoadOptions::default()).unwrap();
+        let corpus: Vec<Document> =
+            adam_core::data::read_corpus(file, &corpus_path).unwrap().into_iter().take(60).collect();
+        let encoder =
+            SentenceEncoder::load(&ModelSource::Dir(model), &Device::flex(), &LoadOptions::default()).unwrap();
         let queries: Vec<Query> =
             corpus.iter().step_by(7).map(|d| Query { id: format!("q-{}", d.id), text: d.full_text() }).collect();
         // An odd batch size, so the last batch is partial.
@@ -447,8 +453,8 @@ mod tests {
         let qv = Embeddings { dim: 1, values: vec![1.0] };
         let err = search(&Device::flex(), &corpus, &docs, &[query("q")], &qv, 0).unwrap_err();
         assert!(err.to_string().contains("depth"), "{err}");
-        let err = search(&Device::flex(), &[], &Embeddings { dim: 1, values: vec![] }, &[query("q")], &qv, 5)
-            .unwrap_err();
+        let err =
+            search(&Device::flex(), &[], &Embeddings { dim: 1, values: vec![] }, &[query("q")], &qv, 5).unwrap_err();
         assert!(err.to_string().contains("empty"), "{err}");
         let err = check_unique_ids(["a", "b", "a"].into_iter(), "document").unwrap_err();
         assert!(err.to_string().contains("`a` appears twice (entries 1 and 3)"), "{err}");

@@ -94,11 +94,14 @@ pub fn read(path: &Path) -> Result<Option<Cache>> {
             // The last line was being written when the run stopped.
             return Ok(header.map(|header| Cache { header, records, complete_len, torn_tail: true }));
         }
-        let text = std::str::from_utf8(&line)
-            .map_err(|e| anyhow::anyhow!("{}:{n}: not valid UTF-8: {e}", path.display()))?;
+        let text =
+            std::str::from_utf8(&line).map_err(|e| anyhow::anyhow!("{}:{n}: not valid UTF-8: {e}", path.display()))?;
         if header.is_none() {
             header = Some(serde_json::from_str(text).map_err(|e| {
-                anyhow::anyhow!("{}:{n}: not a teacher-score cache header (written by `adam teacher score`): {e}", path.display())
+                anyhow::anyhow!(
+                    "{}:{n}: not a teacher-score cache header (written by `adam teacher score`): {e}",
+                    path.display()
+                )
             })?);
         } else {
             records.push(

@@ -17,7 +17,11 @@ pub fn start(width: f64, height: f64, font_size: u32) -> String {
 
 /// A title centred on `x`, its baseline at `y`.
 pub fn title(s: &mut String, x: f64, y: f64, font_size: u32, text: &str) {
-    let _ = writeln!(s, r#"<text x="{x:.1}" y="{y}" text-anchor="middle" font-size="{font_size}">{}</text>"#, xml_escape(text));
+    let _ = writeln!(
+        s,
+        r#"<text x="{x:.1}" y="{y}" text-anchor="middle" font-size="{font_size}">{}</text>"#,
+        xml_escape(text)
+    );
 }
 
 pub fn xml_escape(s: &str) -> String {

@@ -48,7 +48,11 @@ pub enum TeacherModel {
     Cross(LoadedCrossEncoder),
     /// `memo` keeps the vectors of sequences already embedded (a reranked corpus document is
     /// embedded once however many queries retrieve it) until [`TeacherModel::forget`].
-    Dual { encoder: SentenceEncoder, scale: f32, memo: RefCell<HashMap<Vec<u32>, Vec<f32>>> },
+    Dual {
+        encoder: SentenceEncoder,
+        scale: f32,
+        memo: RefCell<HashMap<Vec<u32>, Vec<f32>>>,
+    },
 }
 
 impl TeacherKind {
@@ -110,7 +114,12 @@ impl TeacherModel {
     }
 
     /// Scores (query, passage) pairs given as the teacher's word pieces, in input order.
-    pub fn score_piece_pairs(&self, device: &Device, pairs: &[(&[u32], &[u32])], batch_size: usize) -> Result<Vec<f32>> {
+    pub fn score_piece_pairs(
+        &self,
+        device: &Device,
+        pairs: &[(&[u32], &[u32])],
+        batch_size: usize,
+    ) -> Result<Vec<f32>> {
         match self {
             TeacherModel::Cross(m) => score_piece_pairs(&m.model, &m.tokenizer, device, pairs, batch_size),
             TeacherModel::Dual { encoder, scale, memo } => {
@@ -162,7 +171,12 @@ fn score_piece_pairs(
 
 /// Embeds the distinct sequences among `sequences` that `out` lacks, `batch_size` at a time,
 /// longest first so that batches pad little.
-fn embed_missing(encoder: &SentenceEncoder, sequences: &[&[u32]], batch_size: usize, out: &mut HashMap<Vec<u32>, Vec<f32>>) -> Result<()> {
+fn embed_missing(
+    encoder: &SentenceEncoder,
+    sequences: &[&[u32]],
+    batch_size: usize,
+    out: &mut HashMap<Vec<u32>, Vec<f32>>,
+) -> Result<()> {
     let mut unique: Vec<&[u32]> = sequences.iter().copied().filter(|s| !out.contains_key(*s)).collect();
     unique.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     unique.dedup();

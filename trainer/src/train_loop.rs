@@ -42,7 +42,14 @@ pub struct Schedule {
 
 impl Schedule {
     /// `steps` optimiser steps when given, else `epochs` passes over the items.
-    pub fn new(items: usize, batch_size: usize, grad_accumulation: usize, steps: Option<usize>, epochs: usize, seed: u64) -> Self {
+    pub fn new(
+        items: usize,
+        batch_size: usize,
+        grad_accumulation: usize,
+        steps: Option<usize>,
+        epochs: usize,
+        seed: u64,
+    ) -> Self {
         let micro_batches = match steps {
             Some(s) => s * grad_accumulation,
             None => epochs * items.div_ceil(batch_size),
@@ -172,9 +179,7 @@ impl StepLog {
         {
             for line in BufReader::new(file).lines() {
                 let line = line?;
-                let step = serde_json::from_str::<serde_json::Value>(&line)
-                    .ok()
-                    .and_then(|v| v.get("step")?.as_u64());
+                let step = serde_json::from_str::<serde_json::Value>(&line).ok().and_then(|v| v.get("step")?.as_u64());
                 if step.is_some_and(|s| s as usize <= keep_through_step) {
                     kept.push(line);
                 }
@@ -346,7 +351,8 @@ mod tests {
             self.seen.push((micro.step, micro.epoch, micro.items.to_vec(), micro.in_step));
             let out = model.forward(Tensor::<2>::ones([1, 1], &self.device));
             let loss = out.square().sum().div_scalar(micro.in_step as f32);
-            let value = if self.nan_at == Some(micro.step) { f64::NAN } else { loss.clone().into_scalar::<f32>() as f64 };
+            let value =
+                if self.nan_at == Some(micro.step) { f64::NAN } else { loss.clone().into_scalar::<f32>() as f64 };
             Ok(MicroLoss { loss, value })
         }
 
@@ -360,7 +366,12 @@ mod tests {
         }
     }
 
-    fn train_with(schedule: &Schedule, log: Option<&Path>, halt_after_step: Option<usize>, nan_at: Option<usize>) -> (Result<bool>, Recorder) {
+    fn train_with(
+        schedule: &Schedule,
+        log: Option<&Path>,
+        halt_after_step: Option<usize>,
+        nan_at: Option<usize>,
+    ) -> (Result<bool>, Recorder) {
         let device = Device::flex().autodiff();
         let model = LinearConfig::new(1, 1).init(&device);
         let mut optimizer = Optimizer::new(&OptimConfig::default(), schedule.steps(), &[]);
@@ -392,7 +403,8 @@ mod tests {
             items.sort();
             assert_eq!(items, [0, 1, 2, 3, 4], "epoch {epoch}");
         }
-        let order = |seen: &[(usize, usize, Vec<usize>, usize)]| seen.iter().flat_map(|s| s.2.clone()).collect::<Vec<_>>();
+        let order =
+            |seen: &[(usize, usize, Vec<usize>, usize)]| seen.iter().flat_map(|s| s.2.clone()).collect::<Vec<_>>();
         assert_ne!(order(&task.seen[..3]), order(&task.seen[3..]), "each epoch is shuffled afresh");
         let (_, again) = train_with(&schedule, None, None, None);
         assert_eq!(order(&again.seen), order(&task.seen), "the same seed gives the same order");

@@ -3,8 +3,8 @@
 
 use std::cell::RefCell;
 
-use adam_core::selfpaced::{ConfidenceMeasure, Schedule, SelfPacedConfig, Selection, confidence};
 use adam_core::dark::NoisyMode;
+use adam_core::selfpaced::{ConfidenceMeasure, Schedule, Selection, SelfPacedConfig, confidence};
 use adam_core::softlabels::LabSettings;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -272,7 +272,7 @@ fn Lab() -> impl IntoView {
                 <code>"--teacher DIR"</code> " to get the lab."
             </p>
         }
-            .into_any();
+        .into_any();
     }
     let examples = l.examples.clone().map(|s| s.examples).unwrap_or_default();
     let selected = RwSignal::new(if examples.is_empty() { CUSTOM } else { 0 });
@@ -308,12 +308,7 @@ fn Lab() -> impl IntoView {
     let apply_custom = move |_| {
         let negatives: Vec<String> =
             custom_negatives.get().lines().map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-        applied.set(Some(LabInput {
-            query: custom_query.get(),
-            positive: custom_positive.get(),
-            negatives,
-            key: 0,
-        }));
+        applied.set(Some(LabInput { query: custom_query.get(), positive: custom_positive.get(), negatives, key: 0 }));
     };
 
     let options = examples
@@ -499,7 +494,7 @@ fn SelfPaced() -> impl IntoView {
         return view! {
             <p class="notice">"No training instances with teacher scores were exported (export with --teacher)."</p>
         }
-            .into_any();
+        .into_any();
     }
     let n = confidences.len();
     let defaults = SelfPacedConfig::default();
@@ -665,12 +660,18 @@ fn json_view(name: String, value: &serde_json::Value) -> AnyView {
     use serde_json::Value;
     let scalar = |v: &Value| match v {
         Value::String(s) => s.clone(),
-        Value::Number(n) => n.as_f64().map(|x| if x.fract() == 0.0 { format!("{x}") } else { format!("{x:.4}") }).unwrap_or_default(),
+        Value::Number(n) => {
+            n.as_f64().map(|x| if x.fract() == 0.0 { format!("{x}") } else { format!("{x:.4}") }).unwrap_or_default()
+        }
         Value::Bool(b) => b.to_string(),
         Value::Null => String::new(),
         other => {
             let s = other.to_string();
-            if s.len() > 60 { format!("{}…", &s[..s.char_indices().nth(60).map(|c| c.0).unwrap_or(s.len())]) } else { s }
+            if s.len() > 60 {
+                format!("{}…", &s[..s.char_indices().nth(60).map(|c| c.0).unwrap_or(s.len())])
+            } else {
+                s
+            }
         }
     };
     if let Value::Array(items) = value
@@ -689,7 +690,10 @@ fn json_view(name: String, value: &serde_json::Value) -> AnyView {
         let body = items
             .iter()
             .map(|item| {
-                let cells = cols.iter().map(|c| view! { <td>{item.get(c).map(scalar).unwrap_or_default()}</td> }).collect_view();
+                let cells = cols
+                    .iter()
+                    .map(|c| view! { <td>{item.get(c).map(scalar).unwrap_or_default()}</td> })
+                    .collect_view();
                 view! { <tr>{cells}</tr> }
             })
             .collect_view();
@@ -698,7 +702,7 @@ fn json_view(name: String, value: &serde_json::Value) -> AnyView {
                 <table><caption>{name}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
             </div>
         }
-            .into_any();
+        .into_any();
     }
     if let Value::Object(map) = value {
         let rows = map
@@ -708,14 +712,16 @@ fn json_view(name: String, value: &serde_json::Value) -> AnyView {
             .collect_view();
         let nested = map
             .iter()
-            .filter(|(_, v)| v.is_array() && v.as_array().is_some_and(|a| a.iter().all(Value::is_object)) || v.is_object())
+            .filter(|(_, v)| {
+                v.is_array() && v.as_array().is_some_and(|a| a.iter().all(Value::is_object)) || v.is_object()
+            })
             .map(|(k, v)| json_view(format!("{name} › {k}"), v))
             .collect_view();
         return view! {
             <div class="table-wrap"><table><caption>{name}</caption><tbody>{rows}</tbody></table></div>
             {nested}
         }
-            .into_any();
+        .into_any();
     }
     view! { <pre>{scalar(value)}</pre> }.into_any()
 }

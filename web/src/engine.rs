@@ -43,7 +43,11 @@ pub async fn pick_device() -> (Backend, Device, String) {
         Err(e) => {
             // wgpu's reason is long and technical: the console keeps it, the page says it briefly.
             web_sys::console::warn_1(&format!("adam: WebGPU unavailable, using the CPU: {e}").into());
-            (Backend::Cpu, Device::flex(), "no usable WebGPU adapter; the CPU runs the models (details in the console)".into())
+            (
+                Backend::Cpu,
+                Device::flex(),
+                "no usable WebGPU adapter; the CPU runs the models (details in the console)".into(),
+            )
         }
     }
 }
@@ -74,10 +78,20 @@ const BATCH: usize = 16;
 
 impl Engine {
     /// Loads the models from their files (consumed: the weights are large).
-    pub fn load(manifest: &Manifest, files: ModelFiles, backend: Backend, device: Device, base: &str) -> Result<Self, String> {
+    pub fn load(
+        manifest: &Manifest,
+        files: ModelFiles,
+        backend: Backend,
+        device: Device,
+        base: &str,
+    ) -> Result<Self, String> {
         let max_length = Some(manifest.max_length);
-        let student = SentenceEncoder::load(&source(&manifest.student, files.student, base), &device, &LoadOptions { max_length, layers: None })
-            .map_err(|e| format!("loading the student: {e}"))?;
+        let student = SentenceEncoder::load(
+            &source(&manifest.student, files.student, base),
+            &device,
+            &LoadOptions { max_length, layers: None },
+        )
+        .map_err(|e| format!("loading the student: {e}"))?;
         let teacher = match (&manifest.teacher, files.teacher) {
             (Some(info), Some(files)) => Some(
                 CrossEncoder::load(

@@ -46,8 +46,8 @@ pub async fn fetch_bytes(url: &str, mut progress: impl FnMut(u64)) -> Result<Vec
         if done {
             break;
         }
-        let value = Reflect::get(&chunk, &JsValue::from_str("value"))
-            .map_err(|e| format!("{url}: {}", js_error(&e)))?;
+        let value =
+            Reflect::get(&chunk, &JsValue::from_str("value")).map_err(|e| format!("{url}: {}", js_error(&e)))?;
         let array = Uint8Array::new(&value);
         let start = out.len();
         out.resize(start + array.length() as usize, 0);

@@ -82,8 +82,8 @@ pub async fn load(phase: RwSignal<Phase>, backend: RwSignal<Option<(String, Stri
     step("Reading the manifest", 0, 0);
     let manifest_url = format!("{base}manifest.json");
     let bytes = fetch_bytes(&manifest_url, |_| {}).await?;
-    let manifest = Manifest::from_json(text_of(&bytes, &manifest_url)?.as_bytes(), &manifest_url)
-        .map_err(|e| e.to_string())?;
+    let manifest =
+        Manifest::from_json(text_of(&bytes, &manifest_url)?.as_bytes(), &manifest_url).map_err(|e| e.to_string())?;
 
     let (kind, device, why) = pick_device().await;
     backend.set(Some((kind.name().to_string(), why.clone())));
@@ -142,8 +142,8 @@ pub async fn load(phase: RwSignal<Phase>, backend: RwSignal<Option<(String, Stri
         Some(c) => {
             let url = format!("{base}{}", c.passages);
             let bytes = get(c.passages.clone()).await?;
-            let passages: Vec<CorpusPassage> = serde_json::from_str(text_of(&bytes, &url)?)
-                .map_err(|e| format!("{url}: not a corpus file ({e})"))?;
+            let passages: Vec<CorpusPassage> =
+                serde_json::from_str(text_of(&bytes, &url)?).map_err(|e| format!("{url}: not a corpus file ({e})"))?;
             let vurl = format!("{base}{}", c.vectors);
             let vectors = f16_to_f32(&get(c.vectors.clone()).await?).map_err(|e| format!("{vurl}: {e}"))?;
             if passages.len() != c.count || vectors.len() != c.count * c.dim {

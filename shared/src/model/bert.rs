@@ -78,9 +78,7 @@ impl ResidualOutput {
     pub(super) fn new(d_in: usize, config: &BertConfig, device: &Device) -> Self {
         Self {
             dense: linear(d_in, config.hidden_size, config, device),
-            layer_norm: LayerNormConfig::new(config.hidden_size)
-                .with_epsilon(config.layer_norm_eps)
-                .init(device),
+            layer_norm: LayerNormConfig::new(config.hidden_size).with_epsilon(config.layer_norm_eps).init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
         }
     }
@@ -151,9 +149,7 @@ impl BertModel {
         Self {
             embeddings: BertEmbeddings::new(config, device),
             encoder: BertEncoder {
-                layer: (0..config.num_hidden_layers)
-                    .map(|_| BertLayer::new(config, activation, device))
-                    .collect(),
+                layer: (0..config.num_hidden_layers).map(|_| BertLayer::new(config, activation, device)).collect(),
             },
         }
     }

@@ -17,16 +17,16 @@ pub struct BertEmbeddings {
 impl BertEmbeddings {
     pub fn new(config: &BertConfig, device: &Device) -> Self {
         Self {
-            word_embeddings: EmbeddingConfig::new(config.vocab_size, config.hidden_size).with_initializer(config.initializer()).init(device),
+            word_embeddings: EmbeddingConfig::new(config.vocab_size, config.hidden_size)
+                .with_initializer(config.initializer())
+                .init(device),
             position_embeddings: EmbeddingConfig::new(config.max_position_embeddings, config.hidden_size)
                 .with_initializer(config.initializer())
                 .init(device),
             token_type_embeddings: EmbeddingConfig::new(config.type_vocab_size, config.hidden_size)
                 .with_initializer(config.initializer())
                 .init(device),
-            layer_norm: LayerNormConfig::new(config.hidden_size)
-                .with_epsilon(config.layer_norm_eps)
-                .init(device),
+            layer_norm: LayerNormConfig::new(config.hidden_size).with_epsilon(config.layer_norm_eps).init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
         }
     }

@@ -37,7 +37,12 @@ impl Transformer {
 
     /// `input_ids`, `token_type_ids`: `[b, s]` (MPNet has no token types and ignores them);
     /// `padding`: `[b, s]`, true at padding. Returns the last layer's token vectors.
-    pub fn forward(&self, input_ids: Tensor<2, Int>, token_type_ids: Tensor<2, Int>, padding: Tensor<2, Bool>) -> Tensor<3> {
+    pub fn forward(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        padding: Tensor<2, Bool>,
+    ) -> Tensor<3> {
         match self {
             Transformer::Bert(m) => m.forward(input_ids, token_type_ids, padding),
             Transformer::MPNet(m) => m.forward(input_ids, padding),

@@ -93,9 +93,8 @@ pub fn relative_position_bucket(relative_position: i64) -> usize {
 
 impl MPNetEmbeddings {
     fn new(config: &BertConfig, device: &Device) -> Self {
-        let embedding = |n| {
-            EmbeddingConfig::new(n, config.hidden_size).with_initializer(config.initializer()).init(device)
-        };
+        let embedding =
+            |n| EmbeddingConfig::new(n, config.hidden_size).with_initializer(config.initializer()).init(device);
         Self {
             word_embeddings: embedding(config.vocab_size),
             position_embeddings: embedding(config.max_position_embeddings),
@@ -183,12 +182,9 @@ impl MPNetModel {
             embeddings: MPNetEmbeddings::new(config, device),
             encoder: MPNetEncoder {
                 layer: (0..config.num_hidden_layers).map(|_| MPNetLayer::new(config, activation, device)).collect(),
-                relative_attention_bias: EmbeddingConfig::new(
-                    config.relative_buckets(),
-                    config.num_attention_heads,
-                )
-                .with_initializer(config.initializer())
-                .init(device),
+                relative_attention_bias: EmbeddingConfig::new(config.relative_buckets(), config.num_attention_heads)
+                    .with_initializer(config.initializer())
+                    .init(device),
             },
         }
     }

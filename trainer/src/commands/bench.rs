@@ -38,7 +38,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
     // batches of similar length waste little on padding, and the comparison is like for like.
     texts.sort_by_key(|t| std::cmp::Reverse(t.chars().count()));
     if texts.len() <= args.batch_size {
-        bail!("{} has {} passages: need more than one batch of {}", args.corpus.display(), texts.len(), args.batch_size);
+        bail!(
+            "{} has {} passages: need more than one batch of {}",
+            args.corpus.display(),
+            texts.len(),
+            args.batch_size
+        );
     }
     println!(
         "{} passages from {}, batch {}, max {} tokens, {} threads",

@@ -68,7 +68,11 @@ pub fn run(args: BenchTrainArgs) -> Result<()> {
         let loaded = load_teacher(&args.model, &ad, args.max_length, true)?;
         let tokenizer = loaded.tokenizer;
         let mut model = loaded.model;
-        let mut optimizer = Optimizer::new(&OptimConfig { warmup_ratio: 0.0, ..OptimConfig::default() }, args.steps + 1, &["classifier"]);
+        let mut optimizer = Optimizer::new(
+            &OptimConfig { warmup_ratio: 0.0, ..OptimConfig::default() },
+            args.steps + 1,
+            &["classifier"],
+        );
         let (mut fwd, mut bwd, mut opt) = (0.0f64, 0.0f64, 0.0f64);
         let mut seq_len = 0;
         for step in 0..=args.steps {

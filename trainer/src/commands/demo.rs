@@ -114,7 +114,14 @@ const TEACHER_INIT: f64 = 0.1;
 /// A small BERT for the teaching set (its 2,000-piece vocabulary). The demo's models train
 /// without dropout, which in our runs only delayed learning at these budgets; METHOD.md §7 gives
 /// the measurements behind each size.
-fn tiny_bert(vocab_size: usize, hidden: usize, layers: usize, heads: usize, positions: usize, initializer_range: f64) -> serde_json::Value {
+fn tiny_bert(
+    vocab_size: usize,
+    hidden: usize,
+    layers: usize,
+    heads: usize,
+    positions: usize,
+    initializer_range: f64,
+) -> serde_json::Value {
     serde_json::json!({
         "architectures": ["BertModel"], "model_type": "bert",
         "vocab_size": vocab_size, "hidden_size": hidden, "num_hidden_layers": layers,
@@ -153,59 +160,134 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     // 1. Data.
     if builtin {
-        stages.run("the teaching set", out.join("data/tokenizer.json").is_file(), &[
-            "teaching-set", "--output", &path("data"),
-        ])?;
+        stages.run(
+            "the teaching set",
+            out.join("data/tokenizer.json").is_file(),
+            &["teaching-set", "--output", &path("data")],
+        )?;
     } else {
-        stages.note("data", &format!("{} (splits {}, {}, {})", plan.data.display(), args.train_split, args.dev_split, args.test_split));
+        stages.note(
+            "data",
+            &format!("{} (splits {}, {}, {})", plan.data.display(), args.train_split, args.dev_split, args.test_split),
+        );
     }
     let data = plan.data.display().to_string();
     // A Hub dataset without the split fails to resolve it: that too means no dev curve.
     plan.has_dev = DatasetFiles::resolve(&plan.data, &args.dev_split).is_ok_and(|f| f.qrels_path().is_ok());
     if !plan.has_dev {
-        stages.note("dev split", &format!("{data} has no `{}` split: the students train without a dev curve (--dev-split NAME to name one)", args.dev_split));
+        stages.note(
+            "dev split",
+            &format!(
+                "{data} has no `{}` split: the students train without a dev curve (--dev-split NAME to name one)",
+                args.dev_split
+            ),
+        );
     }
 
     // 2. BM25: negatives for training, a run of the test split for the teacher's reranking.
     let mined = out.join("negatives.train.jsonl").is_file() && out.join("bm25.test.run").is_file();
     stages.run("BM25 hard negatives (train) and BM25's test run", mined, &[])?;
     if !out.join("negatives.train.jsonl").is_file() {
-        stages.sub(&["negatives", "--data", &data, "--split", &args.train_split, "--output", &path("negatives.train.jsonl"),
-            "--top-k", "30", "--depth", "100"])?;
+        stages.sub(&[
+            "negatives",
+            "--data",
+            &data,
+            "--split",
+            &args.train_split,
+            "--output",
+            &path("negatives.train.jsonl"),
+            "--top-k",
+            "30",
+            "--depth",
+            "100",
+        ])?;
     }
     if !out.join("bm25.test.run").is_file() {
-        stages.sub(&["negatives", "--data", &data, "--split", &args.test_split, "--output", &path("negatives.test.jsonl"),
-            "--top-k", "1", "--depth", "100", "--rel-threshold", &plan.rel_threshold.to_string(), "--run", &path("bm25.test.run")])?;
+        stages.sub(&[
+            "negatives",
+            "--data",
+            &data,
+            "--split",
+            &args.test_split,
+            "--output",
+            &path("negatives.test.jsonl"),
+            "--top-k",
+            "1",
+            "--depth",
+            "100",
+            "--rel-threshold",
+            &plan.rel_threshold.to_string(),
+            "--run",
+            &path("bm25.test.run"),
+        ])?;
     }
 
     // 3. The teacher.
     let pair_length = (2 * plan.max_length).to_string();
     let teacher_dir = out.join("teacher");
     let mut train = vec![
-        "teacher".to_string(), "train".into(), "--data".into(), data.clone(), "--split".into(), args.train_split.clone(),
-        "--negatives".into(), path("negatives.train.jsonl"), "--output".into(), path("teacher"),
-        "--max-length".into(), pair_length.clone(), "--group-size".into(), "8".into(), "--log".into(), path("teacher-train.jsonl"),
-        "--backend".into(), backend.clone(),
+        "teacher".to_string(),
+        "train".into(),
+        "--data".into(),
+        data.clone(),
+        "--split".into(),
+        args.train_split.clone(),
+        "--negatives".into(),
+        path("negatives.train.jsonl"),
+        "--output".into(),
+        path("teacher"),
+        "--max-length".into(),
+        pair_length.clone(),
+        "--group-size".into(),
+        "8".into(),
+        "--log".into(),
+        path("teacher-train.jsonl"),
+        "--backend".into(),
+        backend.clone(),
     ];
     let teacher_source = match &args.teacher {
         Some(dir) if plan.teacher_epochs == 0 => dir.clone(),
         Some(dir) => {
-            train.extend(["--model".into(), dir.display().to_string(), "--new-head".into(), "--epochs".into(),
-                plan.teacher_epochs.to_string(), "--batch-size".into(), "4".into(), "--lr".into(), "3e-5".into(),
-                "--head-lr".into(), "1e-3".into()]);
+            train.extend([
+                "--model".into(),
+                dir.display().to_string(),
+                "--new-head".into(),
+                "--epochs".into(),
+                plan.teacher_epochs.to_string(),
+                "--batch-size".into(),
+                "4".into(),
+                "--lr".into(),
+                "3e-5".into(),
+                "--head-lr".into(),
+                "1e-3".into(),
+            ]);
             teacher_dir.clone()
         }
         None => {
             let tokenizer = plan.data.join("tokenizer.json");
             if !tokenizer.is_file() {
-                bail!("{} not found: without --teacher the demo trains one from scratch with the dataset's tokenizer.json (the teaching set has one); pass --teacher DIR", tokenizer.display());
+                bail!(
+                    "{} not found: without --teacher the demo trains one from scratch with the dataset's tokenizer.json (the teaching set has one); pass --teacher DIR",
+                    tokenizer.display()
+                );
             }
             let vocab = vocab_size(&tokenizer)?;
             let config = out.join("teacher-config.json");
             write_json(&config, &tiny_bert(vocab, 64, 2, 4, 2 * plan.max_length, TEACHER_INIT))?;
-            train.extend(["--config".into(), config.display().to_string(), "--tokenizer".into(), tokenizer.display().to_string(),
-                "--epochs".into(), plan.teacher_epochs.to_string(), "--batch-size".into(), "8".into(), "--lr".into(), "1e-3".into(),
-                "--warmup-ratio".into(), "0.05".into()]);
+            train.extend([
+                "--config".into(),
+                config.display().to_string(),
+                "--tokenizer".into(),
+                tokenizer.display().to_string(),
+                "--epochs".into(),
+                plan.teacher_epochs.to_string(),
+                "--batch-size".into(),
+                "8".into(),
+                "--lr".into(),
+                "1e-3".into(),
+                "--warmup-ratio".into(),
+                "0.05".into(),
+            ]);
             teacher_dir.clone()
         }
     };
@@ -220,9 +302,26 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let cross_encoder_teacher = is_cross_encoder(&teacher_source)?;
     let teacher = teacher_source.display().to_string();
     if !out.join("teacher.test.run").is_file() {
-        stages.sub(&["teacher", "rerank", "--model", &teacher, "--data", &data, "--split", &args.test_split,
-            "--run", &path("bm25.test.run"), "--depth", "100", "--output", &path("teacher.test.run"),
-            "--max-length", &pair_length, "--backend", &backend])?;
+        stages.sub(&[
+            "teacher",
+            "rerank",
+            "--model",
+            &teacher,
+            "--data",
+            &data,
+            "--split",
+            &args.test_split,
+            "--run",
+            &path("bm25.test.run"),
+            "--depth",
+            "100",
+            "--output",
+            &path("teacher.test.run"),
+            "--max-length",
+            &pair_length,
+            "--backend",
+            &backend,
+        ])?;
     }
 
     // 4. Teacher scores and dark examples, with the dark-example settings of the students' config.
@@ -230,9 +329,26 @@ pub fn run(args: DemoArgs) -> Result<()> {
     write_text(&base, &distill_toml(&args, &plan, "adam", 0, out)?)?;
     let (negatives, scores, base) = (path("negatives.train.jsonl"), path("scores.jsonl"), base.display().to_string());
     let mut score = vec![
-        "teacher", "score", "--model", &teacher, "--data", &data, "--split", &args.train_split,
-        "--negatives", &negatives, "--output", &scores, "--config", &base,
-        "--negatives-per-query", "7", "--max-length", &pair_length, "--backend", &backend,
+        "teacher",
+        "score",
+        "--model",
+        &teacher,
+        "--data",
+        &data,
+        "--split",
+        &args.train_split,
+        "--negatives",
+        &negatives,
+        "--output",
+        &scores,
+        "--config",
+        &base,
+        "--negatives-per-query",
+        "7",
+        "--max-length",
+        &pair_length,
+        "--backend",
+        &backend,
     ];
     // Dark examples in the student's word pieces when its vocabulary is another (a given
     // student under a teacher of another family); with the same vocabulary nothing changes.
@@ -240,13 +356,26 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if let Some(tokenizer) = &student_tokenizer {
         score.extend(["--student-tokenizer", tokenizer]);
     }
-    stages.run("the teacher's scores of hard negatives and dark examples", out.join("scores.jsonl").is_file() && !is_partial_cache(&out.join("scores.jsonl")), &score)?;
+    stages.run(
+        "the teacher's scores of hard negatives and dark examples",
+        out.join("scores.jsonl").is_file() && !is_partial_cache(&out.join("scores.jsonl")),
+        &score,
+    )?;
 
     // 5. Students.
     let test = Dataset::load(&plan.data, &args.test_split)?;
     let total = args.methods.len() * args.seeds.len();
     let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    stages.run(&format!("{total} students ({} methods × {} seeds, {jobs} at a time), each evaluated on {}", args.methods.len(), args.seeds.len(), args.test_split), false, &[])?;
+    stages.run(
+        &format!(
+            "{total} students ({} methods × {} seeds, {jobs} at a time), each evaluated on {}",
+            args.methods.len(),
+            args.seeds.len(),
+            args.test_split
+        ),
+        false,
+        &[],
+    )?;
     let mut students = Vec::new();
     for method in &args.methods {
         for &seed in &args.seeds {
@@ -262,14 +391,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let empty_log = out.join("reference.log.jsonl");
     write_text(&empty_log, "")?;
     let mut all = runs.clone();
-    for (label, run) in [("BM25 (reference)", "bm25.test.run"), ("teacher reranking BM25's top 100 (reference)", "teacher.test.run")] {
+    for (label, run) in
+        [("BM25 (reference)", "bm25.test.run"), ("teacher reranking BM25's top 100 (reference)", "teacher.test.run")]
+    {
         let run = read_run(open(&out.join(run))?, &out.join(run))?;
         let metrics = evaluate(&run, &test.qrels, plan.rel_threshold).mean.to_map();
         all.push(RunResult { method: label.into(), seed: None, metrics, log: empty_log.clone() });
     }
     let report_dir = out.join("report");
     write_report(&report_dir, &all)?;
-    stages.note("the comparison", &format!("{} (Markdown), report.json, dev_ndcg10.svg", report_dir.join(TABLE_FILE).display()));
+    stages.note(
+        "the comparison",
+        &format!("{} (Markdown), report.json, dev_ndcg10.svg", report_dir.join(TABLE_FILE).display()),
+    );
     let best = best_run(&runs, "adam").or_else(|| best_run(&runs, &args.methods[0])).expect("at least one run");
     let web = args.web_assets.clone().unwrap_or_else(|| {
         if Path::new("web/Cargo.toml").is_file() { PathBuf::from("web/assets") } else { out.join("web-assets") }
@@ -281,9 +415,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     let (web_dir, report) = (web.display().to_string(), report_dir.display().to_string());
     export.extend([
-        "--data", &data, "--split", &args.test_split, "--output", &web_dir,
-        "--report", &report, "--max-length", &pair_length, "--noisy-mode", noisy_mode(&args),
-        "--backend", &backend,
+        "--data",
+        &data,
+        "--split",
+        &args.test_split,
+        "--output",
+        &web_dir,
+        "--report",
+        &report,
+        "--max-length",
+        &pair_length,
+        "--noisy-mode",
+        noisy_mode(&args),
+        "--backend",
+        &backend,
     ]);
     stages.run("the browser demo's assets", false, &export)?;
 
@@ -326,7 +471,8 @@ fn train_students(
 ) -> Result<Vec<RunResult>> {
     let exe = std::env::current_exe().context("cannot find the adam executable to run the students")?;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<RunResult>>>> = students.iter().map(|_| Default::default()).collect();
+    let results: Vec<std::sync::Mutex<Option<Result<RunResult>>>> =
+        students.iter().map(|_| Default::default()).collect();
     let bar = progress::bar(students.len() as u64, "students");
     let one = |(method, seed, dir): &(String, u64, PathBuf)| -> Result<RunResult> {
         let name = run_name(method, *seed);
@@ -335,7 +481,8 @@ fn train_students(
             let args = ["distill", "--config", &config, "--resume", "--quiet", "--backend", backend];
             bar.suspend(|| eprintln!("    {}", command_line(&args)));
             let log_path = dir.join("distill.log");
-            let log = std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+            let log =
+                std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
             let start = Instant::now();
             let status = std::process::Command::new(&exe)
                 .args(args)
@@ -346,13 +493,21 @@ fn train_students(
             if !status.success() {
                 let text = std::fs::read_to_string(&log_path).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(5).collect();
-                bail!("`adam distill --config {config}` failed ({status}); the end of {}:\n{}", log_path.display(),
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+                bail!(
+                    "`adam distill --config {config}` failed ({status}); the end of {}:\n{}",
+                    log_path.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
             }
             bar.suspend(|| eprintln!("      {name} trained in {:.1} s", start.elapsed().as_secs_f64()));
         }
         let metrics = measure(dir)?;
-        bar.suspend(|| eprintln!("      {name}: nDCG@10 {:.4}  MRR@10 {:.4}  R@100 {:.4}", metrics["ndcg@10"], metrics["mrr@10"], metrics["recall@100"]));
+        bar.suspend(|| {
+            eprintln!(
+                "      {name}: nDCG@10 {:.4}  MRR@10 {:.4}  R@100 {:.4}",
+                metrics["ndcg@10"], metrics["mrr@10"], metrics["recall@100"]
+            )
+        });
         bar.inc(1);
         Ok(RunResult { method: method.clone(), seed: Some(*seed), metrics, log: dir.join("log.jsonl") })
     };
@@ -385,7 +540,13 @@ fn test_metrics(dir: &Path, test: &Dataset, plan: &Plan, backend: Backend) -> Re
     {
         return Ok(metrics);
     }
-    let encoder = load_encoder(&ModelArgs { model: dir.join("student"), batch_size: 64, max_length: None, layers: None, backend })?;
+    let encoder = load_encoder(&ModelArgs {
+        model: dir.join("student"),
+        batch_size: 64,
+        max_length: None,
+        layers: None,
+        backend,
+    })?;
     let queries: Vec<Query> = test.queries.iter().filter(|q| test.qrels.contains_key(&q.id)).cloned().collect();
     let run = retrieve(&encoder, &test.corpus, &queries, 100, 64)?;
     let metrics = evaluate(&run, &test.qrels, plan.rel_threshold).mean.to_map();
@@ -533,7 +694,8 @@ impl Stages {
     fn sub(&mut self, args: &[&str]) -> Result<()> {
         eprintln!("    {}", command_line(args));
         let start = Instant::now();
-        crate::cli::run_command(args).with_context(|| format!("`adam {}` failed", args.first().copied().unwrap_or("")))?;
+        crate::cli::run_command(args)
+            .with_context(|| format!("`adam {}` failed", args.first().copied().unwrap_or("")))?;
         eprintln!("    ({:.1} s)", start.elapsed().as_secs_f64());
         Ok(())
     }

@@ -62,7 +62,10 @@ pub fn run(args: DistillArgs) -> Result<()> {
     if let Some(s) = &state
         && let Some(diff) = first_difference(&s.config, &config_json, "")
     {
-        bail!("{}: the config changed since the checkpoint ({diff}); resume with the same config", args.config.display());
+        bail!(
+            "{}: the config changed since the checkpoint ({diff}); resume with the same config",
+            args.config.display()
+        );
     }
     if args.resume && state.is_none() {
         eprintln!("no checkpoint in {}: starting from the beginning", checkpoint_dir.display());
@@ -85,7 +88,9 @@ pub fn run(args: DistillArgs) -> Result<()> {
     if config.method.uses_dark() {
         let kept: usize = examples.iter().map(|e| e.dark.len()).sum();
         let dropped: usize = examples.iter().map(|e| e.dark_dropped).sum();
-        eprintln!("dark examples: {kept} kept, {dropped} dropped for missing the band (train.drop_outside_band = {drop})");
+        eprintln!(
+            "dark examples: {kept} kept, {dropped} dropped for missing the band (train.drop_outside_band = {drop})"
+        );
     }
     let dev = config.eval.as_ref().map(|e| dev_set(&beir, e)).transpose()?;
 
@@ -132,8 +137,7 @@ pub fn run(args: DistillArgs) -> Result<()> {
     write_folder(&student_dir, &student.files(config.student.save_half)?)?;
     // The run is complete: its checkpoint is no longer needed (and would block a rerun).
     if checkpoint_dir.exists() {
-        std::fs::remove_dir_all(&checkpoint_dir)
-            .with_context(|| format!("removing {}", checkpoint_dir.display()))?;
+        std::fs::remove_dir_all(&checkpoint_dir).with_context(|| format!("removing {}", checkpoint_dir.display()))?;
     }
     eprintln!(
         "distilled {} ({:?}) for {} steps in {:.1} s; student saved to {}",

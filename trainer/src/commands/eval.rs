@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use adam_core::data::{Query, Qrels, Run, read_run, write_run};
+use adam_core::data::{Qrels, Query, Run, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
@@ -159,10 +159,7 @@ fn split_queries(files: &DatasetFiles, qrels: &Qrels) -> Result<Vec<Query>> {
         bail!("no query judged in the split is in {}", queries_path.display());
     }
     if missing > 0 {
-        eprintln!(
-            "warning: {missing} judged query id(s) have no text in {} and are left out",
-            queries_path.display()
-        );
+        eprintln!("warning: {missing} judged query id(s) have no text in {} and are left out", queries_path.display());
     }
     Ok(queries)
 }

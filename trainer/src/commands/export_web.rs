@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use adam_core::config::BertConfig;
+use adam_core::dark::NoisyMode;
 use adam_core::data::Document;
 use adam_core::demo::{
-    CorpusInfo, CorpusPassage, DatasetInfo, Example, ExampleScores, ExampleSet, FORMAT_VERSION,
-    FileInfo, Manifest, ModelInfo, Passage, ReportInfo, f32_to_half,
+    CorpusInfo, CorpusPassage, DatasetInfo, Example, ExampleScores, ExampleSet, FORMAT_VERSION, FileInfo, Manifest,
+    ModelInfo, Passage, ReportInfo, f32_to_half,
 };
 use adam_core::encoder::{CrossEncoder, SentenceEncoder};
 use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
-use adam_core::dark::NoisyMode;
 use adam_core::softlabels::LabSettings;
 use anyhow::{Context, Result, bail};
 
@@ -170,8 +170,10 @@ pub fn run(args: ExportWebArgs) -> Result<()> {
     if args.corpus > 0 {
         let picked = pick_corpus(&data, &examples, args.corpus, args.seed);
         eprintln!("embedding {} corpus passages with the student", picked.len());
-        let passages: Vec<CorpusPassage> =
-            picked.iter().map(|&d| CorpusPassage { id: data.docs[d].id.clone(), text: data.texts[d].clone() }).collect();
+        let passages: Vec<CorpusPassage> = picked
+            .iter()
+            .map(|&d| CorpusPassage { id: data.docs[d].id.clone(), text: data.texts[d].clone() })
+            .collect();
         let vectors = embed_all(&student, &passages, args.batch_size)?;
         write_json(&out.join("corpus.json"), &passages)?;
         let mut file = AtomicFile::create(&out.join("corpus.f16"))?;
@@ -290,7 +292,8 @@ fn copy_model(src: &Path, out: &Path, role: &str, dtype: Dtype, cross_encoder: b
 /// error rather than a silent infinity.
 pub fn to_f16_safetensors(bytes: &[u8]) -> Result<Vec<u8>> {
     use safetensors::tensor::{Dtype as St, SafeTensors, TensorView};
-    let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| anyhow::anyhow!("not a safetensors file: {e:?}"))?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(bytes).map_err(|e| anyhow::anyhow!("not a safetensors file: {e:?}"))?;
     let tensors = SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("not a safetensors file: {e:?}"))?;
     let mut owned: Vec<(String, St, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, view) in tensors.tensors() {
@@ -565,12 +568,7 @@ fn print_sizes(manifest: &Manifest, out: &Path) -> Result<()> {
     let teacher = groups.get("teacher model").copied().unwrap_or_default();
     println!("{:<22} {:>12} {:>12}", "total", mib(total), gz(total_gz));
     if manifest.teacher.is_some() {
-        println!(
-            "{:<22} {:>12} {:>12}",
-            "without the teacher",
-            mib(total - teacher.0),
-            gz(total_gz - teacher.1)
-        );
+        println!("{:<22} {:>12} {:>12}", "without the teacher", mib(total - teacher.0), gz(total_gz - teacher.1));
     }
     if !gzip_ok {
         println!("(gzip sizes need the gzip program)");

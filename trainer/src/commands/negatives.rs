@@ -12,12 +12,12 @@ use std::path::PathBuf;
 use adam_core::data::{Negative, NegativesRecord, Positive, Query, Run, RunEntry, write_run};
 use anyhow::{Context, Result, bail};
 
+use crate::bm25::Bm25;
 use crate::dataset::Dataset;
 use crate::io::AtomicFile;
 use crate::models::{EncoderFlags, load_encoder};
 use crate::progress;
 use crate::retrieval::{cache_for, dense_retrieve};
-use crate::bm25::Bm25;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
@@ -79,7 +79,8 @@ pub fn run(args: NegativesArgs) -> Result<()> {
         bail!("--method dense needs --model DIR (a sentence-transformers folder)");
     }
     if args.method == Method::Bm25 {
-        let dense_only = [("--model", args.model.is_some()), ("--cache", args.cache.is_some()), ("--no-cache", args.no_cache)];
+        let dense_only =
+            [("--model", args.model.is_some()), ("--cache", args.cache.is_some()), ("--no-cache", args.no_cache)];
         if let Some(flag) = args.encoder.first_given(&dense_only) {
             bail!("{flag} applies to --method dense only; BM25 runs no model");
         }
@@ -115,9 +116,7 @@ pub fn run(args: NegativesArgs) -> Result<()> {
 
     let index_bar = progress::bar(data.corpus.len() as u64, "indexing");
     let retriever = match args.method {
-        Method::Bm25 => {
-            Retriever::Bm25(Bm25::index(&data.corpus, args.bm25_k1, args.bm25_b, &index_bar))
-        }
+        Method::Bm25 => Retriever::Bm25(Bm25::index(&data.corpus, args.bm25_k1, args.bm25_b, &index_bar)),
         Method::Dense => {
             let model = args.encoder.with_model(args.model.clone().expect("checked above"));
             let encoder = load_encoder(&model)?;
@@ -125,7 +124,8 @@ pub fn run(args: NegativesArgs) -> Result<()> {
                 work.iter().map(|(id, text, _)| Query { id: id.to_string(), text: text.to_string() }).collect();
             let cache = cache_for(args.cache.as_ref(), args.no_cache);
             let corpus_path = data.files.corpus_path()?;
-            let run = dense_retrieve(&encoder, &model, cache.as_ref(), corpus_path, &data.corpus, &queries, args.depth)?;
+            let run =
+                dense_retrieve(&encoder, &model, cache.as_ref(), corpus_path, &data.corpus, &queries, args.depth)?;
             let doc_index: std::collections::HashMap<&str, usize> =
                 data.corpus.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
             let hits = queries
@@ -154,35 +154,21 @@ pub fn run(args: NegativesArgs) -> Result<()> {
         let negatives: Vec<Negative> = hits
             .iter()
             .enumerate()
-            .filter(|(_, (d, _))| {
-                judged.get(&data.corpus[*d].id).is_none_or(|g| *g < args.rel_threshold)
-            })
+            .filter(|(_, (d, _))| judged.get(&data.corpus[*d].id).is_none_or(|g| *g < args.rel_threshold))
             .take(args.top_k)
-            .map(|(rank, (d, score))| Negative {
-                doc_id: data.corpus[*d].id.clone(),
-                score: *score,
-                rank: rank + 1,
-            })
+            .map(|(rank, (d, score))| Negative { doc_id: data.corpus[*d].id.clone(), score: *score, rank: rank + 1 })
             .collect();
         if negatives.len() < args.top_k {
             short += 1;
         }
         total_negatives += negatives.len();
-        let record =
-            NegativesRecord { query_id: qid.to_string(), positives: positives.clone(), negatives };
+        let record = NegativesRecord { query_id: qid.to_string(), positives: positives.clone(), negatives };
         serde_json::to_writer(&mut *out.writer(), &record)?;
-        out.writer()
-            .write_all(b"\n")
-            .with_context(|| format!("writing {}", args.output.display()))?;
+        out.writer().write_all(b"\n").with_context(|| format!("writing {}", args.output.display()))?;
         if args.run.is_some() {
             run.insert(
                 qid.to_string(),
-                hits.iter()
-                    .map(|(d, s)| RunEntry {
-                        doc: data.corpus[*d].id.clone(),
-                        score: run_score(*s),
-                    })
-                    .collect(),
+                hits.iter().map(|(d, s)| RunEntry { doc: data.corpus[*d].id.clone(), score: run_score(*s) }).collect(),
             );
         }
         search_bar.inc(1);
@@ -195,15 +181,9 @@ pub fn run(args: NegativesArgs) -> Result<()> {
             Method::Bm25 => "adam-bm25",
             Method::Dense => "adam-dense",
         };
-        write_run(file.writer(), &run, tag)
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_run(file.writer(), &run, tag).with_context(|| format!("writing {}", path.display()))?;
         file.commit()?;
-        eprintln!(
-            "wrote the ranking (top {}) of {} queries to {}",
-            args.depth,
-            run.len(),
-            path.display()
-        );
+        eprintln!("wrote the ranking (top {}) of {} queries to {}", args.depth, run.len(), path.display());
     }
     eprintln!(
         "wrote negatives for {} queries to {} ({:.1} per query; {short} with fewer than {})",
@@ -213,16 +193,10 @@ pub fn run(args: NegativesArgs) -> Result<()> {
         args.top_k
     );
     if no_positive > 0 {
-        eprintln!(
-            "skipped {no_positive} queries with no document of grade >= {}",
-            args.rel_threshold
-        );
+        eprintln!("skipped {no_positive} queries with no document of grade >= {}", args.rel_threshold);
     }
     if no_text > 0 {
-        eprintln!(
-            "skipped {no_text} queries of {} that have no text in the queries file",
-            qrels_path.display()
-        );
+        eprintln!("skipped {no_text} queries of {} that have no text in the queries file", qrels_path.display());
     }
     Ok(())
 }

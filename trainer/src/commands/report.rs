@@ -22,11 +22,7 @@ pub struct ReportArgs {
 pub fn run(args: ReportArgs) -> Result<()> {
     let runs = read_runs(&args.runs)?;
     write_report(&args.output, &runs)?;
-    eprintln!(
-        "wrote {TABLE_FILE}, {JSON_FILE} and {PLOT_FILE} for {} runs into {}",
-        runs.len(),
-        args.output.display()
-    );
+    eprintln!("wrote {TABLE_FILE}, {JSON_FILE} and {PLOT_FILE} for {} runs into {}", runs.len(), args.output.display());
     Ok(())
 }
 

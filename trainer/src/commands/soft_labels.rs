@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
+use adam_core::dark::NoisyMode;
 use adam_core::demo::{ExampleSet, Manifest};
 use adam_core::encoder::{CrossEncoder, SentenceEncoder};
 use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
-use adam_core::dark::NoisyMode;
 use adam_core::softlabels::{self, Candidate, LabSettings, SoftLabels};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;

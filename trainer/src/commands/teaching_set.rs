@@ -40,10 +40,8 @@ pub fn run(args: TeachingArgs) -> Result<()> {
         test_queries: args.test_queries,
     };
     let set = TeachingSet::generate(&config).map_err(|e| anyhow!(e))?;
-    let tokenizer = train_wordpiece(
-        set.texts(),
-        &WordPieceConfig { vocab_size: args.vocab_size, ..Default::default() },
-    )?;
+    let tokenizer =
+        train_wordpiece(set.texts(), &WordPieceConfig { vocab_size: args.vocab_size, ..Default::default() })?;
     let mut files = set.files();
     files.push(("tokenizer.json".into(), to_json(&tokenizer)?));
 
@@ -52,9 +50,7 @@ pub fn run(args: TeachingArgs) -> Result<()> {
     for (rel, content) in &files {
         let path = args.output.join(rel);
         let mut file = AtomicFile::create(&path)?;
-        file.writer()
-            .write_all(content.as_bytes())
-            .with_context(|| format!("writing {}", path.display()))?;
+        file.writer().write_all(content.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
         file.commit()?;
     }
     let count = |s| set.queries.iter().filter(|q| q.split == s).count();

@@ -122,7 +122,12 @@ pub fn profile(args: &InspectArgs) -> Result<Profile> {
     let (mut entropy_plain, mut entropy_dark, mut positive_plain, mut on_top, mut n) = (0.0, 0.0, 0.0, 0, 0);
     for record in &cache.records {
         let Some(positive) = record.positives.iter().find(|p| p.doc_id == record.dark_positive) else {
-            bail!("{}: query {}: dark_positive {} is not among its positives", args.scores.display(), record.query_id, record.dark_positive);
+            bail!(
+                "{}: query {}: dark_positive {} is not among its positives",
+                args.scores.display(),
+                record.query_id,
+                record.dark_positive
+            );
         };
         if record.negatives.is_empty() {
             continue;
@@ -229,7 +234,11 @@ fn svg_histograms(p: &Profile) -> String {
     svg::title(&mut s, width / 2.0, 18.0, 13, &title);
     let left = LABEL;
     let right = LABEL + PANEL + GAP;
-    let _ = writeln!(s, r#"<text x="{:.1}" y="40" text-anchor="middle">P_T among all candidates (decades)</text>"#, left + PANEL / 2.0);
+    let _ = writeln!(
+        s,
+        r#"<text x="{:.1}" y="40" text-anchor="middle">P_T among all candidates (decades)</text>"#,
+        left + PANEL / 2.0
+    );
     let _ = writeln!(
         s,
         r#"<text x="{:.1}" y="40" text-anchor="middle">score: best negative = 0, positive = 1</text>"#,
@@ -244,11 +253,21 @@ fn svg_histograms(p: &Profile) -> String {
         {
             let total: usize = counts.iter().sum::<usize>().max(1);
             let bar = PANEL / counts.len() as f64;
-            let _ = writeln!(s, r##"<line x1="{x0:.1}" y1="{base:.1}" x2="{:.1}" y2="{base:.1}" stroke="#888"/>"##, x0 + PANEL);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{x0:.1}" y1="{base:.1}" x2="{:.1}" y2="{base:.1}" stroke="#888"/>"##,
+                x0 + PANEL
+            );
             for (i, &c) in counts.iter().enumerate() {
                 let h = (ROW - 22.0) * c as f64 / total as f64;
                 let x = x0 + bar * i as f64;
-                let fill = if k.kind == "positive" { "#2b6cb0" } else if k.kind == "mined negative" { "#999999" } else { "#c05621" };
+                let fill = if k.kind == "positive" {
+                    "#2b6cb0"
+                } else if k.kind == "mined negative" {
+                    "#999999"
+                } else {
+                    "#c05621"
+                };
                 let _ = writeln!(
                     s,
                     r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="{fill}"><title>{}: {c}</title></rect>"#,
@@ -312,7 +331,12 @@ mod tests {
             positive_probability_plain: 0.6,
             probability_bins: vec![],
             relative_bins: vec![],
-            kinds: vec![kind("positive", 2), kind("mined negative", 4), kind("deleted positive", 0), kind("mixed negative", 2)],
+            kinds: vec![
+                kind("positive", 2),
+                kind("mined negative", 4),
+                kind("deleted positive", 0),
+                kind("mixed negative", 2),
+            ],
         };
         let svg = svg_histograms(&profile);
         let (mut rects, mut depth) = (0, 0);

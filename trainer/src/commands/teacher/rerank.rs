@@ -54,7 +54,12 @@ pub fn run(args: RerankArgs) -> Result<()> {
         let mut docs = Vec::new();
         for e in &top {
             let d = *beir.doc_index.get(&e.doc).ok_or_else(|| {
-                anyhow::anyhow!("{}: document `{}` is not in the corpus of {}", args.run.display(), e.doc, args.data.display())
+                anyhow::anyhow!(
+                    "{}: document `{}` is not in the corpus of {}",
+                    args.run.display(),
+                    e.doc,
+                    args.data.display()
+                )
             })?;
             pieces.doc(&beir, d)?;
             docs.push(d);
@@ -70,8 +75,7 @@ pub fn run(args: RerankArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let mut file = AtomicFile::create(&args.output)?;
-    write_run(file.writer(), &out, "adam-teacher")
-        .with_context(|| format!("writing {}", args.output.display()))?;
+    write_run(file.writer(), &out, "adam-teacher").with_context(|| format!("writing {}", args.output.display()))?;
     file.commit()?;
     eprintln!("reranked {} queries into {}", out.len(), args.output.display());
     Ok(())

@@ -119,8 +119,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
     }
     let done: HashSet<String> =
         existing.as_ref().map(|c| c.records.iter().map(|r| r.query_id.clone()).collect()).unwrap_or_default();
-    let todo: Vec<&Instance> =
-        instances.iter().filter(|i| !done.contains(&beir.queries[i.query].id)).collect();
+    let todo: Vec<&Instance> = instances.iter().filter(|i| !done.contains(&beir.queries[i.query].id)).collect();
     let mut writer = score_cache::Writer::open(&args.output, &header, existing.as_ref())?;
     if !done.is_empty() {
         eprintln!("resuming {}: {} queries done, {} to go", args.output.display(), done.len(), todo.len());
@@ -145,7 +144,9 @@ pub fn run(args: ScoreArgs) -> Result<()> {
             let mut negatives: Vec<usize> = inst.negatives.iter().copied().take(args.negatives_per_query).collect();
             if negatives.len() < args.negatives_per_query {
                 let short = Instance { negatives: Vec::new(), ..(*inst).clone() };
-                for d in sample_negatives(&short, args.negatives_per_query, 0, beir.corpus.len(), mix_seed(dark.seed, key)) {
+                for d in
+                    sample_negatives(&short, args.negatives_per_query, 0, beir.corpus.len(), mix_seed(dark.seed, key))
+                {
                     if negatives.len() < args.negatives_per_query && !negatives.contains(&d) {
                         negatives.push(d);
                     }
@@ -182,10 +183,8 @@ pub fn run(args: ScoreArgs) -> Result<()> {
             .iter()
             .map(|(p, _)| (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b]).then(b.cmp(&a))).unwrap_or(0))
             .collect();
-        let negative_pieces: Vec<Vec<Vec<u32>>> = candidates
-            .iter()
-            .map(|(_, neg)| neg.iter().map(|d| pieces.docs[d].clone()).collect())
-            .collect();
+        let negative_pieces: Vec<Vec<Vec<u32>>> =
+            candidates.iter().map(|(_, neg)| neg.iter().map(|d| pieces.docs[d].clone()).collect()).collect();
         let dark_instances: Vec<DarkInstance<'_>> = chunk
             .iter()
             .enumerate()

@@ -87,8 +87,7 @@ pub struct TrainArgs {
 
 /// A `[rows, cols]` mask, true where `present[r]` is less than or equal to the column.
 fn padding_mask(present: &[usize], cols: usize, device: &Device) -> Tensor<2, Bool> {
-    let data: Vec<bool> =
-        present.iter().flat_map(|&n| (0..cols).map(move |c| c >= n)).collect();
+    let data: Vec<bool> = present.iter().flat_map(|&n| (0..cols).map(move |c| c >= n)).collect();
     Tensor::from_data(TensorData::new(data, [present.len(), cols]), device)
 }
 
