@@ -61,6 +61,7 @@ fn demo_runs_every_stage_and_resumes() {
         "$ adam teacher rerank",
         "$ adam teacher score",
         "$ adam distill",
+        "$ adam teacher inspect",
         "$ adam export-web",
     ] {
         assert!(log.contains(command), "`{command}` not shown:\n{log}");
@@ -77,6 +78,8 @@ fn demo_runs_every_stage_and_resumes() {
         "report/report.md",
         "report/report.json",
         "report/dev_ndcg10.svg",
+        "report/soft_labels.svg",
+        "report/soft_labels.json",
     ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }

@@ -400,9 +400,16 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     let report_dir = out.join("report");
     write_report(&report_dir, &all)?;
+    // The paper's motivating figure for this teacher: its soft labels on mined negatives and on
+    // each kind of dark example (histograms), beside the comparison.
+    let report = report_dir.display().to_string();
+    stages.sub(&["teacher", "inspect", "--scores", &scores, "--output", &report])?;
     stages.note(
         "the comparison",
-        &format!("{} (Markdown), report.json, dev_ndcg10.svg", report_dir.join(TABLE_FILE).display()),
+        &format!(
+            "{} (Markdown), report.json, dev_ndcg10.svg, soft_labels.svg (the teacher's soft labels)",
+            report_dir.join(TABLE_FILE).display()
+        ),
     );
     let best = best_run(&runs, "adam").or_else(|| best_run(&runs, &args.methods[0])).expect("at least one run");
     let web = args.web_assets.clone().unwrap_or_else(|| {
@@ -413,7 +420,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     if cross_encoder_teacher {
         export.extend(["--teacher", &teacher]);
     }
-    let (web_dir, report) = (web.display().to_string(), report_dir.display().to_string());
+    let web_dir = web.display().to_string();
     export.extend([
         "--data",
         &data,
