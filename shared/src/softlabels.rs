@@ -367,12 +367,7 @@ mod tests {
         assert_eq!(
             labels,
             [
-                "positive",
-                "negative 1",
-                "negative 2",
-                "masked positive 1",
-                "masked positive 2",
-                "mixed negative 1",
+                "positive", "negative 1", "negative 2", "masked positive 1", "masked positive 2", "mixed negative 1",
                 "query-mixed negative 1"
             ]
         );

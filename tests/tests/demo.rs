@@ -56,13 +56,8 @@ fn demo_runs_every_stage_and_resumes() {
     assert!(o.status.success(), "{log}");
     // Each stage prints the command it runs, so a class can retype it.
     for command in [
-        "$ adam negatives",
-        "$ adam teacher train",
-        "$ adam teacher rerank",
-        "$ adam teacher score",
-        "$ adam distill",
-        "$ adam teacher inspect",
-        "$ adam export-web",
+        "$ adam negatives", "$ adam teacher train", "$ adam teacher rerank", "$ adam teacher score", "$ adam distill",
+        "$ adam teacher inspect", "$ adam export-web",
     ] {
         assert!(log.contains(command), "`{command}` not shown:\n{log}");
     }

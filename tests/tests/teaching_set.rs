@@ -10,12 +10,7 @@ use adam_core::wordpiece::{WordPieceConfig, train_wordpiece};
 use adam_tests::{TempDir, adam, stderr};
 
 const FILES: [&str; 7] = [
-    "corpus.jsonl",
-    "queries.jsonl",
-    "qrels/train.tsv",
-    "qrels/dev.tsv",
-    "qrels/test.tsv",
-    "README.md",
+    "corpus.jsonl", "queries.jsonl", "qrels/train.tsv", "qrels/dev.tsv", "qrels/test.tsv", "README.md",
     "tokenizer.json",
 ];
 
@@ -122,18 +117,8 @@ fn tokenizer_json_round_trips_through_text_tokenizer() {
     generate(
         &dir,
         &[
-            "--passages",
-            "400",
-            "--train-queries",
-            "100",
-            "--dev-queries",
-            "20",
-            "--test-queries",
-            "20",
-            "--vocab-size",
-            "800",
-            "--seed",
-            "5",
+            "--passages", "400", "--train-queries", "100", "--dev-queries", "20", "--test-queries", "20",
+            "--vocab-size", "800", "--seed", "5",
         ],
     );
     let json = std::fs::read(dir.join("tokenizer.json")).unwrap();

@@ -92,17 +92,9 @@ fn export_writes_f16_models_examples_corpus_report_and_sizes() {
     }
     let paths: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
     for want in [
-        "student/config.json",
-        "student/tokenizer.json",
-        "student/modules.json",
-        "student/1_Pooling/config.json",
-        "student/model.safetensors",
-        "teacher/model.safetensors",
-        "examples.json",
-        "corpus.json",
-        "corpus.f16",
-        "report/report.json",
-        "report/curves.svg",
+        "student/config.json", "student/tokenizer.json", "student/modules.json", "student/1_Pooling/config.json",
+        "student/model.safetensors", "teacher/model.safetensors", "examples.json", "corpus.json", "corpus.f16",
+        "report/report.json", "report/curves.svg",
     ] {
         assert!(paths.contains(&want), "{want} not in {paths:?}");
     }

@@ -5,18 +5,8 @@
 use std::process::Command;
 
 const COMMANDS: &[&str] = &[
-    "demo",
-    "embed",
-    "eval",
-    "bench",
-    "bench-train",
-    "negatives",
-    "teaching-set",
-    "teacher",
-    "distill",
-    "report",
-    "export-web",
-    "soft-labels",
+    "demo", "embed", "eval", "bench", "bench-train", "negatives", "teaching-set", "teacher", "distill", "report",
+    "export-web", "soft-labels",
 ];
 
 fn adam(args: &[&str]) -> std::process::Output {

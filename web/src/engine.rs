@@ -244,10 +244,7 @@ pub async fn run_lab(engine: &Engine, input: &LabInput, settings: &LabSettings) 
     let vectors = engine.student_vectors(&seqs).await?;
     let student_scores: Vec<f32> = vectors[1..].iter().map(|v| softlabels::dot(&vectors[0], v)).collect();
     let labels = softlabels::soft_labels(
-        &teacher_scores,
-        &student_scores,
-        settings.teacher_temperature,
-        settings.student_temperature,
+        &teacher_scores, &student_scores, settings.teacher_temperature, settings.student_temperature,
     );
     let token = |id: u32| ttok.id_to_token(id);
     let rows = candidates

@@ -329,26 +329,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
     write_text(&base, &distill_toml(&args, &plan, "adam", 0, out)?)?;
     let (negatives, scores, base) = (path("negatives.train.jsonl"), path("scores.jsonl"), base.display().to_string());
     let mut score = vec![
-        "teacher",
-        "score",
-        "--model",
-        &teacher,
-        "--data",
-        &data,
-        "--split",
-        &args.train_split,
-        "--negatives",
-        &negatives,
-        "--output",
-        &scores,
-        "--config",
-        &base,
-        "--negatives-per-query",
-        "7",
-        "--max-length",
-        &pair_length,
-        "--backend",
-        &backend,
+        "teacher", "score", "--model", &teacher, "--data", &data, "--split", &args.train_split, "--negatives",
+        &negatives, "--output", &scores, "--config", &base, "--negatives-per-query", "7", "--max-length", &pair_length,
+        "--backend", &backend,
     ];
     // Dark examples in the student's word pieces when its vocabulary is another (a given
     // student under a teacher of another family); with the same vocabulary nothing changes.

@@ -147,10 +147,7 @@ pub fn run(args: SoftLabelsArgs) -> Result<()> {
     let (candidates, teacher_scores, student_scores) =
         score(&student, &teacher, &query, &positive, &negatives, &settings, key)?;
     let labels = softlabels::soft_labels(
-        &teacher_scores,
-        &student_scores,
-        settings.teacher_temperature,
-        settings.student_temperature,
+        &teacher_scores, &student_scores, settings.teacher_temperature, settings.student_temperature,
     );
     let tok = &teacher.model.tokenizer;
     let out = Output {
