@@ -379,6 +379,55 @@ fn resumed_distillation_ends_like_an_uninterrupted_one() {
 }
 
 #[test]
+fn a_run_killed_at_any_step_resumes_to_the_same_result() {
+    let Some(setup) = setup() else { return };
+    // A checkpoint after every step, so that kills land in and around checkpoint writes.
+    let config = |name: &str| {
+        let p = distill_config(setup, name, "adam", "[checkpoint]\nevery = 1\n");
+        let text = std::fs::read_to_string(&p).unwrap().replace("steps = 4", "steps = 6");
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let whole = config("kill-whole");
+    let out = adam(&["distill", "--config", s(&whole)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result = |c: &Path| {
+        let run = c.parent().unwrap().join("run");
+        (
+            std::fs::read_to_string(run.join("log.jsonl")).unwrap(),
+            std::fs::read(run.join("student/model.safetensors")).unwrap(),
+        )
+    };
+    let expected = result(&whole);
+    // SIGKILL (no destructors, no flushing) as soon as step k's log line appears: step k's
+    // checkpoint is then being written, and step k - 1's is complete. Then --resume.
+    let mut resumed = 0;
+    for k in 1..=5 {
+        let cut = config(&format!("kill-{k}"));
+        let log = cut.parent().unwrap().join("run/log.jsonl");
+        let mut child = std::process::Command::new(adam_tests::adam_bin())
+            .args(["distill", "--config", s(&cut)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = std::time::Instant::now();
+        while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < k {
+            assert!(start.elapsed().as_secs() < 300, "step {k} never logged");
+            assert!(child.try_wait().unwrap().is_none(), "the run ended before step {k}");
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let out = adam(&["distill", "--config", s(&cut), "--resume"]);
+        assert!(out.status.success(), "killed at step {k}, then --resume: {}", stderr(&out));
+        assert!(result(&cut) == expected, "killed at step {k}: the resumed run ends elsewhere");
+        resumed += usize::from(stderr(&out).contains("resuming at step"));
+    }
+    assert!(resumed >= 4, "only {resumed} of the kills after a complete checkpoint resumed from it");
+}
+
+#[test]
 fn distill_config_errors_name_the_key() {
     let Some(setup) = setup() else { return };
     let cases: [(&str, &str, &str); 6] = [
