@@ -27,6 +27,15 @@ fn read_vectors(path: &std::path::Path) -> Vec<Vec<f32>> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
 
+/// `adam embed --model MODEL` from `tmp`'s `in.txt` to its `out.jsonl`, with `extra` flags.
+fn embed(model: &std::path::Path, tmp: &TempDir, extra: &[&str]) -> std::process::Output {
+    let (input, output) = (tmp.path("in.txt"), tmp.path("out.jsonl"));
+    let mut args = vec!["embed", "--model", model.to_str().unwrap()];
+    args.extend(["--input", input.to_str().unwrap(), "--output", output.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    adam(&args)
+}
+
 fn embed_and_check(backend: &str, batch_size: &str, repeat: usize) {
     let Some(model) = fixture("models/all-MiniLM-L6-v2") else { return };
     let texts = golden_texts();
@@ -40,19 +49,7 @@ fn embed_and_check(backend: &str, batch_size: &str, repeat: usize) {
         .collect();
     let input = order.iter().map(|t| t.text.as_str()).collect::<Vec<_>>().join("\n") + "\n";
     std::fs::write(tmp.path("in.txt"), input).unwrap();
-    let out = adam(&[
-        "embed",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        tmp.path("in.txt").to_str().unwrap(),
-        "--output",
-        tmp.path("out.jsonl").to_str().unwrap(),
-        "--batch-size",
-        batch_size,
-        "--backend",
-        backend,
-    ]);
+    let out = embed(&model, &tmp, &["--batch-size", batch_size, "--backend", backend]);
     assert!(out.status.success(), "{}", stderr(&out));
     let vectors = read_vectors(&tmp.path("out.jsonl"));
     assert_eq!(vectors.len(), order.len(), "one output line per input line");
@@ -100,15 +97,7 @@ fn empty_input_gives_empty_output() {
     let Some(model) = fixture("models/all-MiniLM-L6-v2") else { return };
     let tmp = TempDir::new("embed-empty");
     std::fs::write(tmp.path("in.txt"), "").unwrap();
-    let out = adam(&[
-        "embed",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        tmp.path("in.txt").to_str().unwrap(),
-        "--output",
-        tmp.path("out.jsonl").to_str().unwrap(),
-    ]);
+    let out = embed(&model, &tmp, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(tmp.path("out.jsonl")).unwrap(), b"");
 }
@@ -118,15 +107,7 @@ fn invalid_utf8_names_file_and_line_and_leaves_no_output() {
     let Some(model) = fixture("models/all-MiniLM-L6-v2") else { return };
     let tmp = TempDir::new("embed-utf8");
     std::fs::write(tmp.path("in.txt"), b"fine\nalso fine\nbad \xff byte\n").unwrap();
-    let out = adam(&[
-        "embed",
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        tmp.path("in.txt").to_str().unwrap(),
-        "--output",
-        tmp.path("out.jsonl").to_str().unwrap(),
-    ]);
+    let out = embed(&model, &tmp, &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("in.txt:3") && err.contains("UTF-8"), "{err}");
@@ -145,15 +126,7 @@ fn missing_model_file_is_named() {
         std::os::unix::fs::symlink(model.join(name), dir.join(name)).unwrap();
     }
     std::fs::write(tmp.path("in.txt"), "hello\n").unwrap();
-    let out = adam(&[
-        "embed",
-        "--model",
-        dir.to_str().unwrap(),
-        "--input",
-        tmp.path("in.txt").to_str().unwrap(),
-        "--output",
-        tmp.path("out.jsonl").to_str().unwrap(),
-    ]);
+    let out = embed(&dir, &tmp, &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("tokenizer.json") && err.contains("missing"), "{err}");
@@ -169,15 +142,7 @@ fn broken_config_is_named_with_line() {
     std::os::unix::fs::symlink(model.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
     std::fs::write(dir.join("config.json"), "{\n  \"hidden_size\": \"big\"\n}\n").unwrap();
     std::fs::write(tmp.path("in.txt"), "hello\n").unwrap();
-    let out = adam(&[
-        "embed",
-        "--model",
-        dir.to_str().unwrap(),
-        "--input",
-        tmp.path("in.txt").to_str().unwrap(),
-        "--output",
-        tmp.path("out.jsonl").to_str().unwrap(),
-    ]);
+    let out = embed(&dir, &tmp, &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("config.json:2"), "{err}");

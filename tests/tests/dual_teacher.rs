@@ -70,24 +70,14 @@ fn a_dual_encoder_teaches_by_scaled_cosine_and_inspect_reads_its_cache() {
     std::fs::write(&negatives, lines.join("\n") + "\n").unwrap();
 
     let cache = tmp.0.join("scores.jsonl");
-    let out = adam(&[
-        "teacher",
-        "score",
-        "--model",
-        s(&model),
-        "--data",
-        s(&data),
-        "--negatives",
-        s(&negatives),
-        "--output",
-        s(&cache),
-        "--negatives-per-query",
-        "3",
-        "--max-length",
-        "64",
-        "--dual-scale",
-        "20",
-    ]);
+    let (model_arg, data_arg, negatives_arg, cache_arg) = (s(&model), s(&data), s(&negatives), s(&cache));
+    let score = |scale: &str| {
+        adam(&[
+            "teacher", "score", "--model", model_arg, "--data", data_arg, "--negatives", negatives_arg, "--output",
+            cache_arg, "--negatives-per-query", "3", "--max-length", "64", "--dual-scale", scale,
+        ])
+    };
+    let out = score("20");
     assert!(out.status.success(), "{}", stderr(&out));
     let records = jsonl(&cache);
     assert_eq!(records[0]["teacher_kind"], "dual-encoder", "auto: a sentence-transformers folder is a dual encoder");
@@ -127,24 +117,7 @@ fn a_dual_encoder_teaches_by_scaled_cosine_and_inspect_reads_its_cache() {
     }
 
     // Another scale is another cache: refused on resume, naming the key.
-    let out = adam(&[
-        "teacher",
-        "score",
-        "--model",
-        s(&model),
-        "--data",
-        s(&data),
-        "--negatives",
-        s(&negatives),
-        "--output",
-        s(&cache),
-        "--negatives-per-query",
-        "3",
-        "--max-length",
-        "64",
-        "--dual-scale",
-        "10",
-    ]);
+    let out = score("10");
     assert!(!out.status.success());
     assert!(stderr(&out).contains("dual_scale"), "{}", stderr(&out));
 
