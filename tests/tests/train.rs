@@ -365,9 +365,11 @@ fn resumed_distillation_ends_like_an_uninterrupted_one() {
     // Without --resume an existing checkpoint is not overwritten.
     let refused = adam(&["distill", "--config", s(&cut)]);
     assert!(!refused.status.success() && stderr(&refused).contains("--resume"), "{}", stderr(&refused));
+    // Killed between the two renames that replace a checkpoint: the old one waits beside.
+    std::fs::rename(run_cut.join("checkpoint"), run_cut.join(".checkpoint.old-999999")).unwrap();
     let out = adam(&["distill", "--config", s(&cut), "--resume"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("resuming at step 2"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resuming at step 2") && stderr(&out).contains("restored"), "{}", stderr(&out));
 
     let run_whole = whole.parent().unwrap().join("run");
     let a = std::fs::read_to_string(run_whole.join("log.jsonl")).unwrap();

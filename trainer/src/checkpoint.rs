@@ -31,14 +31,38 @@ pub fn save<M: Module, S: Serialize>(dir: &Path, model: &M, optimizer: &Optimize
     write_folder(dir, &files).with_context(|| format!("writing checkpoint {}", dir.display()))
 }
 
-/// The state of the checkpoint in `dir`, or `None` when there is none.
+/// The state of the checkpoint in `dir`, or `None` when there is none. A run killed between the
+/// two renames that replace a checkpoint (`write_folder`) leaves no `dir` but the previous
+/// checkpoint beside it as `.NAME.old-PID`: that one is put back first.
 pub fn load_state<S: DeserializeOwned>(dir: &Path) -> Result<Option<S>> {
+    if !dir.exists() {
+        restore_replaced(dir)?;
+    }
     let path = dir.join(STATE);
     match std::fs::read(&path) {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
+}
+
+/// Renames the newest complete `.NAME.old-*` beside `dir` back to `dir`, if there is one.
+fn restore_replaced(dir: &Path) -> Result<()> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };
+    let prefix = format!(".{}.old-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent }) else {
+        return Ok(());
+    };
+    let newest = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix) && e.path().join(STATE).is_file())
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok());
+    if let Some(old) = newest {
+        std::fs::rename(old.path(), dir)
+            .with_context(|| format!("restoring checkpoint {} from {}", dir.display(), old.path().display()))?;
+        eprintln!("restored {} from {} (a run stopped while replacing it)", dir.display(), old.path().display());
+    }
+    Ok(())
 }
 
 fn read(dir: &Path, name: &str) -> Result<Bytes> {
