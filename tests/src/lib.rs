@@ -135,6 +135,16 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).abs()).fold(0.0, f64::max)
 }
 
+/// The golden tolerance of a vector against sentence-transformers': cosine >= 0.99999 and every
+/// component within 2e-4.
+pub fn assert_close(name: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{name}: dimension");
+    let cos = cosine(got, want);
+    let diff = max_abs_diff(got, want);
+    assert!(cos >= 0.99999, "{name}: cosine {cos}");
+    assert!(diff <= 2e-4, "{name}: max abs diff {diff}");
+}
+
 /// Writes a cross-encoder folder as transformers' `save_pretrained` would for
 /// `BertForSequenceClassification`: the BERT tensors of the sentence-transformers checkpoint
 /// `src` under `bert.`, a head `classifier_weight` (`[labels][hidden]`) / `classifier_bias`,

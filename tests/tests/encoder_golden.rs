@@ -4,7 +4,7 @@
 use adam_core::config::Pooling;
 use adam_core::encoder::SentenceEncoder;
 use adam_core::loader::{LoadOptions, ModelSource};
-use adam_tests::{cosine, fixture, golden, max_abs_diff};
+use adam_tests::{assert_close, fixture, golden};
 use burn::tensor::Device;
 use serde::Deserialize;
 
@@ -42,14 +42,6 @@ fn golden_values() -> Golden {
 fn load(device: &Device) -> Option<SentenceEncoder> {
     let dir = fixture("models/all-MiniLM-L6-v2")?;
     Some(SentenceEncoder::load(&ModelSource::Dir(dir), device, &LoadOptions::default()).unwrap())
-}
-
-fn assert_close(name: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{name}: dimension");
-    let cos = cosine(got, want);
-    let diff = max_abs_diff(got, want);
-    assert!(cos >= 0.99999, "{name}: cosine {cos}");
-    assert!(diff <= 2e-4, "{name}: max abs diff {diff}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ use adam_core::encoder::{CrossEncoder, SentenceEncoder};
 use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
 use adam_core::model::relative_position_bucket;
 use adam_core::save::{SaveOptions, cross_encoder_files, read_side_files, write_folder};
-use adam_tests::{cosine, golden, max_abs_diff, mpnet_model};
+use adam_tests::{assert_close, golden, mpnet_model};
 use burn::module::Param;
 use burn::tensor::Device;
 use burn::tensor::{Tensor, TensorData};
@@ -48,14 +48,6 @@ struct GoldenPair {
 
 fn golden_values() -> Golden {
     serde_json::from_slice(&std::fs::read(golden("mpnet_embeddings.json")).unwrap()).unwrap()
-}
-
-fn assert_close(name: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{name}: dimension");
-    let cos = cosine(got, want);
-    let diff = max_abs_diff(got, want);
-    assert!(cos >= 0.99999, "{name}: cosine {cos}");
-    assert!(diff <= 2e-4, "{name}: max abs diff {diff}");
 }
 
 /// The buckets need no model: PyTorch's table for distances −600 … 600.

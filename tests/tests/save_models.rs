@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use adam_core::encoder::{CrossEncoder, SentenceEncoder};
+use adam_core::loader::LoadedModel;
 use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
-use adam_core::save::{SaveOptions, cross_encoder_files, read_side_files, student_files, write_folder};
+use adam_core::save::{ModelFile, SaveOptions, cross_encoder_files, read_side_files, student_files, write_folder};
 use adam_tests::{TempDir, fixture, max_abs_diff};
 use burn::tensor::Device;
 use safetensors::SafeTensors;
@@ -37,21 +38,26 @@ fn json(files: &[(String, Vec<u8>)], name: &str) -> serde_json::Value {
     serde_json::from_slice(file(files, name)).unwrap()
 }
 
+/// A loaded BERT student's folder as `student_files` writes it.
+fn files_of(m: &LoadedModel, side_files: &[ModelFile], options: SaveOptions) -> Vec<ModelFile> {
+    student_files(
+        m.transformer.bert().expect("MiniLM is BERT"),
+        &m.config,
+        &m.sentence,
+        &m.tokenizer,
+        side_files,
+        options,
+    )
+    .unwrap()
+}
+
 #[test]
 fn student_saves_as_sentence_transformers_folder_and_reloads_equal() {
     let Some(dir) = fixture("models/all-MiniLM-L6-v2") else { return };
     let device = Device::flex();
     let encoder = SentenceEncoder::load(&ModelSource::Dir(dir.clone()), &device, &LoadOptions::default()).unwrap();
     let m = &encoder.model;
-    let files = student_files(
-        m.transformer.bert().expect("MiniLM is BERT"),
-        &m.config,
-        &m.sentence,
-        &m.tokenizer,
-        &read_side_files(&dir).unwrap(),
-        SaveOptions::default(),
-    )
-    .unwrap();
+    let files = files_of(m, &read_side_files(&dir).unwrap(), SaveOptions::default());
 
     // Hugging Face names and shapes: those of the original checkpoint (which also has a pooler).
     let original = std::fs::read(dir.join("model.safetensors")).unwrap();
@@ -92,24 +98,8 @@ fn half_precision_student_reloads_close() {
     let device = Device::flex();
     let encoder = SentenceEncoder::load(&ModelSource::Dir(dir), &device, &LoadOptions::default()).unwrap();
     let m = &encoder.model;
-    let files = student_files(
-        m.transformer.bert().expect("MiniLM is BERT"),
-        &m.config,
-        &m.sentence,
-        &m.tokenizer,
-        &[],
-        SaveOptions { half: true },
-    )
-    .unwrap();
-    let full = student_files(
-        m.transformer.bert().expect("MiniLM is BERT"),
-        &m.config,
-        &m.sentence,
-        &m.tokenizer,
-        &[],
-        SaveOptions::default(),
-    )
-    .unwrap();
+    let files = files_of(m, &[], SaveOptions { half: true });
+    let full = files_of(m, &[], SaveOptions::default());
     let (half_len, full_len) = (file(&files, "model.safetensors").len(), file(&full, "model.safetensors").len());
     assert!(half_len * 10 < full_len * 6, "f16 file {half_len} bytes vs f32 {full_len}");
     let st = SafeTensors::deserialize(file(&files, "model.safetensors")).unwrap();
@@ -129,15 +119,7 @@ fn truncated_student_saves_its_layer_count() {
     let encoder = SentenceEncoder::load(&ModelSource::Dir(dir), &device, &options).unwrap();
     let m = &encoder.model;
     assert_eq!(m.config.num_hidden_layers, 2);
-    let files = student_files(
-        m.transformer.bert().expect("MiniLM is BERT"),
-        &m.config,
-        &m.sentence,
-        &m.tokenizer,
-        &[],
-        SaveOptions::default(),
-    )
-    .unwrap();
+    let files = files_of(m, &[], SaveOptions::default());
     assert_eq!(json(&files, "config.json")["num_hidden_layers"], 2);
     assert!(!tensor_shapes(file(&files, "model.safetensors")).keys().any(|k| k.starts_with("encoder.layer.2.")));
     let reloaded = SentenceEncoder::load(&memory(files), &device, &LoadOptions::default()).unwrap();
