@@ -340,11 +340,14 @@ pub fn check_dark_examples(config: &DistillConfig, config_path: &Path, cache: &C
             );
         }
         match &cache.header.vocab_hash {
-            Some(hash) if *hash != score_cache::vocab_hash(&student.tokenizer) => bail!(
-                "{scores}: dark examples were made in another vocabulary of the same size (vocab_hash {hash}, the student's {}); make them in the student's pieces with `adam teacher score --student-tokenizer`, or use a method without dark examples",
-                score_cache::vocab_hash(&student.tokenizer)
-            ),
-            Some(_) => {}
+            Some(hash) => {
+                let student_hash = score_cache::vocab_hash(&student.tokenizer);
+                if *hash != student_hash {
+                    bail!(
+                        "{scores}: dark examples were made in another vocabulary of the same size (vocab_hash {hash}, the student's {student_hash}); make them in the student's pieces with `adam teacher score --student-tokenizer`, or use a method without dark examples"
+                    );
+                }
+            }
             None => eprintln!(
                 "{scores}: written before vocab_hash existed; only the vocabulary sizes were compared (rerun `adam teacher score` to check the vocabulary itself)"
             ),
