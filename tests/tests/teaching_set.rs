@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use adam_core::teaching::{TeachingConfig, TeachingSet};
+use adam_core::teaching::{TeachingConfig, TeachingSet, World};
 use adam_core::tokenize::TextTokenizer;
 use adam_core::wordpiece::{WordPieceConfig, train_wordpiece};
 use adam_tests::{TempDir, adam, stderr};
@@ -58,6 +58,43 @@ fn same_seed_gives_identical_files_and_another_seed_does_not() {
         assert!(x == y, "{f} differs between two runs with seed 42");
     }
     assert_ne!(std::fs::read(a.join("corpus.jsonl")).unwrap(), std::fs::read(c.join("corpus.jsonl")).unwrap());
+}
+
+/// `--world paraphrase`: its own bytes, the same for a seed, its judgements those of the library's
+/// paraphrase world, and a README that says how values are written.
+#[test]
+fn paraphrase_world_is_reproducible_and_differs_from_the_lexical_one() {
+    let tmp = TempDir::new("teaching-world");
+    let small = ["--passages", "300", "--train-queries", "60", "--dev-queries", "20", "--test-queries", "20"];
+    let (lexical, a, b) = (tmp.path("lexical"), tmp.path("a"), tmp.path("b"));
+    generate(&lexical, &small);
+    for dir in [&a, &b] {
+        let mut extra = small.to_vec();
+        extra.extend(["--world", "paraphrase"]);
+        generate(dir, &extra);
+    }
+    for f in FILES {
+        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    }
+    assert_ne!(std::fs::read(a.join("corpus.jsonl")).unwrap(), std::fs::read(lexical.join("corpus.jsonl")).unwrap());
+    let set = TeachingSet::generate(&TeachingConfig {
+        passages: 300,
+        train_queries: 60,
+        dev_queries: 20,
+        test_queries: 20,
+        world: World::Paraphrase,
+        ..TeachingConfig::default()
+    })
+    .unwrap();
+    let test_q = qrels(&a.join("qrels/test.tsv"));
+    let judged: usize = test_q.values().map(|j| j.len()).sum();
+    let from_library: usize =
+        set.queries.iter().filter(|q| q.id.starts_with("test-")).map(|q| q.judgements.len()).sum();
+    assert_eq!(judged, from_library);
+    let readme = std::fs::read_to_string(a.join("README.md")).unwrap();
+    assert!(readme.contains("World `paraphrase`") && readme.contains("red / crimson / scarlet"), "{readme}");
+    let o = adam(&["teaching-set", "--output", tmp.path("bad").to_str().unwrap(), "--world", "poetic"]);
+    assert!(!o.status.success() && stderr(&o).contains("paraphrase"), "{}", stderr(&o));
 }
 
 #[test]
@@ -134,6 +171,7 @@ fn tokenizer_json_round_trips_through_text_tokenizer() {
         train_queries: 100,
         dev_queries: 20,
         test_queries: 20,
+        ..TeachingConfig::default()
     })
     .unwrap();
     let texts = set.texts();

@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use adam_core::teaching::{TeachingConfig, TeachingSet};
+use adam_core::teaching::{TeachingConfig, TeachingSet, World};
 use adam_core::wordpiece::{WordPieceConfig, to_json, train_wordpiece};
 use anyhow::{Context, Result, anyhow};
 
@@ -26,6 +26,11 @@ pub struct TeachingArgs {
     pub dev_queries: usize,
     #[arg(long, default_value_t = 200, value_name = "N")]
     pub test_queries: usize,
+    /// How values are written: `lexical` (one word per value, BM25's world; the demo's) or
+    /// `paraphrase` (three forms per value drawn independently by queries and passages, plus
+    /// negations and other creatures' values: word overlap neither necessary nor sufficient).
+    #[arg(long, default_value = "lexical", value_parser = ["lexical", "paraphrase"])]
+    pub world: String,
     /// WordPiece vocabulary size of the tokenizer.json trained on the set.
     #[arg(long, default_value_t = 2000, value_name = "N")]
     pub vocab_size: usize,
@@ -38,6 +43,7 @@ pub fn run(args: TeachingArgs) -> Result<()> {
         train_queries: args.train_queries,
         dev_queries: args.dev_queries,
         test_queries: args.test_queries,
+        world: if args.world == "paraphrase" { World::Paraphrase } else { World::Lexical },
     };
     let set = TeachingSet::generate(&config).map_err(|e| anyhow!(e))?;
     let tokenizer =

@@ -34,6 +34,9 @@ use serde::Serialize;
 
 use crate::dark::SplitMix64;
 
+mod lexical;
+mod paraphrase;
+
 /// Sizes and seed of a teaching set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeachingConfig {
@@ -43,11 +46,40 @@ pub struct TeachingConfig {
     pub train_queries: usize,
     pub dev_queries: usize,
     pub test_queries: usize,
+    /// How values are written (see [`World`]).
+    pub world: World,
+}
+
+/// How the world writes attribute values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum World {
+    /// One word per value, asked and stated in the same form: BM25's world (the demo's).
+    #[default]
+    Lexical,
+    /// Several surface forms per value, drawn independently by queries and passages, plus
+    /// negations and mentions of other creatures: word overlap neither necessary nor sufficient.
+    Paraphrase,
+}
+
+impl World {
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Lexical => "lexical",
+            World::Paraphrase => "paraphrase",
+        }
+    }
 }
 
 impl Default for TeachingConfig {
     fn default() -> Self {
-        Self { seed: 42, passages: 2000, train_queries: 1000, dev_queries: 200, test_queries: 200 }
+        Self {
+            seed: 42,
+            passages: 2000,
+            train_queries: 1000,
+            dev_queries: 200,
+            test_queries: 200,
+            world: World::Lexical,
+        }
     }
 }
 
@@ -142,6 +174,8 @@ pub struct Passage {
     pub text: String,
     pub creature: Option<usize>,
     pub stated: BTreeMap<Attribute, usize>,
+    /// Values the text rules out ("it never eats fish") for attributes it does not state.
+    pub excluded: BTreeMap<Attribute, usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -182,6 +216,15 @@ pub struct TeachingSet {
     pub creatures: Vec<Creature>,
     pub passages: Vec<Passage>,
     pub queries: Vec<TeachingQuery>,
+}
+
+/// Every way `world` writes a value (the lexical world: its word, and a call's noun).
+fn forms(world: World, regions: &[String], attr: Attribute, v: usize) -> Vec<String> {
+    match world {
+        World::Lexical if attr == Attribute::Call => vec![CALLS[v].0.to_string(), CALLS[v].1.to_string()],
+        World::Lexical => vec![value_word(regions, attr, v).to_string()],
+        World::Paraphrase => paraphrase::forms(regions, attr, v),
+    }
 }
 
 /// The text of a value of an attribute (the call's verb form).
@@ -304,10 +347,16 @@ impl TeachingSet {
         for c in 0..creature_passages {
             // Every creature first, then second passages for random ones.
             let creature = if c < n_creatures { c } else { rng.below(n_creatures) };
-            passages.push(creature_passage(&mut rng, &regions, &creatures, creature));
+            passages.push(match config.world {
+                World::Lexical => lexical::creature_passage(&mut rng, &regions, &creatures, creature),
+                World::Paraphrase => paraphrase::creature_passage(&mut rng, &regions, &creatures, creature),
+            });
         }
         for _ in 0..distractors {
-            passages.push(distractor_passage(&mut rng, &regions, &creatures));
+            passages.push(match config.world {
+                World::Lexical => lexical::distractor_passage(&mut rng, &regions, &creatures),
+                World::Paraphrase => paraphrase::distractor_passage(&mut rng, &regions, &creatures),
+            });
         }
         rng.shuffle(&mut passages);
         let width = config.passages.to_string().len().max(4);
@@ -345,7 +394,10 @@ impl TeachingSet {
             } else {
                 (Split::Test, n - config.train_queries - config.dev_queries)
             };
-            let text = query_text(&mut rng, &regions, &asked);
+            let text = match config.world {
+                World::Lexical => lexical::query_text(&mut rng, &regions, &asked),
+                World::Paraphrase => paraphrase::query_text(&mut rng, &regions, &asked),
+            };
             let judgements = judge(&passages, &asked, split != Split::Train);
             queries.push(TeachingQuery {
                 id: format!("{}-{:04}", split.name(), number + 1),
@@ -427,9 +479,26 @@ impl TeachingSet {
             self.passages.iter().filter(|p| p.creature.is_some()).count(),
             self.passages.iter().filter(|p| p.creature.is_none()).count(),
         );
+        match c.world {
+            World::Lexical => {
+                let _ = writeln!(s, "World `lexical`: each value has one word, asked and stated in the same form.\n");
+            }
+            World::Paraphrase => {
+                let _ = writeln!(
+                    s,
+                    "World `paraphrase`: each value has three forms (`red / crimson / scarlet`), and a query and a \
+                     passage pick theirs independently, so a passage can match without sharing the query's words. \
+                     Passages also name values that are not their creature's: another creature's (\"it is often \
+                     confused with the crimson Quorl\"), a value on the side (\"eats fungi but never fish\") or ruled \
+                     out (\"it will not touch fish\"; a ruled-out value contradicts a query that asks for it), so \
+                     sharing the query's words is not enough either.\n"
+                );
+            }
+        }
         let _ = writeln!(s, "| attribute | values |\n|---|---|");
         for attr in Attribute::ALL {
-            let values: Vec<&str> = (0..cardinality(attr)).map(|v| value_word(&self.regions, attr, v)).collect();
+            let values: Vec<String> =
+                (0..cardinality(attr)).map(|v| forms(c.world, &self.regions, attr, v).join(" / ")).collect();
             let _ = writeln!(s, "| {} | {} |", attr.name(), values.join(", "));
         }
         let _ = writeln!(s, "\n## Queries and judgements\n");
@@ -484,6 +553,7 @@ fn judge(passages: &[Passage], asked: &BTreeMap<Attribute, usize>, partial: bool
             match p.stated.get(attr) {
                 Some(s) if s == v => matched += 1,
                 Some(_) => contradicted += 1,
+                None if p.excluded.get(attr) == Some(v) => contradicted += 1,
                 None => {}
             }
         }
@@ -496,197 +566,19 @@ fn judge(passages: &[Passage], asked: &BTreeMap<Attribute, usize>, partial: bool
     out
 }
 
-/// The verb phrase that states a clause attribute, in one of a few wordings.
-fn verb_phrase(rng: &mut Rng, regions: &[String], attr: Attribute, v: usize) -> String {
-    match attr {
-        Attribute::Habitat => {
-            let h = HABITATS[v];
-            match rng.below(4) {
-                0 => format!("lives in the {h}"),
-                1 => format!("makes its home in the {h}"),
-                2 => format!("is usually seen in the {h}"),
-                _ => format!("dwells in the {h}"),
-            }
-        }
-        Attribute::Diet => {
-            let d = DIETS[v];
-            match rng.below(4) {
-                0 => format!("eats {d}"),
-                1 => format!("feeds mostly on {d}"),
-                2 => format!("lives on a diet of {d}"),
-                _ => format!("forages for {d}"),
-            }
-        }
-        Attribute::Call => {
-            let (verb, noun, _) = CALLS[v];
-            match rng.below(3) {
-                0 => format!("{verb} at dusk"),
-                1 => format!("is known for its {noun}"),
-                _ => format!("{verb} when alarmed"),
-            }
-        }
-        Attribute::Region => {
-            let r = &regions[v];
-            match rng.below(3) {
-                0 => format!("is native to {r}"),
-                1 => format!("comes from {r}"),
-                _ => format!("was first recorded in {r}"),
-            }
-        }
-        _ => unreachable!("adjective attributes have no verb phrase"),
-    }
-}
-
-fn creature_passage(rng: &mut Rng, regions: &[String], creatures: &[Creature], index: usize) -> Passage {
-    let c = &creatures[index];
-    let mut attrs = Attribute::ALL.to_vec();
-    rng.shuffle(&mut attrs);
-    attrs.truncate(3 + rng.below(3));
-    attrs.sort();
-    let stated: BTreeMap<Attribute, usize> = attrs.iter().map(|a| (*a, c.values[a.index()])).collect();
-    let noun = *rng.pick(&NOUNS);
-    let name = &c.name;
-
-    let word = |a: Attribute| stated.get(&a).map(|&v| value_word(regions, a, v).to_string());
-    let (size, pattern, colour) = (word(Attribute::Size), word(Attribute::Pattern), word(Attribute::Colour));
-    // Pattern and colour describe either the creature or its covering.
-    let on_covering = (pattern.is_some() || colour.is_some()) && rng.chance(40);
-    let mut adjectives: Vec<String> = Vec::new();
-    adjectives.extend(size.clone());
-    if !on_covering {
-        adjectives.extend(pattern.clone());
-        adjectives.extend(colour.clone());
-    }
-    let mut np = adjectives.clone();
-    np.push(noun.to_string());
-    let np = np.join(" ");
-    let mut first = match rng.below(3) {
-        0 => format!("The {name} is {} {np}", article(&np)),
-        1 => format!("Meet the {name}, {} {np}", article(&np)),
-        _ => format!("Naturalists describe the {name} as {} {np}", article(&np)),
-    };
-    if on_covering {
-        let covering = COVERINGS[c.covering];
-        let looks: Vec<String> = pattern.iter().chain(colour.iter()).cloned().collect();
-        if covering == "a shell" {
-            let _ = write!(first, " with {} {} shell", article(&looks[0]), looks.join(" "));
-        } else {
-            let _ = write!(first, " with {} {covering}", looks.join(" "));
-        }
-    }
-    first.push('.');
-
-    let mut clauses: Vec<String> = attrs
-        .iter()
-        .filter(|a| !a.is_adjective())
-        .map(|&a| verb_phrase(rng, regions, a, c.values[a.index()]))
-        .collect();
-    rng.shuffle(&mut clauses);
-    let mut sentences = vec![first];
-    let mut rest = clauses.as_slice();
-    while !rest.is_empty() {
-        let take = if rest.len() >= 2 && rng.chance(50) { 2 } else { 1 };
-        let subject = match rng.below(3) {
-            0 => "It".to_string(),
-            1 => format!("The {name}"),
-            _ => format!("This {noun}"),
-        };
-        sentences.push(format!("{subject} {}.", join_and(&rest[..take])));
-        rest = &rest[take..];
-    }
-    if rng.chance(35) {
-        const FILLERS: [&str; 5] = [
-            "Travellers rarely see it.",
-            "It is shy around people.",
-            "Little else is recorded about it.",
-            "Its numbers are thought to be stable.",
-            "Young ones stay close to their parents.",
-        ];
-        sentences.push(rng.pick(&FILLERS).to_string());
-    }
-    Passage { id: String::new(), title: name.clone(), text: sentences.join(" "), creature: Some(index), stated }
-}
-
-fn distractor_passage(rng: &mut Rng, regions: &[String], creatures: &[Creature]) -> Passage {
-    let r = rng.pick(regions).clone();
-    let h1 = *rng.pick(&HABITATS);
-    let h2 = *rng.pick(&HABITATS);
-    let d = *rng.pick(&DIETS);
-    let (_, call, base) = *rng.pick(&CALLS);
-    let colour = *rng.pick(&COLOURS);
-    let pattern = *rng.pick(&PATTERNS);
-    let size = *rng.pick(&SIZES);
-    let other = &rng.pick(creatures).name;
-    let (title, text) = match rng.below(4) {
-        0 => (
-            r.clone(),
-            format!(
-                "{r} is a land of {h1} and {h2}. Travellers there meet creatures that eat {d} and others that {base}."
-            ),
-        ),
-        1 => (
-            format!("Field notes: {r}"),
-            format!(
-                "Field notes from {r}: {colour} flowers, {pattern} stones in the {h1}, and the distant {call} of \
-                 some {size} animal. Nobody saw what made it."
-            ),
-        ),
-        2 => (
-            format!("A guide to {r}"),
-            format!(
-                "A guide to {r}: pack for the {h1}, bring {d} for the journey, and expect to hear a {call} at night."
-            ),
-        ),
-        _ => (
-            other.clone(),
-            format!(
-                "Hunters in {r} tell stories about the {other}. Some say it is {colour}, others that it is \
-                 {pattern}; none agree on where it lives or what it eats."
-            ),
-        ),
-    };
-    Passage { id: String::new(), title, text, creature: None, stated: BTreeMap::new() }
-}
-
-fn query_text(rng: &mut Rng, regions: &[String], asked: &BTreeMap<Attribute, usize>) -> String {
-    let noun = *rng.pick(&NOUNS);
-    let mut np: Vec<&str> =
-        asked.iter().filter(|(a, _)| a.is_adjective()).map(|(a, v)| value_word(regions, *a, *v)).collect();
-    np.push(noun);
-    let np = np.join(" ");
-    let vps: Vec<String> = asked
-        .iter()
-        .filter(|(a, _)| !a.is_adjective())
-        .map(|(a, v)| match a {
-            Attribute::Habitat => format!("lives in the {}", HABITATS[*v]),
-            Attribute::Diet => format!("eats {}", DIETS[*v]),
-            Attribute::Call => CALLS[*v].0.to_string(),
-            Attribute::Region => format!("comes from {}", regions[*v]),
-            _ => unreachable!(),
-        })
-        .collect();
-    if vps.is_empty() {
-        return match rng.below(3) {
-            0 => format!("name {} {np}", article(&np)),
-            1 => format!("looking for {} {np}", article(&np)),
-            _ => format!("find {} {np}", article(&np)),
-        };
-    }
-    let vps = join_and(&vps);
-    match rng.below(4) {
-        0 => format!("which {np} {vps}"),
-        1 => format!("what {np} {vps}"),
-        2 => format!("name the {np} that {vps}"),
-        _ => format!("find {} {np} that {vps}", article(&np)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn small() -> TeachingConfig {
-        TeachingConfig { seed: 7, passages: 300, train_queries: 60, dev_queries: 20, test_queries: 20 }
+        TeachingConfig {
+            seed: 7,
+            passages: 300,
+            train_queries: 60,
+            dev_queries: 20,
+            test_queries: 20,
+            world: World::Lexical,
+        }
     }
 
     #[test]
@@ -700,15 +592,26 @@ mod tests {
 
     #[test]
     fn every_query_has_its_source_as_relevant_and_judgements_follow_the_rule() {
-        let set = TeachingSet::generate(&small()).unwrap();
+        for world in [World::Lexical, World::Paraphrase] {
+            judgements_follow_the_rule(world);
+        }
+    }
+
+    fn judgements_follow_the_rule(world: World) {
+        let set = TeachingSet::generate(&TeachingConfig { world, ..small() }).unwrap();
         assert_eq!(set.passages.len(), 300);
         assert_eq!(set.queries.len(), 100);
         for q in &set.queries {
             assert!(q.judgements.values().any(|&g| g == 2), "{} has no relevant passage", q.id);
             for (&p, &g) in &q.judgements {
-                let stated = &set.passages[p].stated;
+                let (stated, excluded) = (&set.passages[p].stated, &set.passages[p].excluded);
                 let matched = q.asked.iter().filter(|(a, v)| stated.get(a) == Some(v)).count();
                 let unknown = q.asked.keys().filter(|a| !stated.contains_key(a)).count();
+                assert!(
+                    q.asked.iter().all(|(a, v)| excluded.get(a) != Some(v)),
+                    "{}: {p} rules out an asked value",
+                    q.id
+                );
                 match g {
                     2 => assert_eq!(matched, q.asked.len()),
                     1 => {
@@ -718,23 +621,79 @@ mod tests {
                     _ => panic!("grade {g}"),
                 }
             }
-            // Every asked value appears in the query text.
+            // Every asked value appears in the query text, in one of its forms.
             for (a, v) in &q.asked {
-                assert!(q.text.contains(value_word(&set.regions, *a, *v)), "{}: {}", q.id, q.text);
+                let forms = forms(world, &set.regions, *a, *v);
+                assert!(forms.iter().any(|f| q.text.contains(f.as_str())), "{}: {}", q.id, q.text);
             }
         }
     }
 
     #[test]
     fn passages_state_their_values_in_words() {
-        let set = TeachingSet::generate(&small()).unwrap();
-        for p in set.passages.iter().filter(|p| p.creature.is_some()) {
-            assert!((3..=5).contains(&p.stated.len()));
-            for (a, v) in &p.stated {
-                let w = value_word(&set.regions, *a, *v);
-                let found = p.text.contains(w) || (*a == Attribute::Call && p.text.contains(CALLS[*v].1));
-                assert!(found, "{a:?} {w} not in {}", p.text);
+        for world in [World::Lexical, World::Paraphrase] {
+            let set = TeachingSet::generate(&TeachingConfig { world, ..small() }).unwrap();
+            for p in set.passages.iter().filter(|p| p.creature.is_some()) {
+                assert!((3..=5).contains(&p.stated.len()));
+                for (a, v) in p.stated.iter().chain(&p.excluded) {
+                    let forms = forms(world, &set.regions, *a, *v);
+                    assert!(forms.iter().any(|f| p.text.contains(f.as_str())), "{a:?} {forms:?} not in {}", p.text);
+                }
+                if world == World::Lexical {
+                    assert!(p.excluded.is_empty());
+                }
             }
+        }
+    }
+
+    /// The paraphrase world's point: a relevant passage often lacks the query's word for a value,
+    /// and an irrelevant one often has every one of them.
+    #[test]
+    fn in_the_paraphrase_world_word_overlap_is_neither_necessary_nor_sufficient() {
+        let words = |text: &str| -> BTreeSet<String> {
+            text.split(|c: char| !c.is_alphanumeric() && c != '-').map(str::to_lowercase).collect()
+        };
+        for (world, shared_range, misleading_range) in
+            [(World::Lexical, 0.9..=1.0, 0..=0), (World::Paraphrase, 0.6..=0.85, 20..=usize::MAX)]
+        {
+            let set = TeachingSet::generate(&TeachingConfig { world, ..TeachingConfig::default() }).unwrap();
+            let passage_words: Vec<BTreeSet<String>> = set.passages.iter().map(|p| words(&p.text)).collect();
+            let (mut shared, mut asked_values, mut misleading) = (0usize, 0usize, 0usize);
+            for q in set.queries.iter().filter(|q| q.split == Split::Test) {
+                // The query's word for each asked value (the form it used).
+                let query_words = words(&q.text);
+                let used: Vec<String> = q
+                    .asked
+                    .iter()
+                    .filter_map(|(a, v)| {
+                        forms(world, &set.regions, *a, *v)
+                            .into_iter()
+                            .find(|f| !f.contains(' ') && query_words.contains(f))
+                    })
+                    .collect();
+                for (p, words) in passage_words.iter().enumerate() {
+                    let has_all = used.iter().all(|w| words.contains(w));
+                    match q.judgements.get(&p) {
+                        Some(2) => {
+                            asked_values += used.len();
+                            shared += used.iter().filter(|w| words.contains(*w)).count();
+                        }
+                        None if has_all && set.passages[p].creature.is_some() && used.len() == q.asked.len() => {
+                            misleading += 1
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            let share = shared as f64 / asked_values as f64;
+            assert!(
+                shared_range.contains(&share),
+                "{world:?}: relevant passages share {share:.2} of the query's value words"
+            );
+            assert!(
+                misleading_range.contains(&misleading),
+                "{world:?}: {misleading} irrelevant creature passages hold every asked word"
+            );
         }
     }
 }
