@@ -38,6 +38,18 @@ def per_query(path, measure):
     return values
 
 
+def p_value(diffs, rounds=10000, seed=0):
+    """Two-sided p of the mean paired difference under random sign flips (seeded)."""
+    n = len(diffs)
+    observed = abs(sum(diffs)) / n
+    rng = random.Random(seed)
+    extreme = sum(
+        abs(sum(d if rng.random() < 0.5 else -d for d in diffs)) / n >= observed - 1e-12
+        for _ in range(rounds)
+    )
+    return (extreme + 1) / (rounds + 1)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("a")
@@ -51,12 +63,6 @@ def main():
         sys.exit(f"the runs cover different queries ({len(set(a) ^ set(b))} differ): compare runs on one split")
     diffs = [a[q] - b[q] for q in sorted(a)]
     n = len(diffs)
-    observed = abs(sum(diffs)) / n
-    rng = random.Random(args.seed)
-    extreme = sum(
-        abs(sum(d if rng.random() < 0.5 else -d for d in diffs)) / n >= observed - 1e-12
-        for _ in range(args.rounds)
-    )
     print(json.dumps({
         "measure": args.measure,
         "queries": n,
@@ -65,7 +71,7 @@ def main():
         "mean_diff": sum(diffs) / n,
         "a_wins": sum(d > 0 for d in diffs),
         "a_loses": sum(d < 0 for d in diffs),
-        "p_two_sided": (extreme + 1) / (args.rounds + 1),
+        "p_two_sided": p_value(diffs, args.rounds, args.seed),
     }))
 
 
