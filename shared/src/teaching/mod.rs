@@ -9,6 +9,11 @@
 //! passages* (travel notes about regions, rumours about a creature) use the same words without
 //! describing any single creature.
 //!
+//! That is the **lexical** world (the demo's, [`World::Lexical`]): one word per value, asked and
+//! stated in the same form. The **paraphrase** world ([`World::Paraphrase`], `paraphrase.rs`)
+//! writes each value in one of three forms and adds values that are not the creature's, so that
+//! word overlap neither makes nor proves relevance.
+//!
 //! **Queries** ask for two or three attribute values of one creature passage ("which striped
 //! creature lives in the marsh and eats berries"). Every attribute combination is asked at most
 //! once; the train, dev and test queries are disjoint.
@@ -21,8 +26,8 @@
 //!   threshold never treats a partial match as a positive, while evaluation (nDCG's graded
 //!   gains) rewards ranking partial matches above non-matches. Use `--rel-threshold 2` for the
 //!   binary measures and for mining negatives on dev/test.
-//! - A passage that contradicts an asked value, misses two, or is a distractor is not judged
-//!   (irrelevant).
+//! - A passage that contradicts an asked value (states another one, or rules it out: "it never
+//!   eats fish"), misses two, or is a distractor is not judged (irrelevant).
 //!
 //! Everything is computed from a [`SplitMix64`] seeded with [`TeachingConfig::seed`] and uses no
 //! floating point, so one seed gives byte-identical files on every machine and in the browser.
