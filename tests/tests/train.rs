@@ -530,6 +530,92 @@ fn a_loss_that_is_no_longer_a_number_stops_training_and_keeps_the_last_checkpoin
     assert_eq!(log_lines(&run.join("log.jsonl")).len(), 1, "no log line for the bad step");
 }
 
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() { dir_size(&e.path()) } else { e.metadata().unwrap().len() }
+        })
+        .sum()
+}
+
+/// Unmounts a test's tmpfs however the test ends.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_training_with_a_clear_error_and_keeps_the_last_checkpoint() {
+    let Some(setup) = setup() else { return };
+    let config = |name: &str, output: &Path| {
+        let p = distill_config(setup, name, "adam", "[checkpoint]\nevery = 1\n");
+        let text = std::fs::read_to_string(&p)
+            .unwrap()
+            .replace("steps = 4", "steps = 6")
+            .replace("output = \"run\"", &format!("output = \"{}\"", s(output)));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    // On an ordinary disk: the expected result, and the size of one checkpoint (a completed
+    // run removes its own, so a run halted after step 1 shows it).
+    let whole_out = setup.dir.join("disk-whole-run");
+    run_ok(&["distill", "--config", s(&config("disk-whole", &whole_out))]);
+    let halted_out = setup.dir.join("disk-halted-run");
+    run_ok(&["distill", "--config", s(&config("disk-halted", &halted_out)), "--halt-after-step", "1"]);
+    let checkpoint = dir_size(&halted_out.join("checkpoint"));
+    let result = |run: &Path| {
+        (
+            std::fs::read_to_string(run.join("log.jsonl")).unwrap(),
+            std::fs::read(run.join("student/model.safetensors")).unwrap(),
+        )
+    };
+
+    // A tmpfs with room for one checkpoint and a half: the first fits, the second cannot be
+    // written beside it (a checkpoint is replaced only once its successor is complete).
+    let mnt = setup.dir.join("disk-full-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let size = |bytes: u64| format!("size={}k", bytes.div_ceil(1024));
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &size(checkpoint * 3 / 2 + 256 * 1024), "tmpfs", s(&mnt)])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !matches!(mounted, Ok(status) if status.success()) {
+        adam_tests::skipped("cannot mount a small tmpfs (needs root)");
+        return;
+    }
+    let _unmount = Mounted(mnt.clone());
+    let cut_out = mnt.join("run");
+    let cut = config("disk-cut", &cut_out);
+    let out = adam(&["distill", "--config", s(&cut)]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "a run on a full disk succeeded: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        err.contains("No space left on device") && err.contains(s(&cut_out)),
+        "the error names the cause and the path: {err}"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cut_out.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 1, "the last complete checkpoint is kept");
+
+    // Room again: --resume ends where the uninterrupted run ended.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", &format!("remount,{}", size(checkpoint * 8 + 4 * 1024 * 1024)), s(&mnt)])
+        .status()
+        .unwrap();
+    assert!(grown.success());
+    let out = adam(&["distill", "--config", s(&cut), "--resume"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resuming at step 1"), "{}", stderr(&out));
+    assert!(result(&cut_out) == result(&whole_out), "the resumed run ends elsewhere");
+}
+
 #[test]
 fn dark_examples_in_another_vocabulary_of_the_same_size_are_refused() {
     let Some(setup) = setup() else { return };
