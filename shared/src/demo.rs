@@ -151,7 +151,7 @@ impl Manifest {
 
 /// Decodes little-endian f16 bytes into f32 values.
 pub fn f16_to_f32(bytes: &[u8]) -> Result<Vec<f32>> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(Error::Invalid(format!("{} bytes is not a whole number of f16 values", bytes.len())));
     }
     Ok(bytes.chunks_exact(2).map(|b| half_to_f32(u16::from_le_bytes([b[0], b[1]]))).collect())

@@ -117,7 +117,7 @@ fn loads_with_and_without_bert_prefix_and_transposes_linear_weights() {
 fn missing_tensor_is_named() {
     let mut tensors = hf_tensors(&tiny_config(), "");
     tensors.remove("encoder.layer.1.attention.self.value.bias");
-    let err = load(&tensors).err().expect("must fail");
+    let Err(err) = load(&tensors) else { panic!("must fail") };
     assert!(err.contains("tiny/model.safetensors"), "{err}");
     assert!(err.contains("encoder.layer.1.attention.self.value.bias"), "{err}");
 }
@@ -126,7 +126,7 @@ fn missing_tensor_is_named() {
 fn shape_mismatch_is_named() {
     let mut tensors = hf_tensors(&tiny_config(), "");
     tensors.insert("embeddings.word_embeddings.weight".into(), (vec![39, 8], vec![0.0; 39 * 8]));
-    let err = load(&tensors).err().expect("must fail");
+    let Err(err) = load(&tensors) else { panic!("must fail") };
     assert!(err.contains("tiny/model.safetensors"), "{err}");
     assert!(err.contains("embeddings.word_embeddings.weight"), "{err}");
     assert!(err.contains("39"), "{err}");

@@ -60,9 +60,9 @@ fn write_negatives(data: &Path, path: &Path, queries: usize) {
         let mut negs: Vec<(usize, &str)> = Vec::new();
         for p in pos {
             let i = index[p.as_str()];
-            for j in i.saturating_sub(4)..(i + 5).min(ids.len()) {
-                if !pos_set.contains(ids[j].as_str()) && !negs.iter().any(|(_, d)| *d == ids[j]) {
-                    negs.push((i.abs_diff(j), &ids[j]));
+            for (j, id) in ids.iter().enumerate().take(i + 5).skip(i.saturating_sub(4)) {
+                if !pos_set.contains(id.as_str()) && !negs.iter().any(|(_, d)| d == id) {
+                    negs.push((i.abs_diff(j), id));
                 }
             }
         }

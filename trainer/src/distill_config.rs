@@ -246,10 +246,10 @@ impl DistillConfig {
         }
         self.optimizer.validate().map_err(|e| anyhow::anyhow!("optimizer.{e}"))?;
         self.adam.validate().map_err(|e| anyhow::anyhow!("adam.{e}"))?;
-        if let Some(eval) = &self.eval {
-            if eval.depth == 0 || eval.batch_size == 0 {
-                bail!("eval.depth and eval.batch_size must be at least 1");
-            }
+        if let Some(eval) = &self.eval
+            && (eval.depth == 0 || eval.batch_size == 0)
+        {
+            bail!("eval.depth and eval.batch_size must be at least 1");
         }
         Ok(())
     }

@@ -35,6 +35,10 @@ impl Embeddings {
     pub fn len(&self) -> usize {
         self.values.len().checked_div(self.dim).unwrap_or(0)
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The top `depth` documents of `corpus` for each query, by the dot product of their

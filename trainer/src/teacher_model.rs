@@ -44,6 +44,8 @@ pub struct TeacherModelArgs {
 }
 
 /// A loaded teacher.
+// One per process, so the variants' size difference costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum TeacherModel {
     Cross(LoadedCrossEncoder),
     /// `memo` keeps the vectors of sequences already embedded (a reranked corpus document is

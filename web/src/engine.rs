@@ -52,6 +52,9 @@ pub async fn pick_device() -> (Backend, Device, String) {
     }
 }
 
+/// A (query pieces, passage pieces) pair, the key of the teacher's score cache.
+type PiecePair = (Vec<u32>, Vec<u32>);
+
 /// The models' downloaded files (path in the folder → bytes).
 pub struct ModelFiles {
     pub student: HashMap<String, Vec<u8>>,
@@ -68,7 +71,7 @@ pub struct Engine {
     pub teacher: Option<CrossEncoder>,
     same_vocab: bool,
     /// (query pieces, passage pieces) → teacher score.
-    teacher_cache: RefCell<HashMap<(Vec<u32>, Vec<u32>), f32>>,
+    teacher_cache: RefCell<HashMap<PiecePair, f32>>,
     /// student pieces → vector.
     student_cache: RefCell<HashMap<Vec<u32>, Vec<f32>>>,
 }

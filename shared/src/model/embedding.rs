@@ -38,7 +38,7 @@ impl BertEmbeddings {
         let types = self.token_type_embeddings.forward(token_type_ids);
         // Absolute positions 0..seq are the same for every row: slice the table once and
         // broadcast it instead of gathering a [batch, seq] index tensor.
-        let positions = self.position_embeddings.weight.val().slice([0..seq]).unsqueeze::<3>();
+        let positions = self.position_embeddings.weight.val().narrow(0, 0, seq).unsqueeze::<3>();
         let x = words + types + positions;
         self.dropout.forward(self.layer_norm.forward(x))
     }

@@ -6,6 +6,7 @@
 //!   (`MPNetEncoder.relative_attention_bias`, computed once and shared by every layer);
 //! - names: `attention.attn.{q,k,v,o}`, with `o` inside the attention block and its LayerNorm
 //!   beside it (`attention.LayerNorm`).
+//!
 //! Field names follow the Hugging Face tensor names, so loading is a fixed renaming.
 
 use burn::module::Module;
@@ -111,7 +112,7 @@ impl MPNetEmbeddings {
         // Rows are right-padded, so token i of every row is at position i + pad + 1; padding
         // positions differ from the reference's (it puts them at `pad`) but are masked out.
         let first = self.pad_token_id + 1;
-        let positions = self.position_embeddings.weight.val().slice([first..first + seq]).unsqueeze::<3>();
+        let positions = self.position_embeddings.weight.val().narrow(0, first, seq).unsqueeze::<3>();
         self.dropout.forward(self.layer_norm.forward(words + positions))
     }
 }

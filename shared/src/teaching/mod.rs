@@ -295,10 +295,10 @@ fn invent_name(rng: &mut Rng, syllables: usize, suffix: &str, taken: &mut BTreeS
     loop {
         let mut w = String::new();
         for i in 0..syllables {
-            w.push_str(*rng.pick(&ONSETS));
-            w.push_str(*rng.pick(&VOWELS));
+            w.push_str(ONSETS[rng.below(ONSETS.len())]);
+            w.push_str(VOWELS[rng.below(VOWELS.len())]);
             if i + 1 == syllables || rng.chance(30) {
-                w.push_str(*rng.pick(&CODAS));
+                w.push_str(CODAS[rng.below(CODAS.len())]);
             }
         }
         w.push_str(suffix);

@@ -98,15 +98,15 @@ fn region_adjective(region: &str) -> String {
 /// only 54 % of the relevant passages, too few for a reranking teacher (METHOD.md §7).
 const COMMON_FORM_PERCENT: usize = 85;
 
-fn pick_form<'a, T>(rng: &mut Rng, forms: &'a [T]) -> &'a T {
-    if rng.chance(COMMON_FORM_PERCENT) { &forms[0] } else { &forms[1 + rng.below(forms.len() - 1)] }
+fn pick_form<T: Copy>(rng: &mut Rng, forms: &[T]) -> T {
+    if rng.chance(COMMON_FORM_PERCENT) { forms[0] } else { forms[1 + rng.below(forms.len() - 1)] }
 }
 
 fn adjective(rng: &mut Rng, attr: Attribute, v: usize) -> &'static str {
     match attr {
-        Attribute::Size => *pick_form(rng, &SIZE_FORMS[v]),
-        Attribute::Pattern => *pick_form(rng, &PATTERN_FORMS[v]),
-        Attribute::Colour => *pick_form(rng, &COLOUR_FORMS[v]),
+        Attribute::Size => pick_form(rng, &SIZE_FORMS[v]),
+        Attribute::Pattern => pick_form(rng, &PATTERN_FORMS[v]),
+        Attribute::Colour => pick_form(rng, &COLOUR_FORMS[v]),
         _ => unreachable!("{attr:?} is not written as an adjective"),
     }
 }
@@ -150,7 +150,7 @@ fn stating_phrase(rng: &mut Rng, regions: &[String], attr: Attribute, v: usize) 
             phrase
         }
         Attribute::Call => {
-            let (verb, noun) = *pick_form(rng, &CALL_FORMS[v]);
+            let (verb, noun) = pick_form(rng, &CALL_FORMS[v]);
             match rng.below(3) {
                 0 => format!("{verb} at dusk"),
                 1 => format!("is known for its {noun}"),
@@ -304,12 +304,12 @@ pub(super) fn distractor_passage(rng: &mut Rng, regions: &[String], creatures: &
     let r = rng.pick(regions).clone();
     let mut any = |forms: &[[&'static str; 3]]| {
         let v = rng.below(forms.len());
-        *pick_form(rng, &forms[v])
+        pick_form(rng, &forms[v])
     };
     let (h1, h2, d) = (any(&HABITAT_FORMS), any(&HABITAT_FORMS), any(&DIET_FORMS));
     let (colour, pattern, size) = (any(&COLOUR_FORMS), any(&PATTERN_FORMS), any(&SIZE_FORMS));
     let call_value = rng.below(CALL_FORMS.len());
-    let (verb, call) = *pick_form(rng, &CALL_FORMS[call_value]);
+    let (verb, call) = pick_form(rng, &CALL_FORMS[call_value]);
     let other = &rng.pick(creatures).name;
     let (title, text) = match rng.below(4) {
         0 => (
@@ -369,7 +369,7 @@ pub(super) fn query_text(rng: &mut Rng, regions: &[String], asked: &BTreeMap<Att
                 }
             }
             Attribute::Call => {
-                let (verb, noun) = *pick_form(rng, &CALL_FORMS[v]);
+                let (verb, noun) = pick_form(rng, &CALL_FORMS[v]);
                 if rng.chance(50) { verb.to_string() } else { format!("is known for its {noun}") }
             }
             Attribute::Region => match rng.below(3) {

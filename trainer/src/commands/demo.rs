@@ -567,6 +567,20 @@ fn distill_toml(args: &DemoArgs, plan: &Plan, method: &str, seed: u64, dir: &Pat
         }
     };
     let lr = if args.student.is_some() { "2e-5" } else { "5e-3" };
+    let eval = if plan.has_dev {
+        format!(
+            "\n[eval]\nevery = {every}\nsplit = \"{dev}\"\nmax_queries = 100\n{corpus_limit}rel_threshold = {rel}\n",
+            every = (plan.student_steps / 2).max(1),
+            dev = args.dev_split,
+            // The dev curve on the teaching set searches its first 500 passages plus every
+            // judged one: a quicker proxy (the final table searches the whole test corpus).
+            corpus_limit = if args.data.is_none() { "corpus_limit = 500\n" } else { "" },
+            rel = plan.rel_threshold,
+        )
+    } else {
+        String::new()
+    };
+    let dark = format!("\n[adam.dark]\nnoisy_mode = \"{}\"\n", noisy_mode(args));
     Ok(format!(
         r#"# Written by `adam demo`; `adam distill --config` this file to rerun one student.
 method = "{method}"
@@ -596,20 +610,6 @@ warmup_ratio = 0.1
         len = plan.max_length,
         steps = plan.student_steps,
         batch = plan.student_batch,
-        eval = if plan.has_dev {
-            format!(
-                "\n[eval]\nevery = {every}\nsplit = \"{dev}\"\nmax_queries = 100\n{corpus_limit}rel_threshold = {rel}\n",
-                every = (plan.student_steps / 2).max(1),
-                dev = args.dev_split,
-                // The dev curve on the teaching set searches its first 500 passages plus every
-                // judged one: a quicker proxy (the final table searches the whole test corpus).
-                corpus_limit = if args.data.is_none() { "corpus_limit = 500\n" } else { "" },
-                rel = plan.rel_threshold,
-            )
-        } else {
-            String::new()
-        },
-        dark = format!("\n[adam.dark]\nnoisy_mode = \"{}\"\n", noisy_mode(args)),
     ))
 }
 

@@ -226,7 +226,7 @@ impl Task<Student> for DistillTask<'_> {
             line["dark_dropped"] = dropped.into();
         }
         if let Some((eval, dev)) = self.dev
-            && ((eval.every > 0 && done.step % eval.every == 0) || done.step == self.total_steps)
+            && ((eval.every > 0 && done.step.is_multiple_of(eval.every)) || done.step == self.total_steps)
         {
             let m = dev_measures(student, dev, eval, self.device)?;
             line["dev"] = measures_json(&m);
