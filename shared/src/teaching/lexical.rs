@@ -2,11 +2,10 @@
 //! same form, so a passage that states a value always contains the query's word for it.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use super::{
-    Attribute, CALLS, COLOURS, COVERINGS, Creature, DIETS, HABITATS, NOUNS, PATTERNS, Passage, Rng, SIZES, article,
-    join_and, value_word,
+    Attribute, CALLS, COLOURS, Creature, DIETS, HABITATS, NOUNS, PATTERNS, Passage, Rng, SIZES, clause_sentences,
+    filler, first_sentence, query_frame, value_word,
 };
 /// The verb phrase that states a clause attribute, in one of a few wordings.
 fn verb_phrase(rng: &mut Rng, regions: &[String], attr: Attribute, v: usize) -> String {
@@ -61,61 +60,16 @@ pub(super) fn creature_passage(rng: &mut Rng, regions: &[String], creatures: &[C
 
     let word = |a: Attribute| stated.get(&a).map(|&v| value_word(regions, a, v).to_string());
     let (size, pattern, colour) = (word(Attribute::Size), word(Attribute::Pattern), word(Attribute::Colour));
-    // Pattern and colour describe either the creature or its covering.
-    let on_covering = (pattern.is_some() || colour.is_some()) && rng.chance(40);
-    let mut adjectives: Vec<String> = Vec::new();
-    adjectives.extend(size.clone());
-    if !on_covering {
-        adjectives.extend(pattern.clone());
-        adjectives.extend(colour.clone());
-    }
-    let mut np = adjectives.clone();
-    np.push(noun.to_string());
-    let np = np.join(" ");
-    let mut first = match rng.below(3) {
-        0 => format!("The {name} is {} {np}", article(&np)),
-        1 => format!("Meet the {name}, {} {np}", article(&np)),
-        _ => format!("Naturalists describe the {name} as {} {np}", article(&np)),
-    };
-    if on_covering {
-        let covering = COVERINGS[c.covering];
-        let looks: Vec<String> = pattern.iter().chain(colour.iter()).cloned().collect();
-        if covering == "a shell" {
-            let _ = write!(first, " with {} {} shell", article(&looks[0]), looks.join(" "));
-        } else {
-            let _ = write!(first, " with {} {covering}", looks.join(" "));
-        }
-    }
-    first.push('.');
+    let first = first_sentence(rng, name, noun, c.covering, [size, pattern, colour]);
 
-    let mut clauses: Vec<String> = attrs
+    let clauses: Vec<String> = attrs
         .iter()
         .filter(|a| !a.is_adjective())
         .map(|&a| verb_phrase(rng, regions, a, c.values[a.index()]))
         .collect();
-    rng.shuffle(&mut clauses);
     let mut sentences = vec![first];
-    let mut rest = clauses.as_slice();
-    while !rest.is_empty() {
-        let take = if rest.len() >= 2 && rng.chance(50) { 2 } else { 1 };
-        let subject = match rng.below(3) {
-            0 => "It".to_string(),
-            1 => format!("The {name}"),
-            _ => format!("This {noun}"),
-        };
-        sentences.push(format!("{subject} {}.", join_and(&rest[..take])));
-        rest = &rest[take..];
-    }
-    if rng.chance(35) {
-        const FILLERS: [&str; 5] = [
-            "Travellers rarely see it.",
-            "It is shy around people.",
-            "Little else is recorded about it.",
-            "Its numbers are thought to be stable.",
-            "Young ones stay close to their parents.",
-        ];
-        sentences.push(rng.pick(&FILLERS).to_string());
-    }
+    sentences.extend(clause_sentences(rng, name, noun, clauses));
+    sentences.extend(filler(rng, 35));
     Passage {
         id: String::new(),
         title: name.clone(),
@@ -184,18 +138,5 @@ pub(super) fn query_text(rng: &mut Rng, regions: &[String], asked: &BTreeMap<Att
             _ => unreachable!(),
         })
         .collect();
-    if vps.is_empty() {
-        return match rng.below(3) {
-            0 => format!("name {} {np}", article(&np)),
-            1 => format!("looking for {} {np}", article(&np)),
-            _ => format!("find {} {np}", article(&np)),
-        };
-    }
-    let vps = join_and(&vps);
-    match rng.below(4) {
-        0 => format!("which {np} {vps}"),
-        1 => format!("what {np} {vps}"),
-        2 => format!("name the {np} that {vps}"),
-        _ => format!("find {} {np} that {vps}", article(&np)),
-    }
+    query_frame(rng, &np, &vps)
 }

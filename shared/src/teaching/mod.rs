@@ -545,6 +545,91 @@ impl TeachingSet {
     }
 }
 
+/// The first sentence of a creature passage: its name, size and noun, with pattern and colour
+/// on the creature or on its covering (40 %). Both worlds write it so, in the same draws.
+fn first_sentence(
+    rng: &mut Rng,
+    name: &str,
+    noun: &str,
+    covering: usize,
+    [size, pattern, colour]: [Option<String>; 3],
+) -> String {
+    let on_covering = (pattern.is_some() || colour.is_some()) && rng.chance(40);
+    let mut np: Vec<String> = Vec::new();
+    np.extend(size);
+    if !on_covering {
+        np.extend(pattern.clone());
+        np.extend(colour.clone());
+    }
+    np.push(noun.to_string());
+    let np = np.join(" ");
+    let mut first = match rng.below(3) {
+        0 => format!("The {name} is {} {np}", article(&np)),
+        1 => format!("Meet the {name}, {} {np}", article(&np)),
+        _ => format!("Naturalists describe the {name} as {} {np}", article(&np)),
+    };
+    if on_covering {
+        let covering = COVERINGS[covering];
+        let looks: Vec<String> = pattern.iter().chain(colour.iter()).cloned().collect();
+        if covering == "a shell" {
+            let _ = write!(first, " with {} {} shell", article(&looks[0]), looks.join(" "));
+        } else {
+            let _ = write!(first, " with {} {covering}", looks.join(" "));
+        }
+    }
+    first.push('.');
+    first
+}
+
+/// The verb-phrase clauses of a creature passage, shuffled and grouped one or two to a sentence
+/// under a varied subject.
+fn clause_sentences(rng: &mut Rng, name: &str, noun: &str, mut clauses: Vec<String>) -> Vec<String> {
+    rng.shuffle(&mut clauses);
+    let mut sentences = Vec::new();
+    let mut rest = clauses.as_slice();
+    while !rest.is_empty() {
+        let take = if rest.len() >= 2 && rng.chance(50) { 2 } else { 1 };
+        let subject = match rng.below(3) {
+            0 => "It".to_string(),
+            1 => format!("The {name}"),
+            _ => format!("This {noun}"),
+        };
+        sentences.push(format!("{subject} {}.", join_and(&rest[..take])));
+        rest = &rest[take..];
+    }
+    sentences
+}
+
+/// With probability `percent`, a sentence that says nothing about any value.
+fn filler(rng: &mut Rng, percent: usize) -> Option<String> {
+    const FILLERS: [&str; 5] = [
+        "Travellers rarely see it.",
+        "It is shy around people.",
+        "Little else is recorded about it.",
+        "Its numbers are thought to be stable.",
+        "Young ones stay close to their parents.",
+    ];
+    rng.chance(percent).then(|| rng.pick(&FILLERS).to_string())
+}
+
+/// A query from its noun phrase (adjectives and noun) and its verb phrases.
+fn query_frame(rng: &mut Rng, np: &str, vps: &[String]) -> String {
+    if vps.is_empty() {
+        return match rng.below(3) {
+            0 => format!("name {} {np}", article(np)),
+            1 => format!("looking for {} {np}", article(np)),
+            _ => format!("find {} {np}", article(np)),
+        };
+    }
+    let vps = join_and(vps);
+    match rng.below(4) {
+        0 => format!("which {np} {vps}"),
+        1 => format!("what {np} {vps}"),
+        2 => format!("name the {np} that {vps}"),
+        _ => format!("find {} {np} that {vps}", article(np)),
+    }
+}
+
 /// Judges every passage for a query (see the module doc).
 fn judge(passages: &[Passage], asked: &BTreeMap<Attribute, usize>, partial: bool) -> BTreeMap<usize, i32> {
     let k = asked.len();

@@ -7,7 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use super::{Attribute, COVERINGS, Creature, NOUNS, Passage, Rng, article, cardinality, join_and};
+use super::{
+    Attribute, Creature, NOUNS, Passage, Rng, article, cardinality, clause_sentences, filler, first_sentence,
+    query_frame,
+};
 
 /// Forms of each value, in the lexical world's value order (its word first).
 const SIZE_FORMS: [[&str; 3]; 5] = [
@@ -224,49 +227,15 @@ pub(super) fn creature_passage(rng: &mut Rng, regions: &[String], creatures: &[C
 
     let mut word = |a: Attribute| stated.get(&a).map(|&v| adjective(rng, a, v).to_string());
     let (size, pattern, colour) = (word(Attribute::Size), word(Attribute::Pattern), word(Attribute::Colour));
-    let on_covering = (pattern.is_some() || colour.is_some()) && rng.chance(40);
-    let mut np: Vec<String> = Vec::new();
-    np.extend(size);
-    if !on_covering {
-        np.extend(pattern.clone());
-        np.extend(colour.clone());
-    }
-    np.push(noun.to_string());
-    let np = np.join(" ");
-    let mut first = match rng.below(3) {
-        0 => format!("The {name} is {} {np}", article(&np)),
-        1 => format!("Meet the {name}, {} {np}", article(&np)),
-        _ => format!("Naturalists describe the {name} as {} {np}", article(&np)),
-    };
-    if on_covering {
-        let covering = COVERINGS[c.covering];
-        let looks: Vec<String> = pattern.iter().chain(colour.iter()).cloned().collect();
-        if covering == "a shell" {
-            first.push_str(&format!(" with {} {} shell", article(&looks[0]), looks.join(" ")));
-        } else {
-            first.push_str(&format!(" with {} {covering}", looks.join(" ")));
-        }
-    }
-    first.push('.');
+    let first = first_sentence(rng, name, noun, c.covering, [size, pattern, colour]);
 
-    let mut clauses: Vec<String> = attrs
+    let clauses: Vec<String> = attrs
         .iter()
         .filter(|a| !a.is_adjective())
         .map(|&a| stating_phrase(rng, regions, a, c.values[a.index()]))
         .collect();
-    rng.shuffle(&mut clauses);
     let mut sentences = vec![first];
-    let mut rest = clauses.as_slice();
-    while !rest.is_empty() {
-        let take = if rest.len() >= 2 && rng.chance(50) { 2 } else { 1 };
-        let subject = match rng.below(3) {
-            0 => "It".to_string(),
-            1 => format!("The {name}"),
-            _ => format!("This {noun}"),
-        };
-        sentences.push(format!("{subject} {}.", join_and(&rest[..take])));
-        rest = &rest[take..];
-    }
+    sentences.extend(clause_sentences(rng, name, noun, clauses));
     // A value ruled out, for one attribute the passage does not state.
     let mut excluded = BTreeMap::new();
     let unstated: Vec<Attribute> = Attribute::ALL.into_iter().filter(|a| !stated.contains_key(a)).collect();
@@ -280,16 +249,7 @@ pub(super) fn creature_passage(rng: &mut Rng, regions: &[String], creatures: &[C
         let at = 1 + rng.below(sentences.len());
         sentences.insert(at, foil(rng, regions, creatures, index));
     }
-    if rng.chance(25) {
-        const FILLERS: [&str; 5] = [
-            "Travellers rarely see it.",
-            "It is shy around people.",
-            "Little else is recorded about it.",
-            "Its numbers are thought to be stable.",
-            "Young ones stay close to their parents.",
-        ];
-        sentences.push(rng.pick(&FILLERS).to_string());
-    }
+    sentences.extend(filler(rng, 25));
     Passage {
         id: String::new(),
         title: name.clone(),
@@ -380,18 +340,5 @@ pub(super) fn query_text(rng: &mut Rng, regions: &[String], asked: &BTreeMap<Att
             _ => unreachable!(),
         })
         .collect();
-    if vps.is_empty() {
-        return match rng.below(3) {
-            0 => format!("name {} {np}", article(&np)),
-            1 => format!("looking for {} {np}", article(&np)),
-            _ => format!("find {} {np}", article(&np)),
-        };
-    }
-    let vps = join_and(&vps);
-    match rng.below(4) {
-        0 => format!("which {np} {vps}"),
-        1 => format!("what {np} {vps}"),
-        2 => format!("name the {np} that {vps}"),
-        _ => format!("find {} {np} that {vps}", article(&np)),
-    }
+    query_frame(rng, &np, &vps)
 }
