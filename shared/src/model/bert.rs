@@ -1,11 +1,12 @@
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::{gelu, gelu_approximate, relu};
+use burn::tensor::activation::{gelu_approximate, relu};
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::embedding::BertEmbeddings;
+use super::gelu::gelu;
 use crate::config::{Activation, BertConfig};
 
 /// Multi-head self-attention (`attention.self` in Hugging Face names).

@@ -5,6 +5,7 @@
 mod bert;
 mod cross_encoder;
 mod embedding;
+mod gelu;
 mod mpnet;
 mod pooling;
 
@@ -14,6 +15,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 pub use bert::{BertEncoder, BertLayer, BertModel};
 pub use cross_encoder::{CrossEncoderModel, Pooler};
 pub use embedding::BertEmbeddings;
+pub use gelu::gelu;
 pub use mpnet::{MPNetEmbeddings, MPNetEncoder, MPNetLayer, MPNetModel, relative_position_bucket};
 pub use pooling::{l2_normalize, pool};
 
