@@ -30,8 +30,9 @@ import torch
 from sentence_transformers import SentenceTransformer
 from transformers import AutoModel, AutoTokenizer
 
-REPO = Path(__file__).resolve().parent.parent
-FIXTURES = Path(os.environ.get("ADAM_FIXTURES", REPO.parent / "shared"))
+# The same passages and fixtures as the PyTorch benchmark beside this script.
+from bench_pytorch import FIXTURES, first_passages
+
 MODEL = FIXTURES / "models" / "all-MiniLM-L6-v2"
 CACHE = Path(os.environ.get("ADAM_MODEL_CACHE", Path.home() / ".cache" / "adam-models")) / "onnx"
 
@@ -69,13 +70,7 @@ def main():
     ap.add_argument("--max-seq-length", type=int, default=128)
     args = ap.parse_args()
 
-    passages = []
-    with open(FIXTURES / "data" / "trec-dl19" / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            passages.append(json.loads(line)["text"])
-            if len(passages) == args.n:
-                break
-    assert len(passages) == args.n, len(passages)
+    passages = first_passages(args.n)
     tokenizer = AutoTokenizer.from_pretrained(str(MODEL))
     # sentence-transformers sorts by length (characters), longest first.
     passages.sort(key=lambda p: -len(p))

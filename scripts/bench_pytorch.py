@@ -26,6 +26,19 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(os.environ.get("ADAM_FIXTURES", REPO.parent / "shared"))
 
 
+def first_passages(n):
+    """The first n passages ('text') of the DL19 corpus: the benchmark's input (also
+    scripts/bench_onnxruntime.py's)."""
+    passages = []
+    with open(FIXTURES / "data" / "trec-dl19" / "corpus.jsonl", encoding="utf-8") as f:
+        for line in f:
+            passages.append(json.loads(line)["text"])
+            if len(passages) == n:
+                break
+    assert len(passages) == n, len(passages)
+    return passages
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=2000)
@@ -33,13 +46,7 @@ def main():
     ap.add_argument("--max-seq-length", type=int, default=128)
     args = ap.parse_args()
 
-    passages = []
-    with open(FIXTURES / "data" / "trec-dl19" / "corpus.jsonl", encoding="utf-8") as f:
-        for line in f:
-            passages.append(json.loads(line)["text"])
-            if len(passages) == args.n:
-                break
-    assert len(passages) == args.n, len(passages)
+    passages = first_passages(args.n)
 
     model = SentenceTransformer(str(FIXTURES / "models" / "all-MiniLM-L6-v2"), device="cpu")
     model.max_seq_length = args.max_seq_length
