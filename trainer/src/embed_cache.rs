@@ -20,6 +20,7 @@ use xxhash_rust::xxh3::Xxh3Default;
 
 use crate::io::AtomicFile;
 use crate::retrieval::Embeddings;
+use crate::shard::Shard;
 
 /// Bumped whenever the layout or the meaning of a key changes.
 const FORMAT: &str = "adam-corpus-embeddings/2";
@@ -197,6 +198,101 @@ impl EmbeddingCache {
             .with_context(|| format!("writing {}", header_path.display()))?;
         file.writer().write_all(b"\n").with_context(|| format!("writing {}", header_path.display()))?;
         file.commit()
+    }
+}
+
+/// The header of one shard of an entry (`adam eval --model ... --shard I/N`): the entry it is
+/// part of, and which documents it holds: positions `start..end` of the corpus in encoding order
+/// (longest text first, batches of `batch_size`), which `retrieval` recomputes to put them back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardHeader {
+    pub entry: Header,
+    pub shard: String,
+    pub batch_size: usize,
+    pub start: usize,
+    pub end: usize,
+    pub payload_xxh3: String,
+}
+
+impl EmbeddingCache {
+    fn shard_path(&self, header: &Header, shard: Shard, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{}.{ext}", header.key, shard.suffix()))
+    }
+
+    /// Stores the vectors of one shard of `header`'s entry, payload first, each file atomically.
+    pub fn store_shard(&self, shard_header: &ShardHeader, shard: Shard, embeddings: &Embeddings) -> Result<()> {
+        let header = &shard_header.entry;
+        if embeddings.dim != header.dim || embeddings.len() != shard_header.end - shard_header.start {
+            anyhow::bail!(
+                "{} × {} vectors for a shard of {} documents",
+                embeddings.len(),
+                embeddings.dim,
+                shard_header.end - shard_header.start
+            );
+        }
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let bytes: Vec<u8> = embeddings.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let payload_path = self.shard_path(header, shard, "f32");
+        let mut payload = AtomicFile::create(&payload_path)?;
+        payload.writer().write_all(&bytes).with_context(|| format!("writing {}", payload_path.display()))?;
+        payload.commit()?;
+        let stored = ShardHeader { payload_xxh3: hex(xxhash_rust::xxh3::xxh3_128(&bytes)), ..shard_header.clone() };
+        let header_path = self.shard_path(header, shard, "json");
+        let mut file = AtomicFile::create(&header_path)?;
+        serde_json::to_writer_pretty(file.writer(), &stored)
+            .with_context(|| format!("writing {}", header_path.display()))?;
+        file.writer().write_all(b"\n").with_context(|| format!("writing {}", header_path.display()))?;
+        file.commit()
+    }
+
+    /// Shard `shard` of `header`'s entry: `None` when absent; an error when present but not
+    /// this entry's or damaged (a merge must not take it silently).
+    pub fn load_shard(&self, header: &Header, shard: Shard) -> Result<Option<(ShardHeader, Embeddings)>> {
+        let header_path = self.shard_path(header, shard, "json");
+        let text = match std::fs::read_to_string(&header_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", header_path.display())),
+        };
+        let found: ShardHeader = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not an adam embedding shard header", header_path.display()))?;
+        if !found.entry.same_content(header) || found.shard != shard.to_string() {
+            anyhow::bail!("{}: header does not describe shard {shard} of this model and corpus", header_path.display());
+        }
+        let payload_path = self.shard_path(header, shard, "f32");
+        let bytes = std::fs::read(&payload_path).with_context(|| format!("reading {}", payload_path.display()))?;
+        let rows = found.end.saturating_sub(found.start);
+        if bytes.len() != rows * header.dim * 4 || hex(xxhash_rust::xxh3::xxh3_128(&bytes)) != found.payload_xxh3 {
+            anyhow::bail!(
+                "{}: size or content does not match its header; delete it and rerun that shard",
+                payload_path.display()
+            );
+        }
+        let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        Ok(Some((found, Embeddings { dim: header.dim, values })))
+    }
+
+    /// The shard counts N of the shards of `header`'s entry present in the folder.
+    pub fn shard_counts(&self, header: &Header) -> Result<Vec<usize>> {
+        let prefix = format!("{}.shard-", header.key);
+        let mut counts = Vec::new();
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(counts),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.dir.display())),
+        };
+        for entry in entries {
+            let name = entry.with_context(|| format!("reading {}", self.dir.display()))?.file_name();
+            let name = name.to_string_lossy();
+            let Some(rest) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".json")) else { continue };
+            if let Some(n) = rest.split_once("-of-").and_then(|(_, n)| n.parse::<usize>().ok())
+                && !counts.contains(&n)
+            {
+                counts.push(n);
+            }
+        }
+        counts.sort_unstable();
+        Ok(counts)
     }
 }
 

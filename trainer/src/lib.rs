@@ -2,7 +2,7 @@
 //!
 //! The library behind the `adam` command line. [`cli`] parses the arguments and runs a command,
 //! [`commands`] holds one module per command, and the other modules are what commands share:
-//! data ([`dataset`], [`instances`], [`io`], [`score_cache`]), models ([`models`],
+//! data ([`dataset`], [`instances`], [`io`], [`score_cache`], [`shard`]), models ([`models`],
 //! [`teacher_model`], [`backend`]), training ([`train_loop`], [`optim`], [`checkpoint`],
 //! [`distillation`], [`distill_config`]), retrieval and reports ([`retrieval`], [`embed_cache`],
 //! [`bm25`], [`report`], [`svg`]), and what a command shows while it runs ([`progress`],
@@ -26,6 +26,7 @@ pub mod progress;
 pub mod report;
 pub mod retrieval;
 pub mod score_cache;
+pub mod shard;
 pub mod svg;
 pub mod teacher_model;
 pub mod train_loop;

@@ -14,9 +14,10 @@ use adam_core::encoder::SentenceEncoder;
 use anyhow::{Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::embed_cache::{EmbeddingCache, Header, default_dir};
+use crate::embed_cache::{EmbeddingCache, Header, ShardHeader, default_dir};
 use crate::models::ModelArgs;
 use crate::progress;
+use crate::shard::Shard;
 
 /// Queries scored per matmul. With [`DOC_BLOCK`] this bounds one score block to 256 × 32,768
 /// f32 (32 MiB), large enough for the GEMM to run at full speed.
@@ -84,9 +85,7 @@ pub fn embed_texts<T: AsRef<str>>(
         bail!("batch size must be at least 1");
     }
     let dim = encoder.dim();
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    // Stable sort: equal lengths keep input order, so batching is deterministic.
-    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().chars().count()));
+    let order = encoding_order(texts);
     let mut values = vec![0.0f32; texts.len() * dim];
     let progress = progress::bar(texts.len() as u64, &format!("embedding {what}"));
     for batch in order.chunks(batch_size) {
@@ -108,6 +107,109 @@ pub fn embed_texts<T: AsRef<str>>(
     }
     progress.finish_and_clear();
     Ok(Embeddings { dim, values })
+}
+
+/// The order in which [`embed_texts`] encodes `texts`: longest first, equal lengths in input
+/// order (a stable sort, so batching is deterministic).
+pub fn encoding_order<T: AsRef<str>>(texts: &[T]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..texts.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().chars().count()));
+    order
+}
+
+/// Encodes shard `shard` of the corpus (whole batches of the unsharded encoding order) into
+/// `cache`, unless it is there already; `adam eval --model` without `--shard` then joins the
+/// shards. Returns the documents the shard holds.
+pub fn encode_corpus_shard(
+    encoder: &SentenceEncoder,
+    model_args: &ModelArgs,
+    cache: &EmbeddingCache,
+    corpus_path: &Path,
+    corpus: &[Document],
+    shard: Shard,
+) -> Result<usize> {
+    let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
+    if cache.load_shard(&header, shard)?.is_some() {
+        eprintln!("shard {shard} of these embeddings is cached already in {}", cache.dir.display());
+        return Ok(0);
+    }
+    let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
+    let order = encoding_order(&texts);
+    let range = shard.items(order.len(), model_args.batch_size);
+    // Already longest first: embed_texts keeps this order, and the batches start where the
+    // unsharded run's do, so the vectors are the same.
+    let part: Vec<&str> = order[range.clone()].iter().map(|&i| texts[i].as_str()).collect();
+    let start = Instant::now();
+    let vectors = embed_texts(encoder, &part, model_args.batch_size, "documents")?;
+    let shard_header = ShardHeader {
+        entry: header,
+        shard: shard.to_string(),
+        batch_size: model_args.batch_size,
+        start: range.start,
+        end: range.end,
+        payload_xxh3: String::new(),
+    };
+    cache.store_shard(&shard_header, shard, &vectors)?;
+    eprintln!(
+        "embedded shard {shard}: {} of {} documents in {:.1} s, cached in {}",
+        part.len(),
+        corpus.len(),
+        start.elapsed().as_secs_f64(),
+        cache.dir.display()
+    );
+    Ok(part.len())
+}
+
+/// The corpus vectors joined from the shards in `cache`, when shards of this entry are there:
+/// every shard of one count must be present and cover the corpus once.
+fn joined_shards(cache: &EmbeddingCache, header: &Header, corpus: &[Document]) -> Result<Option<Embeddings>> {
+    let counts = cache.shard_counts(header)?;
+    let count = match counts.as_slice() {
+        [] => return Ok(None),
+        [n] => *n,
+        _ => bail!(
+            "{} holds shards of these embeddings for several counts ({:?}); delete the ones you do not mean",
+            cache.dir.display(),
+            counts
+        ),
+    };
+    let mut parts = Vec::new();
+    let mut missing = Vec::new();
+    for shard in Shard::all(count) {
+        match cache.load_shard(header, shard)? {
+            Some(part) => parts.push(part),
+            None => missing.push(shard.to_string()),
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "the corpus embeddings are sharded in {} but shard(s) {} are missing: run `adam eval --model ... --shard I/{count}` for them (same model, data and --batch-size)",
+            cache.dir.display(),
+            missing.join(", ")
+        );
+    }
+    let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
+    let order = encoding_order(&texts);
+    let dim = header.dim;
+    let mut values = vec![0.0f32; corpus.len() * dim];
+    for (shard, (found, vectors)) in Shard::all(count).zip(&parts) {
+        let want = shard.items(order.len(), found.batch_size);
+        if found.batch_size != parts[0].0.batch_size || (found.start, found.end) != (want.start, want.end) {
+            bail!(
+                "shard {shard} in {} was made with --batch-size {} (documents {}..{}), shard 1/{count} with {}: rerun it with the same batch size",
+                cache.dir.display(),
+                found.batch_size,
+                found.start,
+                found.end,
+                parts[0].0.batch_size
+            );
+        }
+        for (&doc, v) in order[want].iter().zip(vectors.values.chunks_exact(dim)) {
+            values[doc * dim..(doc + 1) * dim].copy_from_slice(v);
+        }
+    }
+    eprintln!("joined {count} shards of the corpus embeddings from {}", cache.dir.display());
+    Ok(Some(Embeddings { dim, values }))
 }
 
 /// The embedding cache that `--cache DIR` / `--no-cache` ask for (default: the user's cache folder).
@@ -175,6 +277,11 @@ fn cached_corpus_embeddings(
             cache.payload_path(&header).display()
         );
         return Ok(found);
+    }
+    if let Some(joined) = joined_shards(cache, &header, corpus)? {
+        cache.store(&header, &joined)?;
+        eprintln!("cached the joined embeddings in {}", cache.payload_path(&header).display());
+        return Ok(joined);
     }
     let start = Instant::now();
     let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();

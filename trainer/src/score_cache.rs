@@ -166,6 +166,21 @@ impl Writer {
     }
 }
 
+/// A whole cache, header then records, in the bytes [`Writer`] gives them.
+pub fn write_lines<'a>(
+    out: &mut impl Write,
+    header: &CacheHeader,
+    records: impl Iterator<Item = &'a CacheRecord>,
+) -> Result<()> {
+    serde_json::to_writer(&mut *out, header)?;
+    out.write_all(b"\n")?;
+    for record in records {
+        serde_json::to_writer(&mut *out, record)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 /// Explains how two headers differ (for a refused resume), naming the first differing key.
 pub fn header_difference(old: &CacheHeader, new: &CacheHeader) -> Option<String> {
     let a = serde_json::to_value(old).ok()?;

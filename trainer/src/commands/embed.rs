@@ -1,21 +1,23 @@
 //! `adam embed`: texts in (one per line), vectors out (one JSON array per line, same order).
-//! Streams in chunks so memory stays flat however large the input.
+//! Streams in chunks so memory stays flat however large the input; `--shard I/N` and `--merge N`
+//! split one input over several processes or machines.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use adam_core::encoder::SentenceEncoder;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::io::{AtomicFile, open};
 use crate::models::{EncoderFlags, load_encoder};
 use crate::progress;
+use crate::shard::{self, Shard};
 
 #[derive(clap::Args, Debug)]
 pub struct EmbedArgs {
     /// Model folder (config.json, model.safetensors, tokenizer.json, sentence-transformers files).
-    #[arg(long, value_name = "DIR")]
-    pub model: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "merge")]
+    pub model: Option<PathBuf>,
     #[command(flatten)]
     pub encoder: EncoderFlags,
     /// Text file, one text per line (UTF-8). An empty line is embedded as an empty text.
@@ -24,6 +26,14 @@ pub struct EmbedArgs {
     /// Output file: one JSON array of floats per input line, in input order.
     #[arg(long, value_name = "FILE")]
     pub output: PathBuf,
+    /// Embed only shard I of N (e.g. 2/4: the second quarter of the input, in whole chunks of
+    /// 16 batches) into OUTPUT.shard-I-of-N; run each shard anywhere, then --merge N.
+    #[arg(long, value_name = "I/N", conflicts_with = "merge")]
+    pub shard: Option<Shard>,
+    /// Check that the N shard files of OUTPUT are complete for this input and join them into
+    /// OUTPUT: the same bytes as one unsharded run (same --batch-size, same kind of processor).
+    #[arg(long, value_name = "N")]
+    pub merge: Option<usize>,
 }
 
 /// Texts read per chunk, as a multiple of the batch size: sorted by length inside a chunk,
@@ -31,27 +41,77 @@ pub struct EmbedArgs {
 const CHUNK_BATCHES: usize = 16;
 
 pub fn run(args: EmbedArgs) -> Result<()> {
-    let model = args.encoder.with_model(args.model.clone());
+    if let Some(count) = args.merge {
+        return merge(&args, count);
+    }
+    let Some(model_dir) = args.model.clone() else { bail!("give --model DIR") };
+    let model = args.encoder.with_model(model_dir);
     let encoder = load_encoder(&model)?;
     let total = count_lines(&args.input)?;
-    let progress = progress::bar(total as u64, "embedding texts");
-    let mut out = AtomicFile::create(&args.output)?;
     let chunk_size = model.batch_size * CHUNK_BATCHES;
+    // A shard is a run of whole chunks, so its batches are those of the unsharded run.
+    let (range, output) = match args.shard {
+        Some(shard) => (shard.items(total, chunk_size), shard.path(&args.output)),
+        None => (0..total, args.output.clone()),
+    };
+    let progress = progress::bar(range.len() as u64, "embedding texts");
+    let mut out = AtomicFile::create(&output)?;
     let mut chunk: Vec<String> = Vec::with_capacity(chunk_size);
+    let mut line = 0;
     for_each_text(&args.input, |text| {
+        line += 1;
+        if !range.contains(&(line - 1)) {
+            return Ok(());
+        }
         chunk.push(text);
         if chunk.len() == chunk_size {
-            embed_chunk(&encoder, &chunk, model.batch_size, out.writer(), &args.output)?;
+            embed_chunk(&encoder, &chunk, model.batch_size, out.writer(), &output)?;
             progress.inc(chunk.len() as u64);
             chunk.clear();
         }
         Ok(())
     })?;
-    embed_chunk(&encoder, &chunk, model.batch_size, out.writer(), &args.output)?;
+    embed_chunk(&encoder, &chunk, model.batch_size, out.writer(), &output)?;
     progress.inc(chunk.len() as u64);
     progress.finish_and_clear();
     out.commit()?;
-    eprintln!("embedded {total} texts into {}", args.output.display());
+    match args.shard {
+        Some(shard) => eprintln!(
+            "embedded texts {}..{} of {total} (shard {shard}) into {}",
+            range.start + 1,
+            range.end,
+            output.display()
+        ),
+        None => eprintln!("embedded {total} texts into {}", output.display()),
+    }
+    Ok(())
+}
+
+/// `--merge N`: each shard file must hold exactly its share of the input's lines.
+fn merge(args: &EmbedArgs, count: usize) -> Result<()> {
+    let paths = shard::existing_paths(&args.output, count, "`adam embed`")?;
+    let total = count_lines(&args.input)?;
+    let chunk_size = args.encoder.with_model(PathBuf::new()).batch_size * CHUNK_BATCHES;
+    let mut out = AtomicFile::create(&args.output)?;
+    for (shard, path) in Shard::all(count).zip(&paths) {
+        let want = shard.items(total, chunk_size);
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+        if lines != want.len() || bytes.last().is_some_and(|&b| b != b'\n') {
+            bail!(
+                "{}: {lines} vectors, but shard {shard} of {} ({total} lines, chunks of {chunk_size}) is lines {}..{} ({}): \
+                 was it made from another input or --batch-size? Rerun `adam embed --shard {shard}`",
+                path.display(),
+                args.input.display(),
+                want.start + 1,
+                want.end,
+                want.len()
+            );
+        }
+        out.writer().write_all(&bytes).with_context(|| format!("writing {}", args.output.display()))?;
+    }
+    out.commit()?;
+    eprintln!("merged {count} shards ({total} vectors) into {}", args.output.display());
     Ok(())
 }
 

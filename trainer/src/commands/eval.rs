@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail};
 use crate::dataset::DatasetFiles;
 use crate::io::{AtomicFile, open};
 use crate::models::{EncoderFlags, load_encoder};
-use crate::retrieval::{cache_for, check_unique_ids, dense_retrieve};
+use crate::retrieval::{cache_for, check_unique_ids, dense_retrieve, encode_corpus_shard};
+use crate::shard::Shard;
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["run", "model"])))]
@@ -54,6 +55,11 @@ pub struct EvalArgs {
     /// Also print each query's measures (before the means).
     #[arg(long)]
     pub per_query: bool,
+    /// Only encode shard I of N of the corpus (whole batches) into the cache, and stop; once
+    /// every shard is there (from any machine, copied into one --cache folder), the same command
+    /// without --shard joins them (the same vectors as one run) and evaluates.
+    #[arg(long, value_name = "I/N", requires = "model", conflicts_with = "no_cache")]
+    pub shard: Option<Shard>,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -71,6 +77,9 @@ pub fn run(args: EvalArgs) -> Result<()> {
         if let Some(flag) = given {
             bail!("{flag} applies to --model DIR only; --run FILE is scored as it is");
         }
+    }
+    if let Some(shard) = args.shard {
+        return encode_shard(&args, &files, shard);
     }
     let qrels = files.read_qrels()?;
     let (run, what) = match (&args.run, &args.model) {
@@ -145,6 +154,30 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
         eprintln!("wrote the run to {}", path.display());
     }
     Ok(run)
+}
+
+/// `--shard I/N`: encode one shard of the corpus into the cache.
+fn encode_shard(args: &EvalArgs, files: &DatasetFiles, shard: Shard) -> Result<()> {
+    let Some(model) = &args.model else { bail!("--shard needs --model DIR") };
+    let corpus_path = files.corpus_path()?.to_path_buf();
+    let corpus = files.read_corpus()?;
+    if corpus.is_empty() {
+        bail!("{} has no documents", corpus_path.display());
+    }
+    check_unique_ids(corpus.iter().map(|d| d.id.as_str()), "document")
+        .with_context(|| corpus_path.display().to_string())?;
+    let model_args = args.encoder.with_model(model.to_path_buf());
+    let encoder = load_encoder(&model_args)?;
+    let Some(cache) = cache_for(args.cache.as_ref(), false) else {
+        bail!("--shard writes into the embedding cache: give --cache DIR (no default cache folder: HOME is not set)");
+    };
+    encode_corpus_shard(&encoder, &model_args, &cache, &corpus_path, &corpus, shard)?;
+    eprintln!(
+        "when every shard of {} is in {}, run this command without --shard to evaluate",
+        shard.count,
+        cache.dir.display()
+    );
+    Ok(())
 }
 
 /// The queries judged in the split, in qrels order; only these are encoded.

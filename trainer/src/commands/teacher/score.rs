@@ -1,7 +1,7 @@
 //! `adam teacher score`: the teacher's scores of positives, hard negatives and adaptive dark
 //! examples, cached (resumably) for `adam distill`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -11,9 +11,11 @@ use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
 use crate::backend::Backend;
-use crate::instances::{Instance, InstanceArgs, PieceCache, key_of, sample_negatives};
+use crate::instances::{Collection, Instance, InstanceArgs, PieceCache, key_of, sample_negatives};
+use crate::io::AtomicFile;
 use crate::progress;
 use crate::score_cache::{self, CacheHeader, CacheRecord, ScoredDoc};
+use crate::shard::{self, Shard};
 use crate::teacher_model::{PieceTranslator, TeacherModel, TeacherModelArgs};
 
 #[derive(clap::Args, Debug)]
@@ -48,6 +50,14 @@ pub struct ScoreArgs {
     pub max_length: usize,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
+    /// Score only shard I of N of the queries (in whole --query-batch groups) into
+    /// OUTPUT.shard-I-of-N, resumable like OUTPUT; run each shard anywhere, then --merge N.
+    #[arg(long, value_name = "I/N", conflicts_with = "merge")]
+    pub shard: Option<Shard>,
+    /// Check that the N shard caches of OUTPUT hold every query once, with one header, and join
+    /// them into OUTPUT: the same bytes as one uninterrupted unsharded run. Loads no model.
+    #[arg(long, value_name = "N")]
+    pub merge: Option<usize>,
 }
 
 /// Only the `[adam.dark]` table of a distillation config matters to `teacher score`.
@@ -81,6 +91,18 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         bail!("--batch-size and --query-batch must be at least 1");
     }
     let (beir, instances) = args.instances.load()?;
+    if let Some(count) = args.merge {
+        return merge(&args, &beir, &instances, count);
+    }
+    // A shard is a run of whole query batches, so it scores the batches an unsharded run scores.
+    let (instances, output) = match args.shard {
+        Some(shard) => {
+            let range = shard.items(instances.len(), args.query_batch);
+            eprintln!("shard {shard}: queries {}..{} of {}", range.start + 1, range.end, instances.len());
+            (instances[range].to_vec(), shard.path(&args.output))
+        }
+        None => (instances, args.output.clone()),
+    };
     let device = args.backend.device()?;
     let teacher = TeacherModel::load(&args.teacher, &device, args.max_length)?;
     let student_tokenizer = match &args.student_tokenizer {
@@ -108,21 +130,21 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         dark_tokenizer: translator.as_ref().and(args.student_tokenizer.as_ref()).map(|p| p.display().to_string()),
         dark: dark.clone(),
     };
-    let existing = score_cache::read(&args.output)?;
+    let existing = score_cache::read(&output)?;
     if let Some(cache) = &existing
         && let Some(diff) = score_cache::header_difference(&cache.header, &header)
     {
         bail!(
             "{} was written with other settings ({diff}); use another --output or the same settings",
-            args.output.display()
+            output.display()
         );
     }
     let done: HashSet<String> =
         existing.as_ref().map(|c| c.records.iter().map(|r| r.query_id.clone()).collect()).unwrap_or_default();
     let todo: Vec<&Instance> = instances.iter().filter(|i| !done.contains(&beir.queries[i.query].id)).collect();
-    let mut writer = score_cache::Writer::open(&args.output, &header, existing.as_ref())?;
+    let mut writer = score_cache::Writer::open(&output, &header, existing.as_ref())?;
     if !done.is_empty() {
-        eprintln!("resuming {}: {} queries done, {} to go", args.output.display(), done.len(), todo.len());
+        eprintln!("resuming {}: {} queries done, {} to go", output.display(), done.len(), todo.len());
     }
     let special = tokenizer.special();
     let mut pieces = PieceCache::new(tokenizer);
@@ -247,8 +269,62 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         "scored {} queries in {:.1} s; cache {} has {}",
         todo.len(),
         start.elapsed().as_secs_f64(),
-        args.output.display(),
+        output.display(),
         done.len() + todo.len()
     );
+    Ok(())
+}
+
+/// `--merge N`: the shard caches' records in the order of the instances, under their one header.
+fn merge(args: &ScoreArgs, beir: &Collection, instances: &[Instance], count: usize) -> Result<()> {
+    let paths = shard::existing_paths(&args.output, count, "`adam teacher score` (the same arguments)")?;
+    let position: HashMap<&str, usize> =
+        instances.iter().enumerate().map(|(i, inst)| (beir.queries[inst.query].id.as_str(), i)).collect();
+    let mut header: Option<(CacheHeader, &PathBuf)> = None;
+    let mut found: Vec<Option<(CacheRecord, &PathBuf)>> = vec![None; instances.len()];
+    for path in &paths {
+        let cache = score_cache::read_complete(path)?;
+        match &header {
+            None => header = Some((cache.header.clone(), path)),
+            Some((first, first_path)) => {
+                if let Some(diff) = score_cache::header_difference(first, &cache.header) {
+                    bail!("{} and {} were scored with other settings ({diff})", first_path.display(), path.display());
+                }
+            }
+        }
+        for record in cache.records {
+            let Some(&i) = position.get(record.query_id.as_str()) else {
+                bail!(
+                    "{}: query `{}` is not among the queries of these arguments (--data, --negatives, --split, --max-queries)",
+                    path.display(),
+                    record.query_id
+                );
+            };
+            if let Some((_, other)) = &found[i] {
+                bail!("query `{}` is in {} and in {}", record.query_id, other.display(), path.display());
+            }
+            found[i] = Some((record, path));
+        }
+    }
+    let missing: Vec<&str> = found
+        .iter()
+        .zip(instances)
+        .filter(|(f, _)| f.is_none())
+        .map(|(_, inst)| beir.queries[inst.query].id.as_str())
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "cannot merge {}: {} queries are in no shard (first: `{}`); finish every shard (rerun it with the same arguments: it resumes)",
+            args.output.display(),
+            missing.len(),
+            missing[0]
+        );
+    }
+    let (header, _) = header.expect("at least one shard");
+    let mut out = AtomicFile::create(&args.output)?;
+    score_cache::write_lines(out.writer(), &header, found.iter().map(|f| &f.as_ref().expect("checked").0))
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    out.commit()?;
+    eprintln!("merged {count} shards ({} queries) into {}", instances.len(), args.output.display());
     Ok(())
 }
