@@ -53,6 +53,39 @@ impl Shard {
         (self.index - 1) * units / self.count..self.index * units / self.count
     }
 
+    /// The units of this shard when unit `u` costs `costs[u]`: contiguous and in order as
+    /// [`Shard::units`], with boundaries where the running cost comes closest to each `k / count`
+    /// of the total, so shards of a job sorted by cost (longest texts first) take similar times.
+    pub fn weighted_units(&self, costs: &[u64]) -> Range<usize> {
+        let total: u128 = costs.iter().map(|&c| c as u128).sum();
+        let boundary = |k: usize| -> usize {
+            if k == 0 {
+                return 0;
+            }
+            if k == self.count {
+                return costs.len();
+            }
+            // The unit count whose running cost is closest to k / count of the total (the
+            // smaller on a tie).
+            let target = total * k as u128;
+            let mut running: u128 = 0;
+            let mut best = (u128::MAX, 0);
+            for u in 0..=costs.len() {
+                let scaled = running * self.count as u128;
+                let distance = scaled.abs_diff(target);
+                if distance < best.0 {
+                    best = (distance, u);
+                }
+                if scaled >= target || u == costs.len() {
+                    break;
+                }
+                running += costs[u] as u128;
+            }
+            best.1
+        };
+        boundary(self.index - 1)..boundary(self.index)
+    }
+
     /// The items of this shard among `items` processed in units of `unit` items (the last unit
     /// may be short): whole units only.
     pub fn items(&self, items: usize, unit: usize) -> Range<usize> {
@@ -120,6 +153,33 @@ mod tests {
                 assert_eq!(next, units);
             }
         }
+    }
+
+    #[test]
+    fn weighted_shards_balance_cost_and_cover_every_unit_once() {
+        // Sorted costs, as in a corpus encoded longest first: the first shard takes fewer units.
+        let costs = [40, 30, 10, 10, 10, 10, 10, 10, 10, 10];
+        let got: Vec<_> = Shard::all(2).map(|s| s.weighted_units(&costs)).collect();
+        assert_eq!(got, vec![0..2, 2..10]);
+        let got: Vec<_> = Shard::all(3).map(|s| s.weighted_units(&costs)).collect();
+        assert_eq!(got, vec![0..1, 1..5, 5..10]);
+        for count in 1..=12 {
+            let mut next = 0;
+            for s in Shard::all(count) {
+                let r = s.weighted_units(&costs);
+                assert_eq!(r.start, next);
+                next = r.end;
+            }
+            assert_eq!(next, costs.len());
+        }
+        // Equal costs: shard sizes differ by at most one.
+        let flat = [7u64; 9];
+        for count in 1..=9 {
+            let sizes: Vec<usize> = Shard::all(count).map(|s| s.weighted_units(&flat).len()).collect();
+            assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{count}: {sizes:?}");
+            assert_eq!(sizes.iter().sum::<usize>(), 9);
+        }
+        assert_eq!(Shard { index: 1, count: 3 }.weighted_units(&[]), 0..0);
     }
 
     #[test]
