@@ -169,7 +169,7 @@ impl EmbeddingCache {
         if hex(xxhash_rust::xxh3::xxh3_128(&bytes)) != found.payload_xxh3 {
             anyhow::bail!("{}: content does not match the hash in its header", payload_path.display());
         }
-        let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let values = f32_values(&bytes);
         Ok(Embeddings { dim: found.dim, values })
     }
 
@@ -184,17 +184,20 @@ impl EmbeddingCache {
                 header.dim
             );
         }
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
-        let bytes: Vec<u8> = embeddings.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let payload_path = self.payload_path(header);
-        let mut payload = AtomicFile::create(&payload_path)?;
-        payload.writer().write_all(&bytes).with_context(|| format!("writing {}", payload_path.display()))?;
-        payload.commit()?;
-
+        let bytes = f32_bytes(&embeddings.values);
         let header = Header { payload_xxh3: hex(xxhash_rust::xxh3::xxh3_128(&bytes)), ..header.clone() };
-        let header_path = self.header_path(&header);
-        let mut file = AtomicFile::create(&header_path)?;
-        serde_json::to_writer_pretty(file.writer(), &header)
+        self.write_pair(&self.payload_path(&header), &bytes, &self.header_path(&header), &header)
+    }
+
+    /// Writes a payload, then its header as pretty JSON, each atomically: a crash leaves no
+    /// header whose payload is missing.
+    fn write_pair(&self, payload_path: &Path, bytes: &[u8], header_path: &Path, header: &impl Serialize) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let mut payload = AtomicFile::create(payload_path)?;
+        payload.writer().write_all(bytes).with_context(|| format!("writing {}", payload_path.display()))?;
+        payload.commit()?;
+        let mut file = AtomicFile::create(header_path)?;
+        serde_json::to_writer_pretty(file.writer(), header)
             .with_context(|| format!("writing {}", header_path.display()))?;
         file.writer().write_all(b"\n").with_context(|| format!("writing {}", header_path.display()))?;
         file.commit()
@@ -230,19 +233,14 @@ impl EmbeddingCache {
                 shard_header.end - shard_header.start
             );
         }
-        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
-        let bytes: Vec<u8> = embeddings.values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let payload_path = self.shard_path(header, shard, "f32");
-        let mut payload = AtomicFile::create(&payload_path)?;
-        payload.writer().write_all(&bytes).with_context(|| format!("writing {}", payload_path.display()))?;
-        payload.commit()?;
+        let bytes = f32_bytes(&embeddings.values);
         let stored = ShardHeader { payload_xxh3: hex(xxhash_rust::xxh3::xxh3_128(&bytes)), ..shard_header.clone() };
-        let header_path = self.shard_path(header, shard, "json");
-        let mut file = AtomicFile::create(&header_path)?;
-        serde_json::to_writer_pretty(file.writer(), &stored)
-            .with_context(|| format!("writing {}", header_path.display()))?;
-        file.writer().write_all(b"\n").with_context(|| format!("writing {}", header_path.display()))?;
-        file.commit()
+        self.write_pair(
+            &self.shard_path(header, shard, "f32"),
+            &bytes,
+            &self.shard_path(header, shard, "json"),
+            &stored,
+        )
     }
 
     /// Shard `shard` of `header`'s entry: `None` when absent; an error when present but not
@@ -268,7 +266,7 @@ impl EmbeddingCache {
                 payload_path.display()
             );
         }
-        let values = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let values = f32_values(&bytes);
         Ok(Some((found, Embeddings { dim: header.dim, values })))
     }
 
@@ -303,6 +301,15 @@ pub fn default_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("adam").join("embeddings"))
+}
+
+/// Vectors as the payload stores them: little-endian f32.
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn f32_values(bytes: &[u8]) -> Vec<f32> {
+    bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 /// Each part is preceded by its length so that ("ab", "c") and ("a", "bc") hash differently.

@@ -60,10 +60,15 @@ impl EncoderFlags {
             .find_map(|(flag, given)| given.then_some(flag))
     }
 
+    /// Texts per forward pass: `--batch-size`, else 32.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size.unwrap_or(32)
+    }
+
     pub fn with_model(&self, model: PathBuf) -> ModelArgs {
         ModelArgs {
             model,
-            batch_size: self.batch_size.unwrap_or(32),
+            batch_size: self.batch_size(),
             max_length: self.max_length,
             layers: self.layers,
             backend: self.backend.unwrap_or(Backend::Flex),

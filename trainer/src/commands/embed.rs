@@ -91,7 +91,7 @@ pub fn run(args: EmbedArgs) -> Result<()> {
 fn merge(args: &EmbedArgs, count: usize) -> Result<()> {
     let paths = shard::existing_paths(&args.output, count, "`adam embed`")?;
     let total = count_lines(&args.input)?;
-    let chunk_size = args.encoder.with_model(PathBuf::new()).batch_size * CHUNK_BATCHES;
+    let chunk_size = args.encoder.batch_size() * CHUNK_BATCHES;
     let mut out = AtomicFile::create(&args.output)?;
     for (shard, path) in Shard::all(count).zip(&paths) {
         let want = shard.items(total, chunk_size);

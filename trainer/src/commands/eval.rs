@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use adam_core::data::{Qrels, Query, Run, read_run, write_run};
+use adam_core::data::{Document, Qrels, Query, Run, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
@@ -131,14 +131,8 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
     if depth == 0 {
         bail!("--depth must be at least 1");
     }
-    let corpus_path = files.corpus_path()?.to_path_buf();
     let queries = split_queries(files, qrels)?;
-    let corpus = files.read_corpus()?;
-    if corpus.is_empty() {
-        bail!("{} has no documents", corpus_path.display());
-    }
-    check_unique_ids(corpus.iter().map(|d| d.id.as_str()), "document")
-        .with_context(|| corpus_path.display().to_string())?;
+    let (corpus_path, corpus) = read_corpus(files)?;
 
     let model_args = args.encoder.with_model(model.to_path_buf());
     let encoder = load_encoder(&model_args)?;
@@ -156,9 +150,8 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
     Ok(run)
 }
 
-/// `--shard I/N`: encode one shard of the corpus into the cache.
-fn encode_shard(args: &EvalArgs, files: &DatasetFiles, shard: Shard) -> Result<()> {
-    let Some(model) = &args.model else { bail!("--shard needs --model DIR") };
+/// The corpus and its path, refused when empty or when an id repeats.
+fn read_corpus(files: &DatasetFiles) -> Result<(PathBuf, Vec<Document>)> {
     let corpus_path = files.corpus_path()?.to_path_buf();
     let corpus = files.read_corpus()?;
     if corpus.is_empty() {
@@ -166,6 +159,13 @@ fn encode_shard(args: &EvalArgs, files: &DatasetFiles, shard: Shard) -> Result<(
     }
     check_unique_ids(corpus.iter().map(|d| d.id.as_str()), "document")
         .with_context(|| corpus_path.display().to_string())?;
+    Ok((corpus_path, corpus))
+}
+
+/// `--shard I/N`: encode one shard of the corpus into the cache.
+fn encode_shard(args: &EvalArgs, files: &DatasetFiles, shard: Shard) -> Result<()> {
+    let Some(model) = &args.model else { bail!("--shard needs --model DIR") };
+    let (corpus_path, corpus) = read_corpus(files)?;
     let model_args = args.encoder.with_model(model.to_path_buf());
     let encoder = load_encoder(&model_args)?;
     let Some(cache) = cache_for(args.cache.as_ref(), false) else {
