@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    bench, bench_train, demo, distill, embed, eval, export_web, negatives, report, soft_labels, teacher, teaching_set,
+    bench, bench_index, bench_train, demo, distill, embed, eval, export_web, index, negatives, report, soft_labels,
+    teacher, teaching_set,
 };
 
 #[derive(Parser)]
@@ -25,12 +26,18 @@ enum Command {
     /// Score a TREC run file, or a model's exact dense retrieval, against a BEIR folder's qrels
     /// (trec_eval's measures).
     Eval(eval::EvalArgs),
+    /// Put a model's corpus vectors (with their ids) into an approximate-nearest-neighbour index
+    /// (USearch's HNSW) that `adam eval --index` retrieves through.
+    Index(index::IndexArgs),
     /// Measure encoding speed (passages/s) of each backend on real passages.
     Bench(bench::BenchArgs),
     /// Summarise trained runs: mean ± s.d. per method (Markdown, JSON) and a dev nDCG@10 plot (SVG).
     Report(report::ReportArgs),
     /// Measure training speed (pairs/s: forward + backward + AdamW) of each backend.
     BenchTrain(bench_train::BenchTrainArgs),
+    /// Measure the approximate-nearest-neighbour index on synthetic vectors: build time, memory,
+    /// queries/s and recall against the exact search.
+    BenchIndex(bench_index::BenchIndexArgs),
     /// Train a cross-encoder teacher, cache a teacher's scores and dark examples, rerank with it,
     /// inspect its soft labels.
     #[command(subcommand)]
@@ -59,9 +66,11 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Index(args) => index::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Report(args) => report::run(args),
         Command::BenchTrain(args) => bench_train::run(args),
+        Command::BenchIndex(args) => bench_index::run(args),
         Command::Teacher(command) => teacher::run(command),
         Command::Distill(args) => distill::run(args),
         Command::Negatives(args) => negatives::run(args),

@@ -5,7 +5,7 @@
 //! data ([`dataset`], [`instances`], [`io`], [`score_cache`], [`shard`]), models ([`models`],
 //! [`teacher_model`], [`backend`]), training ([`train_loop`], [`optim`], [`checkpoint`],
 //! [`distillation`], [`distill_config`]), retrieval and reports ([`retrieval`], [`embed_cache`],
-//! [`bm25`], [`report`], [`svg`]), and what a command shows while it runs ([`progress`],
+//! [`vector_index`], [`bm25`], [`report`], [`svg`]), and what a command shows while it runs ([`progress`],
 //! [`memory`]).
 
 pub mod backend;
@@ -30,3 +30,4 @@ pub mod shard;
 pub mod svg;
 pub mod teacher_model;
 pub mod train_loop;
+pub mod vector_index;

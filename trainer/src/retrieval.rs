@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use adam_core::data::{Document, Query, Run, RunEntry};
 use adam_core::encoder::SentenceEncoder;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
 
+use crate::dataset::DatasetFiles;
 use crate::embed_cache::{EmbeddingCache, Header, ShardHeader, default_dir};
 use crate::models::ModelArgs;
 use crate::progress;
@@ -231,6 +232,18 @@ fn joined_shards(cache: &EmbeddingCache, header: &Header, corpus: &[Document]) -
     Ok(Some(Embeddings { dim, values }))
 }
 
+/// The corpus of a dataset folder and its path, refused when empty or when an id repeats.
+pub fn load_corpus(files: &DatasetFiles) -> Result<(PathBuf, Vec<Document>)> {
+    let corpus_path = files.corpus_path()?.to_path_buf();
+    let corpus = files.read_corpus()?;
+    if corpus.is_empty() {
+        bail!("{} has no documents", corpus_path.display());
+    }
+    check_unique_ids(corpus.iter().map(|d| d.id.as_str()), "document")
+        .with_context(|| corpus_path.display().to_string())?;
+    Ok((corpus_path, corpus))
+}
+
 /// The embedding cache that `--cache DIR` / `--no-cache` ask for (default: the user's cache folder).
 pub fn cache_for(dir: Option<&PathBuf>, disabled: bool) -> Option<EmbeddingCache> {
     if disabled { None } else { dir.cloned().or_else(default_dir).map(EmbeddingCache::new) }
@@ -253,7 +266,7 @@ pub fn dense_retrieve(
     let run = match cache {
         None => retrieve(encoder, corpus, queries, depth, model_args.batch_size)?,
         Some(cache) => {
-            let docs = cached_corpus_embeddings(encoder, model_args, cache, corpus_path, corpus)?;
+            let docs = corpus_embeddings(encoder, model_args, Some(cache), corpus_path, corpus)?;
             let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
             let embed_start = Instant::now();
             let query_vectors = embed_texts(encoder, &query_texts, model_args.batch_size, "queries")?;
@@ -279,14 +292,18 @@ pub fn dense_retrieve(
 }
 
 /// The corpus vectors from the cache when it has an entry for this model and corpus; otherwise
-/// encoded and stored there.
-fn cached_corpus_embeddings(
+/// encoded (and stored there when there is a cache).
+pub fn corpus_embeddings(
     encoder: &SentenceEncoder,
     model_args: &ModelArgs,
-    cache: &EmbeddingCache,
+    cache: Option<&EmbeddingCache>,
     corpus_path: &Path,
     corpus: &[Document],
 ) -> Result<Embeddings> {
+    let Some(cache) = cache else {
+        let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
+        return embed_texts(encoder, &texts, model_args.batch_size, "documents");
+    };
     let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
     if let Some(found) = cache.load(&header)? {
         eprintln!(

@@ -4,15 +4,16 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
-use adam_core::data::{Document, Qrels, Query, Run, read_run, write_run};
+use adam_core::data::{Qrels, Query, Run, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
 use crate::dataset::DatasetFiles;
 use crate::io::{AtomicFile, open};
 use crate::models::{EncoderFlags, load_encoder};
-use crate::retrieval::{cache_for, check_unique_ids, dense_retrieve, encode_corpus_shard};
+use crate::retrieval::{cache_for, check_unique_ids, dense_retrieve, encode_corpus_shard, load_corpus};
 use crate::shard::Shard;
+use crate::vector_index::{DEFAULT_EXPANSION_SEARCH, IndexSearch};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["run", "model"])))]
@@ -60,6 +61,18 @@ pub struct EvalArgs {
     /// without --shard joins them (the same vectors as one run) and evaluates.
     #[arg(long, value_name = "I/N", requires = "model", conflicts_with = "no_cache")]
     pub shard: Option<Shard>,
+    /// Retrieve through this approximate-nearest-neighbour index (made by `adam index` with the
+    /// same model and corpus) instead of the exact scan: the corpus is not encoded.
+    #[arg(long, value_name = "FILE", requires = "model", conflicts_with = "shard")]
+    pub index: Option<PathBuf>,
+    /// Candidates the index search keeps per query (HNSW's ef; at least --depth): more is
+    /// slower and finds more of the exact neighbours [default: 128].
+    #[arg(long, value_name = "N", requires = "index")]
+    pub expansion_search: Option<usize>,
+    /// With --index: also run the exact search (corpus vectors from the cache, or encoded) and
+    /// print the index's recall@depth against it and both searches' times.
+    #[arg(long, requires = "index")]
+    pub compare_exact: bool,
 }
 
 pub fn run(args: EvalArgs) -> Result<()> {
@@ -73,6 +86,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             ("--run-out", args.run_out.is_some()),
             ("--cache", args.cache.is_some()),
             ("--no-cache", args.no_cache),
+            ("--index", args.index.is_some()),
         ]);
         if let Some(flag) = given {
             bail!("{flag} applies to --model DIR only; --run FILE is scored as it is");
@@ -132,12 +146,22 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
         bail!("--depth must be at least 1");
     }
     let queries = split_queries(files, qrels)?;
-    let (corpus_path, corpus) = read_corpus(files)?;
+    let (corpus_path, corpus) = load_corpus(files)?;
 
     let model_args = args.encoder.with_model(model.to_path_buf());
     let encoder = load_encoder(&model_args)?;
     let cache = cache_for(args.cache.as_ref(), args.no_cache);
-    let run = dense_retrieve(&encoder, &model_args, cache.as_ref(), &corpus_path, &corpus, &queries, depth)?;
+    let run = match &args.index {
+        None => dense_retrieve(&encoder, &model_args, cache.as_ref(), &corpus_path, &corpus, &queries, depth)?,
+        Some(index_path) => {
+            let ann = IndexSearch {
+                path: index_path,
+                expansion: args.expansion_search.unwrap_or(DEFAULT_EXPANSION_SEARCH),
+                compare_exact: args.compare_exact,
+            };
+            ann.retrieve(&encoder, &model_args, cache.as_ref(), &corpus_path, &corpus, &queries, depth)?
+        }
+    };
 
     if let Some(path) = &args.run_out {
         let tag = model.file_name().map(|n| n.to_string_lossy().replace(char::is_whitespace, "_"));
@@ -150,22 +174,10 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
     Ok(run)
 }
 
-/// The corpus and its path, refused when empty or when an id repeats.
-fn read_corpus(files: &DatasetFiles) -> Result<(PathBuf, Vec<Document>)> {
-    let corpus_path = files.corpus_path()?.to_path_buf();
-    let corpus = files.read_corpus()?;
-    if corpus.is_empty() {
-        bail!("{} has no documents", corpus_path.display());
-    }
-    check_unique_ids(corpus.iter().map(|d| d.id.as_str()), "document")
-        .with_context(|| corpus_path.display().to_string())?;
-    Ok((corpus_path, corpus))
-}
-
 /// `--shard I/N`: encode one shard of the corpus into the cache.
 fn encode_shard(args: &EvalArgs, files: &DatasetFiles, shard: Shard) -> Result<()> {
     let Some(model) = &args.model else { bail!("--shard needs --model DIR") };
-    let (corpus_path, corpus) = read_corpus(files)?;
+    let (corpus_path, corpus) = load_corpus(files)?;
     let model_args = args.encoder.with_model(model.to_path_buf());
     let encoder = load_encoder(&model_args)?;
     let Some(cache) = cache_for(args.cache.as_ref(), false) else {

@@ -2,12 +2,14 @@
 //! library modules beside `commands`, never by importing one another.
 
 pub mod bench;
+pub mod bench_index;
 pub mod bench_train;
 pub mod demo;
 pub mod distill;
 pub mod embed;
 pub mod eval;
 pub mod export_web;
+pub mod index;
 pub mod negatives;
 pub mod report;
 pub mod soft_labels;
