@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/adam-target}"
 
 if command -v trunk >/dev/null 2>&1; then
-  trunk build --release
+  bash scripts/build_page.sh
   export ADAM_WEB_DIST="$PWD/dist"
 elif [ "${CI:-}" = "true" ]; then
   echo "trunk is missing: .ci/run installs it" >&2
   exit 1
 else
   echo "trunk not found: building the wasm crates without the page (the browser test will skip)" >&2
-  cargo build -p adam-web --target wasm32-unknown-unknown --release --locked
+  CARGO_TARGET_DIR="$CARGO_TARGET_DIR-web" cargo build -p adam-web --target wasm32-unknown-unknown --profile web-release --locked
 fi
 
 # Tests that skip (a fixture or tool missing outside CI) say so here at the end, not silently.
