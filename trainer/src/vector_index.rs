@@ -97,6 +97,14 @@ fn engine_error<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> anyhow::E
     move |e| anyhow::anyhow!("{what}: {e}")
 }
 
+/// Threads for `--threads N`: N, or one per core for 0.
+pub fn thread_count(requested: usize) -> usize {
+    match requested {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    }
+}
+
 /// `FILE.json` for the index at `path`.
 pub fn meta_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
@@ -330,7 +338,7 @@ impl IndexSearch<'_> {
         let meta = read_meta(self.path)?;
         let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
         check_built_from(&meta, &header, corpus, self.path)?;
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = thread_count(0);
         let expansion = self.expansion.max(depth);
         let index = VectorIndex::view(self.path, &meta, expansion, threads)?;
         let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use crate::backend::Backend;
 use crate::memory::peak_rss_mib;
 use crate::retrieval::{Embeddings, search};
-use crate::vector_index::{BuildParams, Quantization, VectorIndex, hits_to_run, recall_against_exact};
+use crate::vector_index::{BuildParams, Quantization, VectorIndex, hits_to_run, recall_against_exact, thread_count};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchIndexArgs {
@@ -72,10 +72,7 @@ pub fn run(args: BenchIndexArgs) -> Result<()> {
     if args.depth > args.vectors {
         bail!("--depth {} is more than --vectors {}", args.depth, args.vectors);
     }
-    let threads = match args.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    };
+    let threads = thread_count(args.threads);
     let docs = random_unit_vectors(args.seed, args.vectors, args.dim);
     let query_vectors = random_unit_vectors(args.seed ^ 0x5EED, args.queries, args.dim);
     let corpus: Vec<Document> = (0..args.vectors)

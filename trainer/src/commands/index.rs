@@ -11,7 +11,9 @@ use crate::embed_cache::Header;
 use crate::io::AtomicFile;
 use crate::models::{EncoderFlags, load_encoder};
 use crate::retrieval::{cache_for, corpus_embeddings, load_corpus};
-use crate::vector_index::{BuildParams, FORMAT, IndexMeta, Quantization, VectorIndex, engine_version, meta_path};
+use crate::vector_index::{
+    BuildParams, FORMAT, IndexMeta, Quantization, VectorIndex, engine_version, meta_path, thread_count,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct IndexArgs {
@@ -48,10 +50,7 @@ pub struct IndexArgs {
 }
 
 pub fn run(args: IndexArgs) -> Result<()> {
-    let threads = match args.threads {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        n => n,
-    };
+    let threads = thread_count(args.threads);
     let params = BuildParams {
         connectivity: args.connectivity,
         expansion_add: args.expansion_add,
