@@ -244,9 +244,25 @@ pub fn load_corpus(files: &DatasetFiles) -> Result<(PathBuf, Vec<Document>)> {
     Ok((corpus_path, corpus))
 }
 
-/// The embedding cache that `--cache DIR` / `--no-cache` ask for (default: the user's cache folder).
-pub fn cache_for(dir: Option<&PathBuf>, disabled: bool) -> Option<EmbeddingCache> {
-    if disabled { None } else { dir.cloned().or_else(default_dir).map(EmbeddingCache::new) }
+/// `--cache DIR` / `--no-cache`: the embedding cache of the commands that encode a corpus
+/// (`eval --model`, `index`, `negatives --method dense`), which share its entries.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CacheFlags {
+    /// Folder of cached corpus embeddings, shared by `adam eval`, `adam index` and `adam
+    /// negatives` [default: $XDG_CACHE_HOME/adam/embeddings or ~/.cache/adam/embeddings].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+    /// Always encode the corpus; neither read nor write the cache.
+    #[arg(long, conflicts_with = "cache")]
+    pub no_cache: bool,
+}
+
+impl CacheFlags {
+    /// The cache these flags ask for: `--cache DIR`, else the user's cache folder; `None` with
+    /// `--no-cache` (or when there is no home folder).
+    pub fn open(&self) -> Option<EmbeddingCache> {
+        if self.no_cache { None } else { self.cache.clone().or_else(default_dir).map(EmbeddingCache::new) }
+    }
 }
 
 /// Exact dense retrieval of `queries` over `corpus` (read from `corpus_path`), the corpus

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use crate::dataset::DatasetFiles;
 use crate::io::{AtomicFile, open};
 use crate::models::{EncoderFlags, load_encoder};
-use crate::retrieval::{cache_for, check_unique_ids, dense_retrieve, encode_corpus_shard, load_corpus};
+use crate::retrieval::{CacheFlags, check_unique_ids, dense_retrieve, encode_corpus_shard, load_corpus};
 use crate::shard::Shard;
 use crate::vector_index::{DEFAULT_EXPANSION_SEARCH, IndexSearch};
 
@@ -37,13 +37,8 @@ pub struct EvalArgs {
     /// Write the retrieved run here (TREC format).
     #[arg(long, value_name = "FILE")]
     pub run_out: Option<PathBuf>,
-    /// Folder of cached corpus embeddings [default: $XDG_CACHE_HOME/adam/embeddings or
-    /// ~/.cache/adam/embeddings].
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-    /// Always encode the corpus; neither read nor write the cache.
-    #[arg(long, conflicts_with = "cache")]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub embedding_cache: CacheFlags,
     #[command(flatten)]
     pub encoder: EncoderFlags,
     /// Lowest grade that counts as relevant for MRR, recall and MAP (TREC DL uses 2).
@@ -84,8 +79,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         let given = args.encoder.first_given(&[
             ("--depth", args.depth.is_some()),
             ("--run-out", args.run_out.is_some()),
-            ("--cache", args.cache.is_some()),
-            ("--no-cache", args.no_cache),
+            ("--cache", args.embedding_cache.cache.is_some()),
+            ("--no-cache", args.embedding_cache.no_cache),
             ("--index", args.index.is_some()),
         ]);
         if let Some(flag) = given {
@@ -150,7 +145,7 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
 
     let model_args = args.encoder.with_model(model.to_path_buf());
     let encoder = load_encoder(&model_args)?;
-    let cache = cache_for(args.cache.as_ref(), args.no_cache);
+    let cache = args.embedding_cache.open();
     let run = match &args.index {
         None => dense_retrieve(&encoder, &model_args, cache.as_ref(), &corpus_path, &corpus, &queries, depth)?,
         Some(index_path) => {
@@ -180,7 +175,7 @@ fn encode_shard(args: &EvalArgs, files: &DatasetFiles, shard: Shard) -> Result<(
     let (corpus_path, corpus) = load_corpus(files)?;
     let model_args = args.encoder.with_model(model.to_path_buf());
     let encoder = load_encoder(&model_args)?;
-    let Some(cache) = cache_for(args.cache.as_ref(), false) else {
+    let Some(cache) = args.embedding_cache.open() else {
         bail!("--shard writes into the embedding cache: give --cache DIR (no default cache folder: HOME is not set)");
     };
     encode_corpus_shard(&encoder, &model_args, &cache, &corpus_path, &corpus, shard)?;

@@ -10,7 +10,7 @@ use crate::dataset::DatasetFiles;
 use crate::embed_cache::Header;
 use crate::io::AtomicFile;
 use crate::models::{EncoderFlags, load_encoder};
-use crate::retrieval::{cache_for, corpus_embeddings, load_corpus};
+use crate::retrieval::{CacheFlags, corpus_embeddings, load_corpus};
 use crate::vector_index::{
     BuildParams, FORMAT, IndexMeta, Quantization, VectorIndex, engine_version, meta_path, thread_count,
 };
@@ -26,12 +26,8 @@ pub struct IndexArgs {
     /// The index file (USearch format); its description, with the document ids, goes to FILE.json.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
-    /// Folder of cached corpus embeddings, shared with `adam eval` [default: the user's cache].
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-    /// Always encode the corpus; neither read nor write the embedding cache.
-    #[arg(long, conflicts_with = "cache")]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub embedding_cache: CacheFlags,
     #[command(flatten)]
     pub encoder: EncoderFlags,
     /// Neighbours per node of the graph (HNSW's M): more gives higher recall, a larger index.
@@ -67,7 +63,7 @@ pub fn run(args: IndexArgs) -> Result<()> {
     let (corpus_path, corpus) = load_corpus(&files)?;
     let model_args = args.encoder.with_model(args.model.clone());
     let encoder = load_encoder(&model_args)?;
-    let cache = cache_for(args.cache.as_ref(), args.no_cache);
+    let cache = args.embedding_cache.open();
     let header = Header::describe(&args.model, &encoder, &corpus_path, &corpus)?;
     let vectors = corpus_embeddings(&encoder, &model_args, cache.as_ref(), &corpus_path, &corpus)?;
 

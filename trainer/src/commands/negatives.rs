@@ -17,7 +17,7 @@ use crate::dataset::Dataset;
 use crate::io::AtomicFile;
 use crate::models::{EncoderFlags, load_encoder};
 use crate::progress;
-use crate::retrieval::{cache_for, dense_retrieve};
+use crate::retrieval::{CacheFlags, dense_retrieve};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Method {
@@ -62,13 +62,8 @@ pub struct NegativesArgs {
     pub model: Option<PathBuf>,
     #[command(flatten)]
     pub encoder: EncoderFlags,
-    /// Folder of cached corpus embeddings, shared with `adam eval` (dense) [default:
-    /// $XDG_CACHE_HOME/adam/embeddings or ~/.cache/adam/embeddings].
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-    /// Always encode the corpus; neither read nor write the cache (dense).
-    #[arg(long, conflicts_with = "cache")]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub embedding_cache: CacheFlags,
 }
 
 pub fn run(args: NegativesArgs) -> Result<()> {
@@ -79,8 +74,11 @@ pub fn run(args: NegativesArgs) -> Result<()> {
         bail!("--method dense needs --model DIR (a sentence-transformers folder)");
     }
     if args.method == Method::Bm25 {
-        let dense_only =
-            [("--model", args.model.is_some()), ("--cache", args.cache.is_some()), ("--no-cache", args.no_cache)];
+        let dense_only = [
+            ("--model", args.model.is_some()),
+            ("--cache", args.embedding_cache.cache.is_some()),
+            ("--no-cache", args.embedding_cache.no_cache),
+        ];
         if let Some(flag) = args.encoder.first_given(&dense_only) {
             bail!("{flag} applies to --method dense only; BM25 runs no model");
         }
@@ -122,7 +120,7 @@ pub fn run(args: NegativesArgs) -> Result<()> {
             let encoder = load_encoder(&model)?;
             let queries: Vec<Query> =
                 work.iter().map(|(id, text, _)| Query { id: id.to_string(), text: text.to_string() }).collect();
-            let cache = cache_for(args.cache.as_ref(), args.no_cache);
+            let cache = args.embedding_cache.open();
             let corpus_path = data.files.corpus_path()?;
             let run =
                 dense_retrieve(&encoder, &model, cache.as_ref(), corpus_path, &data.corpus, &queries, args.depth)?;
