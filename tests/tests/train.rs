@@ -697,3 +697,181 @@ fn wgpu_training_steps_agree_with_flex() {
         assert!((f - w).abs() <= 1e-3 * f.abs().max(1.0), "value {i}: flex {f} vs wgpu {w}");
     }
 }
+
+/// A free TCP port on loopback, for a data-parallel run's coordinator.
+fn free_coordinator() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("127.0.0.1:{}", listener.local_addr().unwrap().port())
+}
+
+/// `adam ARGS --peers N --rank R --coordinator ADDR` for every rank at once, as N processes on
+/// loopback; `per_rank(r)` adds a rank's own flags. The outputs come back by rank.
+fn run_peers(args: &[&str], peers: usize, per_rank: impl Fn(usize) -> Vec<String>) -> Vec<std::process::Output> {
+    let addr = free_coordinator();
+    let children: Vec<std::process::Child> = (0..peers)
+        .map(|rank| {
+            std::process::Command::new(adam_tests::adam_bin())
+                .args(args)
+                .args(["--peers", &peers.to_string(), "--rank", &rank.to_string(), "--coordinator", &addr])
+                .args(["--peer-timeout", "60"])
+                .args(per_rank(rank))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    children.into_iter().map(|c| c.wait_with_output().unwrap()).collect()
+}
+
+/// A distillation of 4 steps of 2 micro-batches, checkpointed every step: with 2 peers each
+/// computes one micro-batch of every step.
+fn data_parallel_config(setup: &Setup, name: &str) -> PathBuf {
+    let p = distill_config(setup, name, "adam", "[checkpoint]\nevery = 1\n");
+    let text =
+        std::fs::read_to_string(&p).unwrap().replace("warmup_steps = 1", "warmup_steps = 1\ngrad_accumulation = 2");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+#[test]
+fn data_parallel_distillation_ends_like_one_process_and_resumes() {
+    let Some(setup) = setup() else { return };
+    let result = |c: &Path| {
+        let run = c.parent().unwrap().join("run");
+        (
+            std::fs::read_to_string(run.join("log.jsonl")).unwrap(),
+            std::fs::read(run.join("student/model.safetensors")).unwrap(),
+        )
+    };
+    let one = data_parallel_config(setup, "dp-one");
+    run_ok(&["distill", "--config", s(&one)]);
+    let expected = result(&one);
+
+    // Two processes, each with half of every step's micro-batches (dropout on: each micro-batch
+    // draws its masks from its own seed). Two gradients add up alike in either order, so the
+    // weights and the log are the same bytes as one process's, not merely close.
+    let two = data_parallel_config(setup, "dp-two");
+    let outs = run_peers(&["distill", "--config", s(&two)], 2, |_| Vec::new());
+    for (rank, out) in outs.iter().enumerate() {
+        assert!(out.status.success(), "peer {rank}: {}", stderr(out));
+    }
+    assert!(stderr(&outs[1]).contains("peer 1 done"), "{}", stderr(&outs[1]));
+    let got = result(&two);
+    assert_eq!(got.0, expected.0, "the data-parallel log differs from one process's");
+    assert!(got.1 == expected.1, "the data-parallel student differs from one process's");
+
+    // Both stopped after step 2, then started again (peer 0 with --resume; peer 1 is given peer
+    // 0's weights, optimizer and step): the same end.
+    let cut = data_parallel_config(setup, "dp-cut");
+    let halted = run_peers(&["distill", "--config", s(&cut), "--halt-after-step", "2"], 2, |_| Vec::new());
+    assert!(halted.iter().all(|o| o.status.success()), "{}", stderr(&halted[0]));
+    assert!(cut.parent().unwrap().join("run/checkpoint/state.json").is_file());
+    let resumed = run_peers(&["distill", "--config", s(&cut)], 2, |rank| {
+        if rank == 0 { vec!["--resume".to_string()] } else { Vec::new() }
+    });
+    for (rank, out) in resumed.iter().enumerate() {
+        assert!(out.status.success(), "peer {rank}: {}", stderr(out));
+    }
+    assert!(stderr(&resumed[0]).contains("resuming at step 2"), "{}", stderr(&resumed[0]));
+    assert!(result(&cut) == expected, "the resumed data-parallel run ends elsewhere");
+}
+
+#[test]
+fn a_peer_that_dies_or_differs_stops_the_others_with_a_clear_error() {
+    let Some(setup) = setup() else { return };
+    // Peer 1 stops after step 2 (as if killed): peer 0 fails at step 3's exchange, naming it, and
+    // keeps its step-2 checkpoint; no student is saved.
+    let config = data_parallel_config(setup, "dp-dead");
+    let start = std::time::Instant::now();
+    let outs = run_peers(&["distill", "--config", s(&config)], 2, |rank| {
+        if rank == 1 { vec!["--halt-after-step".to_string(), "2".to_string()] } else { Vec::new() }
+    });
+    assert!(start.elapsed().as_secs() < 50, "peer 0 waited for the dead peer ({:?})", start.elapsed());
+    let err = stderr(&outs[0]);
+    assert!(!outs[0].status.success(), "{err}");
+    assert!(err.contains("lost peer 1 during step 3's gradient exchange"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let run = config.parent().unwrap().join("run");
+    assert!(!run.join("student").exists(), "a student was saved without every peer's gradients");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("checkpoint/state.json")).unwrap()).unwrap();
+    assert_eq!(state["step"], 2);
+
+    // A peer started with another seed: both refuse before any step, naming the key.
+    let config = data_parallel_config(setup, "dp-differs");
+    let other = data_parallel_config(setup, "dp-differs-1");
+    let text = std::fs::read_to_string(&other).unwrap().replace("seed = 7", "seed = 8");
+    std::fs::write(&other, text).unwrap();
+    let outs = run_peers(&["distill"], 2, |rank| {
+        vec!["--config".to_string(), s(if rank == 0 { &config } else { &other }).to_string()]
+    });
+    for out in &outs {
+        let err = stderr(out);
+        assert!(!out.status.success() && err.contains("seed: 8 there, 7 on peer 0"), "{err}");
+    }
+    assert!(
+        !config.parent().unwrap().join("run/log.jsonl").exists()
+            || log_lines(&config.parent().unwrap().join("run/log.jsonl")).is_empty()
+    );
+
+    // A step's micro-batches must split evenly among the peers.
+    let uneven = distill_config(setup, "dp-uneven", "adam", "");
+    let out = adam(&["distill", "--config", s(&uneven), "--peers", "2", "--rank", "1"]);
+    assert!(!out.status.success() && stderr(&out).contains("grad_accumulation = 1 is not a multiple of --peers 2"));
+}
+
+#[test]
+fn data_parallel_teacher_training_ends_like_one_process() {
+    let Some(setup) = setup() else { return };
+    let dir = setup.dir.join("dp-teacher");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = tiny_config(&dir, 0.1);
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "teacher",
+            "train",
+            "--config",
+            s(&config),
+            "--tokenizer",
+            s(&setup.tokenizer),
+            "--data",
+            s(&setup.data),
+            "--negatives",
+            s(&setup.negatives),
+            "--output",
+            s(out),
+            "--steps",
+            "3",
+            "--batch-size",
+            "2",
+            "--grad-accumulation",
+            "2",
+            "--group-size",
+            "4",
+            "--negatives-depth",
+            "6",
+            "--lr",
+            "1e-3",
+            "--max-length",
+            "48",
+            "--log",
+            s(&out.with_extension("jsonl")),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let one = dir.join("one");
+    let a = args(&one);
+    run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let two = dir.join("two");
+    let a = args(&two);
+    let outs = run_peers(&a.iter().map(String::as_str).collect::<Vec<_>>(), 2, |_| Vec::new());
+    for (rank, out) in outs.iter().enumerate() {
+        assert!(out.status.success(), "peer {rank}: {}", stderr(out));
+    }
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    assert_eq!(log_lines(&two.with_extension("jsonl")), log_lines(&one.with_extension("jsonl")));
+    assert!(read(&two.join("model.safetensors")) == read(&one.join("model.safetensors")), "the teachers differ");
+}

@@ -20,11 +20,8 @@ const STATE: &str = "state.json";
 
 /// Writes `dir` (replacing an older checkpoint there) with the model, optimizer and `state`.
 pub fn save<M: Module, S: Serialize>(dir: &Path, model: &M, optimizer: &Optimizer, state: &S) -> Result<()> {
-    let mut store = BurnpackStore::from_bytes(None);
-    model.save_into(&mut store).map_err(|e| anyhow::anyhow!("serialising the model: {e}"))?;
-    let model_bytes = store.get_bytes().map_err(|e| anyhow::anyhow!("serialising the model: {e}"))?;
     let files = vec![
-        (MODEL.to_string(), model_bytes.to_vec()),
+        (MODEL.to_string(), model_bytes(model)?),
         (OPTIMIZER.to_string(), optimizer.to_bytes()?.to_vec()),
         (STATE.to_string(), serde_json::to_vec_pretty(state)?),
     ];
@@ -71,18 +68,29 @@ fn read(dir: &Path, name: &str) -> Result<Bytes> {
     Ok(Bytes::from_bytes_vec(bytes))
 }
 
+/// The model's weights and parameter ids as a burnpack (a checkpoint's `model.bpk`).
+pub fn model_bytes<M: Module>(model: &M) -> Result<Vec<u8>> {
+    let mut store = BurnpackStore::from_bytes(None);
+    model.save_into(&mut store).map_err(|e| anyhow::anyhow!("serialising the model: {e}"))?;
+    Ok(store.get_bytes().map_err(|e| anyhow::anyhow!("serialising the model: {e}"))?.to_vec())
+}
+
 /// Loads the checkpoint's weights (and parameter ids) into `model`, which must have the
 /// checkpoint's architecture.
-pub fn load_model<M: Module>(dir: &Path, mut model: M) -> Result<M> {
-    let mut store = BurnpackStore::from_bytes(Some(read(dir, MODEL)?));
-    let path = dir.join(MODEL);
-    let result = model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+pub fn load_model<M: Module>(dir: &Path, model: M) -> Result<M> {
+    load_model_bytes(read(dir, MODEL)?, model, &dir.join(MODEL).display().to_string())
+}
+
+/// Loads [`model_bytes`]' output into `model`; `source` names where the bytes came from.
+pub fn load_model_bytes<M: Module>(bytes: Bytes, mut model: M, source: &str) -> Result<M> {
+    let mut store = BurnpackStore::from_bytes(Some(bytes));
+    let result = model.load_from(&mut store).map_err(|e| anyhow::anyhow!("{source}: {e}"))?;
     if let Some(err) = result.errors.first() {
-        bail!("{}: {err:?} (was the checkpoint written with another student?)", path.display());
+        bail!("{source}: {err:?} (was the checkpoint written with another student?)");
     }
     let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
     if !missing.is_empty() {
-        bail!("{}: missing tensor(s) {}", path.display(), missing.join(", "));
+        bail!("{source}: missing tensor(s) {}", missing.join(", "));
     }
     Ok(model)
 }

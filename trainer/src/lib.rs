@@ -3,7 +3,7 @@
 //! The library behind the `adam` command line. [`cli`] parses the arguments and runs a command,
 //! [`commands`] holds one module per command, and the other modules are what commands share:
 //! data ([`dataset`], [`instances`], [`io`], [`score_cache`], [`shard`]), models ([`models`],
-//! [`teacher_model`], [`backend`]), training ([`train_loop`], [`optim`], [`checkpoint`],
+//! [`teacher_model`], [`backend`]), training ([`train_loop`], [`optim`], [`checkpoint`], [`data_parallel`],
 //! [`distillation`], [`distill_config`]), retrieval and reports ([`retrieval`], [`embed_cache`],
 //! [`vector_index`], [`bm25`], [`report`], [`svg`]), and what a command shows while it runs ([`progress`],
 //! [`memory`]).
@@ -13,6 +13,7 @@ pub mod bm25;
 pub mod checkpoint;
 pub mod cli;
 pub mod commands;
+pub mod data_parallel;
 pub mod dataset;
 pub mod distill_config;
 pub mod distillation;

@@ -167,6 +167,13 @@ impl Optimizer {
         self.inner = self.inner.from_bytes(bytes).map_err(|e| anyhow::anyhow!("reading the optimizer state: {e}"))?;
         Ok(self)
     }
+
+    /// [`Optimizer::load_bytes`] in place (burn's optimizer loads by value).
+    pub fn set_bytes(&mut self, bytes: Bytes) -> Result<()> {
+        let placeholder = Optimizer::new(&self.config, self.total_steps, &[]);
+        *self = std::mem::replace(self, placeholder).load_bytes(bytes)?;
+        Ok(())
+    }
 }
 
 /// Stops a run whose loss or gradients are no longer numbers, naming what a user needs to act:

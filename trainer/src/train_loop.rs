@@ -17,10 +17,11 @@ use adam_core::dark::mix_seed;
 use adam_core::model::CrossEncoderModel;
 use anyhow::{Context, Result};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint;
+use crate::data_parallel::{Peers, parameter_count};
 use crate::instances::permutation;
 use crate::io::round_sig;
 use crate::optim::{Accumulator, Optimizer, non_finite};
@@ -132,6 +133,15 @@ pub trait Task<T> {
     fn log(&mut self, _trainee: &T, _done: &StepDone, _line: &mut serde_json::Value) -> Result<()> {
         Ok(())
     }
+
+    /// In a data-parallel run: what this peer's micro-batches of the step add to the log line, as
+    /// numbers the peers sum (and forgets them). Nothing by default.
+    fn take_step_sums(&mut self) -> Vec<f64> {
+        Vec::new()
+    }
+
+    /// In a data-parallel run, on peer 0: the step's sums over every peer, for [`Task::log`].
+    fn put_step_sums(&mut self, _sums: &[f64]) {}
 }
 
 /// Checkpoints into `dir` every `every` steps (0: never), except after the last step.
@@ -217,6 +227,10 @@ pub struct Training<'a> {
     pub resumed_at: Option<usize>,
     /// Stop after this step as if the process were killed (`--halt-after-step`).
     pub halt_after_step: Option<usize>,
+    /// The other peers of a data-parallel run. Peer 0 starts the others from its model (and its
+    /// checkpoint's optimizer and step when it resumes); only peer 0 should have a log and
+    /// checkpoints.
+    pub peers: Option<&'a Peers>,
 }
 
 /// How a run ended.
@@ -235,8 +249,13 @@ pub fn train<T: Trainee>(
     training: Training<'_>,
     task: &mut impl Task<T>,
 ) -> Result<Outcome<T>> {
-    let Training { device, schedule, label, mut log, checkpoints, resumed_at, halt_after_step } = training;
+    let Training { device, schedule, label, mut log, checkpoints, resumed_at, halt_after_step, peers } = training;
     let (total, accum, per_epoch) = (schedule.steps(), schedule.grad_accumulation, schedule.per_epoch());
+    let mut resumed_at = resumed_at;
+    if let Some(peers) = peers {
+        (trainee, resumed_at) = start_peers(peers, trainee, optimizer, schedule, resumed_at)?;
+    }
+    let (rank, size) = peers.map_or((0, 1), |p| (p.rank(), p.size()));
     let first_step = resumed_at.unwrap_or(0);
     let mut last_checkpoint = resumed_at;
     // A message that names the step, its queries and the checkpoint to go back to.
@@ -248,11 +267,15 @@ pub fn train<T: Trainee>(
     bar.set_position(first_step as u64);
     let mut order_epoch = usize::MAX;
     let mut order = Vec::new();
+    let grad_device = device.clone().inner();
+    // Time in the peers' exchanges (waiting for the slowest peer included), reported at the end.
+    let (started, mut exchange) = (std::time::Instant::now(), std::time::Duration::ZERO);
     for step in first_step..total {
         let in_step = accum.min(schedule.micro_batches - step * accum);
         let mut acc = Accumulator::default();
         let (mut loss, mut items, mut epoch) = (0.0f64, 0usize, 0usize);
         let mut step_queries: Vec<String> = Vec::new();
+        // Peer r computes micro-batches r, r + N, … of the step; the others it only counts.
         for a in 0..in_step {
             let index = step * accum + a;
             epoch = index / per_epoch;
@@ -262,21 +285,42 @@ pub fn train<T: Trainee>(
                 order_epoch = epoch;
             }
             let batch = &order[b * schedule.batch_size..((b + 1) * schedule.batch_size).min(schedule.items)];
+            step_queries.extend(batch.iter().map(|&i| task.item_name(i)));
+            items += batch.len();
+            if a % size != rank || !loss.is_finite() {
+                continue;
+            }
             device.seed(mix_seed(schedule.seed ^ 0xd50f, index as u64)); // dropout masks
             let micro = task.loss(&trainee, &MicroBatch { step, epoch, items: batch, in_step })?;
-            step_queries.extend(batch.iter().map(|&i| task.item_name(i)));
-            if !micro.value.is_finite() {
-                return Err(stop(step, &step_queries, last_checkpoint, format!("the loss is {}", micro.value)));
-            }
             loss += micro.value;
-            items += batch.len();
+            if !micro.value.is_finite() {
+                if peers.is_none() {
+                    return Err(stop(step, &step_queries, last_checkpoint, format!("the loss is {}", micro.value)));
+                }
+                continue; // the peers learn of it from the summed loss, and all stop
+            }
             acc.backward(trainee.module(), micro.loss);
+        }
+        let mut grads = acc.take();
+        if let Some(peers) = peers {
+            let mut sums = vec![loss];
+            sums.extend(task.take_step_sums());
+            let waited = std::time::Instant::now();
+            grads = peers.all_reduce_grads(trainee.module(), grads, &mut sums, &grad_device, step)?;
+            exchange += waited.elapsed();
+            loss = sums[0];
+            if peers.is_leader() {
+                task.put_step_sums(&sums[1..]);
+            }
+            if !loss.is_finite() {
+                return Err(stop(step, &step_queries, last_checkpoint, format!("the loss is {loss}")));
+            }
         }
         let lr = optimizer.lr(step);
         let mut grad_norm = 0.0;
         trainee = trainee.map_module(|module| {
             let (module, norm) = optimizer
-                .step(module, acc.take(), step)
+                .step(module, grads, step)
                 .map_err(|e| stop(step, &step_queries, last_checkpoint, e.to_string()))?;
             grad_norm = norm;
             Ok(module)
@@ -285,7 +329,9 @@ pub fn train<T: Trainee>(
         let mut line = serde_json::json!({
             "step": done, "loss": round_sig(loss), "lr": round_sig(lr), "grad_norm": round_sig(grad_norm),
         });
-        task.log(&trainee, &StepDone { step: done, epoch, items }, &mut line)?;
+        if rank == 0 {
+            task.log(&trainee, &StepDone { step: done, epoch, items }, &mut line)?;
+        }
         if let Some(log) = log.as_mut() {
             log.write(&line)?;
         }
@@ -315,7 +361,57 @@ pub fn train<T: Trainee>(
         }
     }
     bar.finish_and_clear();
+    if peers.is_some() {
+        eprintln!(
+            "peer {rank} of {size}: {:.1} s of {:.1} s in gradient exchanges (waits for slower peers included)",
+            exchange.as_secs_f64(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     Ok(Outcome::Finished(trainee))
+}
+
+/// Starts a data-parallel run: checks that every peer runs the same schedule on the same
+/// network, then gives every peer peer 0's weights, and when peer 0 resumes, its optimizer state
+/// and step. Returns the trainee and the step to resume after.
+fn start_peers<T: Trainee>(
+    peers: &Peers,
+    trainee: T,
+    optimizer: &mut Optimizer,
+    schedule: &Schedule,
+    resumed_at: Option<usize>,
+) -> Result<(T, Option<usize>)> {
+    let (tensors, entries) = parameter_count(trainee.module());
+    peers.agree(&[
+        ("queries", schedule.items as u64),
+        ("batch_size", schedule.batch_size as u64),
+        ("grad_accumulation", schedule.grad_accumulation as u64),
+        ("micro-batches", schedule.micro_batches as u64),
+        ("seed", schedule.seed),
+        ("parameter tensors", tensors),
+        ("parameters", entries),
+    ])?;
+    let during = "the start (peer 0's weights)";
+    let leader = peers.is_leader();
+    let step = peers.broadcast(resumed_at.map_or(0, |s| s as u64 + 1).to_le_bytes().to_vec(), during)?;
+    let resumed_at = match u64::from_le_bytes(step[..8].try_into().context("a short message from peer 0")?) {
+        0 => None,
+        s => Some(s as usize - 1),
+    };
+    let weights =
+        peers.broadcast(if leader { checkpoint::model_bytes(trainee.module())? } else { Vec::new() }, during)?;
+    let trainee = if leader {
+        trainee
+    } else {
+        trainee.map_module(|m| checkpoint::load_model_bytes(Bytes::from_bytes_vec(weights), m, "peer 0's weights"))?
+    };
+    if resumed_at.is_some() {
+        let moments = peers.broadcast(if leader { optimizer.to_bytes()?.to_vec() } else { Vec::new() }, during)?;
+        if !leader {
+            optimizer.set_bytes(Bytes::from_bytes_vec(moments)).context("peer 0's optimizer state")?;
+        }
+    }
+    Ok((trainee, resumed_at))
 }
 
 #[cfg(test)]
@@ -384,6 +480,7 @@ mod tests {
             checkpoints: None,
             resumed_at: None,
             halt_after_step,
+            peers: None,
         };
         let finished = train(model, &mut optimizer, training, &mut task).map(|o| matches!(o, Outcome::Finished(_)));
         (finished, task)

@@ -17,6 +17,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::backend::Backend;
 use crate::checkpoint;
+use crate::data_parallel::PeerArgs;
 use crate::distill_config::{DistillConfig, EvalConfig, first_difference};
 use crate::distillation::{
     DevSet, Distillation, Student, build_student, check_dark_examples, dev_measures, dev_set, examples, measures_json,
@@ -45,6 +46,8 @@ pub struct DistillArgs {
     /// Do not print the final dev measures (they are in log.jsonl either way).
     #[arg(long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub peers: PeerArgs,
 }
 
 pub fn run(args: DistillArgs) -> Result<()> {
@@ -52,7 +55,19 @@ pub fn run(args: DistillArgs) -> Result<()> {
     let config_json = serde_json::to_value(&config)?;
     let out = &config.output;
     let checkpoint_dir = out.join("checkpoint");
-    let state: Option<CheckpointState> = checkpoint::load_state(&checkpoint_dir)?;
+    let peers_wanted = args.peers.peers;
+    if peers_wanted > 1 && !config.optimizer.grad_accumulation.is_multiple_of(peers_wanted) {
+        bail!(
+            "{}: [optimizer] grad_accumulation = {} is not a multiple of --peers {peers_wanted}: each peer computes \
+             grad_accumulation / peers micro-batches of every step (for the same effective batch with more peers, \
+             raise grad_accumulation and lower [train] batch_size)",
+            args.config.display(),
+            config.optimizer.grad_accumulation
+        );
+    }
+    // Peers other than 0 write nothing: peer 0 gives them its weights, step and optimizer.
+    let leader = args.peers.is_leader();
+    let state: Option<CheckpointState> = if leader { checkpoint::load_state(&checkpoint_dir)? } else { None };
     if state.is_some() && !args.resume {
         bail!(
             "{} holds a checkpoint: pass --resume to continue that run, or choose another `output`",
@@ -67,10 +82,12 @@ pub fn run(args: DistillArgs) -> Result<()> {
             args.config.display()
         );
     }
-    if args.resume && state.is_none() {
+    if args.resume && state.is_none() && leader {
         eprintln!("no checkpoint in {}: starting from the beginning", checkpoint_dir.display());
     }
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    if leader {
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    }
 
     // MS MARCO keeps queries per split: the cache's (train) and the dev split's.
     let mut splits = vec!["train"];
@@ -110,7 +127,8 @@ pub fn run(args: DistillArgs) -> Result<()> {
         optimizer = checkpoint::load_optimizer(&checkpoint_dir, optimizer)?;
         eprintln!("resuming at step {} of {total_steps}", s.step);
     }
-    let log = StepLog::resume(&out.join("log.jsonl"), resumed_at.unwrap_or(0))?;
+    let log = leader.then(|| StepLog::resume(&out.join("log.jsonl"), resumed_at.unwrap_or(0))).transpose()?;
+    let peers = args.peers.connect()?;
     let mut task = DistillTask {
         objective: Distillation { config: &config, examples: &examples, device: ad.clone() },
         total_steps,
@@ -124,15 +142,24 @@ pub fn run(args: DistillArgs) -> Result<()> {
         device: &ad,
         schedule: &schedule,
         label: "distilling steps",
-        log: Some(log),
-        checkpoints: Some(Checkpoints { dir: &checkpoint_dir, every: config.checkpoint.every, config: &config_json }),
+        log,
+        checkpoints: leader.then_some(Checkpoints {
+            dir: &checkpoint_dir,
+            every: config.checkpoint.every,
+            config: &config_json,
+        }),
         resumed_at,
         halt_after_step: args.halt_after_step,
+        peers: peers.as_ref(),
     };
     let student = match train(student, &mut optimizer, training, &mut task)? {
         Outcome::Finished(student) => student,
         Outcome::Halted => return Ok(()),
     };
+    if !leader {
+        eprintln!("peer {} done: peer 0 saves the student", args.peers.rank);
+        return Ok(());
+    }
     let student_dir = out.join("student");
     write_folder(&student_dir, &student.files(config.student.save_half)?)?;
     // The run is complete: its checkpoint is no longer needed (and would block a rerun).
@@ -177,6 +204,32 @@ struct StepParts {
     lambda: Option<f32>,
 }
 
+impl StepParts {
+    /// Each part as (present, value) pairs, which summed over peers give the step's parts.
+    fn to_sums(&self) -> Vec<f64> {
+        let pair = |v: Option<f64>| [f64::from(u8::from(v.is_some())), v.unwrap_or(0.0)];
+        let (fed, dropped) = (self.dark.map(|d| d.0 as f64), self.dark.map(|d| d.1 as f64));
+        [self.contrastive, self.kd, self.kept.map(|k| k as f64), fed, dropped, self.lambda.map(f64::from)]
+            .into_iter()
+            .flat_map(pair)
+            .collect()
+    }
+
+    fn from_sums(sums: &[f64]) -> Self {
+        let part = |i: usize| (sums[2 * i] > 0.0).then_some((sums[2 * i], sums[2 * i + 1]));
+        let value = |i: usize| part(i).map(|(_, v)| v);
+        let count = |i: usize| value(i).map(|v| v.round() as usize);
+        Self {
+            contrastive: value(0),
+            kd: value(1),
+            kept: count(2),
+            dark: count(3).zip(count(4)),
+            // λ(t) is the same on every peer that reports it: their mean.
+            lambda: part(5).map(|(peers, sum)| (sum / peers) as f32),
+        }
+    }
+}
+
 impl Task<Student> for DistillTask<'_> {
     fn loss(&mut self, student: &Student, micro: &MicroBatch) -> Result<MicroLoss> {
         let loss = self.objective.batch_loss(student, micro.items, micro.epoch, micro.step, self.total_steps);
@@ -203,6 +256,14 @@ impl Task<Student> for DistillTask<'_> {
 
     fn item_name(&self, item: usize) -> String {
         self.objective.examples[item].id.clone()
+    }
+
+    fn take_step_sums(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.parts).to_sums()
+    }
+
+    fn put_step_sums(&mut self, sums: &[f64]) {
+        self.parts = StepParts::from_sums(sums);
     }
 
     fn log(&mut self, student: &Student, done: &StepDone, line: &mut serde_json::Value) -> Result<()> {

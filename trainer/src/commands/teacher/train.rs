@@ -14,6 +14,7 @@ use anyhow::{Result, bail};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use crate::backend::Backend;
+use crate::data_parallel::PeerArgs;
 use crate::instances::{Collection, Instance, InstanceArgs, PieceCache, key_of, sample_negatives};
 use crate::models::{load_teacher, save_cross_encoder, scratch_teacher};
 use crate::optim::{OptimConfig, Optimizer, initialize_params};
@@ -83,6 +84,8 @@ pub struct TrainArgs {
     pub half: bool,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
+    #[command(flatten)]
+    pub peers: PeerArgs,
 }
 
 /// A `[rows, cols]` mask, true where `present[r]` is less than or equal to the column.
@@ -105,6 +108,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
     optim_config.validate().map_err(|e| anyhow::anyhow!("--{}", e.replace('_', "-")))?;
     if args.batch_size == 0 || args.group_size < 2 {
         bail!("--batch-size must be at least 1 and --group-size at least 2 (a positive and a negative)");
+    }
+    if !args.grad_accumulation.is_multiple_of(args.peers.peers.max(1)) {
+        bail!(
+            "--grad-accumulation {} is not a multiple of --peers {}: each peer computes grad-accumulation / peers \
+             micro-batches of every step",
+            args.grad_accumulation,
+            args.peers.peers
+        );
     }
     let (beir, instances) = args.instances.load()?;
     let device = args.backend.device()?;
@@ -130,8 +141,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (true, Architecture::MPNet) => &["classifier", "pooler"],
     };
     let mut optimizer = Optimizer::new(&optim_config, total_steps, head);
-    // Written as training goes (one flushed line per step), so a long run can be followed.
-    let log = args.log.as_deref().map(StepLog::create).transpose()?;
+    // Written as training goes (one flushed line per step), so a long run can be followed; by
+    // peer 0 alone in a data-parallel run.
+    let leader = args.peers.is_leader();
+    let log = args.log.as_deref().filter(|_| leader).map(StepLog::create).transpose()?;
+    let peers = args.peers.connect()?;
     let mut task = TeacherTask {
         args: &args,
         beir: &beir,
@@ -149,10 +163,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         checkpoints: None,
         resumed_at: None,
         halt_after_step: None,
+        peers: peers.as_ref(),
     };
     let Outcome::Finished(model) = train(model, &mut optimizer, training, &mut task)? else {
         unreachable!("a run without --halt-after-step finishes");
     };
+    if !leader {
+        eprintln!("peer {} done: peer 0 saves the teacher", args.peers.rank);
+        return Ok(());
+    }
     save_cross_encoder(&args.output, &model, &config, &tokenizer, args.model.as_deref(), args.half)?;
     eprintln!(
         "trained {total_steps} steps on {n} queries in {:.1} s; teacher saved to {}",
