@@ -6,14 +6,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/adam-target}"
 
-if command -v trunk >/dev/null 2>&1; then
+if command -v wasm-bindgen >/dev/null 2>&1; then
   bash scripts/build_page.sh
   export ADAM_WEB_DIST="$PWD/dist"
 elif [ "${CI:-}" = "true" ]; then
-  echo "trunk is missing: .ci/run installs it" >&2
+  echo "wasm-bindgen (wasm-bindgen-cli) is missing: .ci/run installs it" >&2
   exit 1
 else
-  echo "trunk not found: building the wasm crates without the page (the browser test will skip)" >&2
+  echo "wasm-bindgen not found: building the wasm crates without the page (the browser test will skip)" >&2
   CARGO_TARGET_DIR="$CARGO_TARGET_DIR-web" cargo build -p adam-web --target wasm32-unknown-unknown --profile web-release --locked
 fi
 

@@ -226,7 +226,7 @@ fn export_errors_name_the_problem() {
     assert!(stderr(&out).contains("qrels/nosuchsplit.tsv"), "{}", stderr(&out));
 }
 
-/// The built page: `$ADAM_WEB_DIST`, else `dist/` (scripts/test.sh builds it with trunk first).
+/// The built page: `$ADAM_WEB_DIST`, else `dist/` (scripts/test.sh builds it first).
 fn dist() -> Option<PathBuf> {
     let dir = std::env::var_os("ADAM_WEB_DIST").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("dist"));
     dir.join("index.html").is_file().then_some(dir)
@@ -272,7 +272,7 @@ fn assert_close(page: &[f64], native: &[f64], what: &str) {
 fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
     let Some(e) = export() else { return };
     let Some(dist) = dist() else {
-        require(false, "the built page (dist/index.html: trunk build --release, or ADAM_WEB_DIST)");
+        require(false, "the built page (dist/index.html: bash scripts/build_page.sh, or ADAM_WEB_DIST)");
         return;
     };
     if !require(has_program("node"), "node")
