@@ -380,31 +380,24 @@ pub trait Element: Copy {
     fn put_le(self, out: &mut Vec<u8>);
 }
 
-impl Element for f32 {
-    const SIZE: usize = 4;
-    fn add(self, other: Self) -> Self {
-        self + other
-    }
-    fn from_le(bytes: &[u8]) -> Self {
-        f32::from_le_bytes(bytes.try_into().unwrap())
-    }
-    fn put_le(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
+/// The float types: their little-endian bytes on the wire.
+macro_rules! float_element {
+    ($($t:ty),*) => {$(
+        impl Element for $t {
+            const SIZE: usize = std::mem::size_of::<$t>();
+            fn add(self, other: Self) -> Self {
+                self + other
+            }
+            fn from_le(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().expect("SIZE bytes"))
+            }
+            fn put_le(self, out: &mut Vec<u8>) {
+                out.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
 }
-
-impl Element for f64 {
-    const SIZE: usize = 8;
-    fn add(self, other: Self) -> Self {
-        self + other
-    }
-    fn from_le(bytes: &[u8]) -> Self {
-        f64::from_le_bytes(bytes.try_into().unwrap())
-    }
-    fn put_le(self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
-    }
-}
+float_element!(f32, f64);
 
 fn to_bytes<T: Element>(values: &[T]) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * T::SIZE);

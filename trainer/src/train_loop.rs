@@ -8,6 +8,11 @@
 //! masks of micro-batch `j` are seeded by `(seed, j)`, and the learning rate is a function of the
 //! step. A checkpoint therefore needs only the weights, the optimizer moments and the step to
 //! continue exactly as an uninterrupted run would.
+//!
+//! Data-parallel runs ([`Training::peers`]): peer `r` of `N` computes micro-batches `r, r + N, …`
+//! of each step with the same seeds, the gradients are summed over the peers
+//! ([`crate::data_parallel`]) and every peer takes the same step: the run is the one-process run
+//! with its micro-batch gradients added in another order.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
