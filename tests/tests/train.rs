@@ -783,11 +783,10 @@ fn a_peer_that_dies_or_differs_stops_the_others_with_a_clear_error() {
     // Peer 1 stops after step 2 (as if killed): peer 0 fails at step 3's exchange, naming it, and
     // keeps its step-2 checkpoint; no student is saved.
     let config = data_parallel_config(setup, "dp-dead");
-    let start = std::time::Instant::now();
     let outs = run_peers(&["distill", "--config", s(&config)], 2, |rank| {
         if rank == 1 { vec!["--halt-after-step".to_string(), "2".to_string()] } else { Vec::new() }
     });
-    assert!(start.elapsed().as_secs() < 50, "peer 0 waited for the dead peer ({:?})", start.elapsed());
+    // "lost", not "did not answer within 60 s": peer 0 learnt of it at once, without waiting.
     let err = stderr(&outs[0]);
     assert!(!outs[0].status.success(), "{err}");
     assert!(err.contains("lost peer 1 during step 3's gradient exchange"), "{err}");
