@@ -60,6 +60,20 @@ impl PeerArgs {
             .map(Some)
     }
 
+    /// Refuses a step that the peers cannot share evenly: each computes `grad_accumulation / N`
+    /// micro-batches of it. `named` is how the user gave the value (a flag or a config key).
+    pub fn check_grad_accumulation(&self, grad_accumulation: usize, named: impl std::fmt::Display) -> Result<()> {
+        if self.peers > 1 && !grad_accumulation.is_multiple_of(self.peers) {
+            bail!(
+                "{named} is not a multiple of --peers {}: each peer computes grad_accumulation / peers \
+                 micro-batches of every step (for the same effective batch with more peers, raise the \
+                 accumulation and lower the batch size)",
+                self.peers
+            );
+        }
+        Ok(())
+    }
+
     /// Whether this process writes the run's files (peer 0, or training alone).
     pub fn is_leader(&self) -> bool {
         self.rank == 0

@@ -55,16 +55,11 @@ pub fn run(args: DistillArgs) -> Result<()> {
     let config_json = serde_json::to_value(&config)?;
     let out = &config.output;
     let checkpoint_dir = out.join("checkpoint");
-    let peers_wanted = args.peers.peers;
-    if peers_wanted > 1 && !config.optimizer.grad_accumulation.is_multiple_of(peers_wanted) {
-        bail!(
-            "{}: [optimizer] grad_accumulation = {} is not a multiple of --peers {peers_wanted}: each peer computes \
-             grad_accumulation / peers micro-batches of every step (for the same effective batch with more peers, \
-             raise grad_accumulation and lower [train] batch_size)",
-            args.config.display(),
-            config.optimizer.grad_accumulation
-        );
-    }
+    let accumulation = config.optimizer.grad_accumulation;
+    args.peers.check_grad_accumulation(
+        accumulation,
+        format!("{}: [optimizer] grad_accumulation = {accumulation}", args.config.display()),
+    )?;
     // Peers other than 0 write nothing: peer 0 gives them its weights, step and optimizer.
     let leader = args.peers.is_leader();
     let state: Option<CheckpointState> = if leader { checkpoint::load_state(&checkpoint_dir)? } else { None };

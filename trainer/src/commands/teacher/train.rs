@@ -109,14 +109,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if args.batch_size == 0 || args.group_size < 2 {
         bail!("--batch-size must be at least 1 and --group-size at least 2 (a positive and a negative)");
     }
-    if !args.grad_accumulation.is_multiple_of(args.peers.peers.max(1)) {
-        bail!(
-            "--grad-accumulation {} is not a multiple of --peers {}: each peer computes grad-accumulation / peers \
-             micro-batches of every step",
-            args.grad_accumulation,
-            args.peers.peers
-        );
-    }
+    args.peers
+        .check_grad_accumulation(args.grad_accumulation, format!("--grad-accumulation {}", args.grad_accumulation))?;
     let (beir, instances) = args.instances.load()?;
     let device = args.backend.device()?;
     let ad = device.autodiff();
