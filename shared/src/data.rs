@@ -240,12 +240,15 @@ pub struct Positive {
     pub grade: i32,
 }
 
-/// A mined negative: a retrieved document that is not a positive, with the retriever's score and
-/// its 1-based rank in the retriever's full ranking (positives included).
+/// A negative: a document that is not a positive, with the retriever's score and its 1-based
+/// rank in the retriever's full ranking (positives included). With `adam negatives
+/// --judged-first` the rank is the place in the record's list instead (judged non-relevant
+/// documents first), and a judged document the retriever did not return has no score.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Negative {
     pub doc_id: String,
-    pub score: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<f32>,
     pub rank: usize,
 }
 
@@ -281,7 +284,7 @@ mod tests {
         let rec = NegativesRecord {
             query_id: "q1".into(),
             positives: vec![Positive { doc_id: "d1".into(), grade: 2 }],
-            negatives: vec![Negative { doc_id: "d9".into(), score: 12.5, rank: 2 }],
+            negatives: vec![Negative { doc_id: "d9".into(), score: Some(12.5), rank: 2 }],
         };
         let line = serde_json::to_string(&rec).unwrap();
         assert_eq!(

@@ -251,3 +251,64 @@ fn dense_negatives_on_a_teaching_set() {
         assert!(stderr(&o).contains(&format!("{} applies to --method dense only", extra[0])), "{}", stderr(&o));
     }
 }
+
+/// `--judged-first` on WikiQA's `train-all` (every candidate sentence judged): each list starts
+/// with exactly the question's judged non-answers, then mined sentences never judged for it; the
+/// plain run's negatives are the same mined order with the judged ones where BM25 put them.
+#[test]
+fn judged_negatives_first_on_wikiqa_train_all() {
+    let Some(data) = fixture("data/wikiqa") else { return };
+    let tmp = TempDir::new("negatives-judged-first");
+    let mine = |out: &Path, judged_first: bool| {
+        let mut args = vec![
+            "negatives",
+            "--data",
+            data.to_str().unwrap(),
+            "--split",
+            "train-all",
+            "--output",
+            out.to_str().unwrap(),
+            "--top-k",
+            "30",
+        ];
+        if judged_first {
+            args.push("--judged-first");
+        }
+        let o = adam(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        read_lines(out)
+    };
+    let first = mine(&tmp.path("first.jsonl"), true);
+    let plain = mine(&tmp.path("plain.jsonl"), false);
+    let qrels = read_qrels(&data.join("qrels/train-all.tsv"));
+    assert_eq!(first.len(), 873, "every train-all question with an answer");
+    assert_eq!(first.len(), plain.len());
+    let (mut unretrieved, mut mined_after) = (0, 0);
+    for (r, p) in first.iter().zip(&plain) {
+        let q = r["query_id"].as_str().unwrap();
+        assert_eq!(q, p["query_id"].as_str().unwrap());
+        let judged_neg: HashSet<&str> = qrels[q].iter().filter(|(_, g)| **g == 0).map(|(d, _)| d.as_str()).collect();
+        let negatives = r["negatives"].as_array().unwrap();
+        let ids: Vec<&str> = negatives.iter().map(|n| n["doc_id"].as_str().unwrap()).collect();
+        let n = judged_neg.len().min(30);
+        let lead: HashSet<&str> = ids[..n].iter().copied().collect();
+        assert!(lead.iter().all(|d| judged_neg.contains(d)), "{q}: the list starts with its judged non-answers");
+        assert!(ids[n..].iter().all(|d| !qrels[q].contains_key(*d)), "{q}: then sentences never judged for it");
+        let ranks: Vec<u64> = negatives.iter().map(|n| n["rank"].as_u64().unwrap()).collect();
+        assert_eq!(ranks, (1..=ids.len() as u64).collect::<Vec<_>>(), "{q}: rank is the place in the list");
+        unretrieved += negatives[..n].iter().filter(|n| n.get("score").is_none()).count();
+        mined_after += ids.len() - n;
+        // The mined part keeps the plain run's order of the sentences it shares.
+        let plain_mined: Vec<&str> = p["negatives"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["doc_id"].as_str().unwrap())
+            .filter(|d| !qrels[q].contains_key(*d))
+            .collect();
+        let shared = plain_mined.len().min(ids.len() - n);
+        assert_eq!(&ids[n..n + shared], &plain_mined[..shared], "{q}: mined order");
+    }
+    assert!(unretrieved > 0, "some judged non-answers are beyond BM25's top 100 and have no score");
+    assert!(mined_after > 0);
+}

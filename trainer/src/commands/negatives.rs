@@ -5,6 +5,12 @@
 //! as negatives. Judged documents below the threshold can be negatives (TREC DL's grade 1 with
 //! `--rel-threshold 2`, the teaching set's partial matches): they are moderately relevant, which
 //! is what distillation should see.
+//!
+//! With `--judged-first` a query's judged non-relevant documents (grade below the threshold)
+//! lead its list, in the retriever's order (those it did not return after them, by id), and the
+//! mined ones fill the rest: answer-selection data (WikiQA, SelQA) judges each question's own
+//! candidate sentences, harder negatives than any retriever finds, and a teacher should see
+//! them before the mined ones (issue 17).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -54,6 +60,10 @@ pub struct NegativesArgs {
     /// BM25 length normalisation.
     #[arg(long, default_value_t = 0.4)]
     pub bm25_b: f32,
+    /// Put each query's judged non-relevant documents (grade below --rel-threshold) before the
+    /// mined ones; --top-k counts both. `rank` is then the place in the list.
+    #[arg(long)]
+    pub judged_first: bool,
     /// Also write the ranking (top --depth) as a TREC run file, for `adam eval`.
     #[arg(long, value_name = "FILE")]
     pub run: Option<PathBuf>,
@@ -149,13 +159,20 @@ pub fn run(args: NegativesArgs) -> Result<()> {
             Retriever::Dense(hits) => hits[i].clone(),
         };
         let judged = &data.qrels[*qid];
-        let negatives: Vec<Negative> = hits
-            .iter()
-            .enumerate()
-            .filter(|(_, (d, _))| judged.get(&data.corpus[*d].id).is_none_or(|g| *g < args.rel_threshold))
-            .take(args.top_k)
-            .map(|(rank, (d, score))| Negative { doc_id: data.corpus[*d].id.clone(), score: *score, rank: rank + 1 })
-            .collect();
+        let negatives = if args.judged_first {
+            judged_first(judged, &hits, &data.corpus, args.rel_threshold, args.top_k)
+        } else {
+            hits.iter()
+                .enumerate()
+                .filter(|(_, (d, _))| judged.get(&data.corpus[*d].id).is_none_or(|g| *g < args.rel_threshold))
+                .take(args.top_k)
+                .map(|(rank, (d, score))| Negative {
+                    doc_id: data.corpus[*d].id.clone(),
+                    score: Some(*score),
+                    rank: rank + 1,
+                })
+                .collect()
+        };
         if negatives.len() < args.top_k {
             short += 1;
         }
@@ -199,6 +216,40 @@ pub fn run(args: NegativesArgs) -> Result<()> {
     Ok(())
 }
 
+/// The query's judged non-relevant documents (retrieved ones in the retriever's order, then the
+/// rest by id), then the retrieved documents it has no judgement for; at most `top_k`, ranked by
+/// their place in this list.
+fn judged_first(
+    judged: &std::collections::HashMap<String, i32>,
+    hits: &[(usize, f32)],
+    corpus: &[adam_core::data::Document],
+    rel_threshold: i32,
+    top_k: usize,
+) -> Vec<Negative> {
+    let place: std::collections::HashMap<&str, (usize, f32)> =
+        hits.iter().enumerate().map(|(i, (d, s))| (corpus[*d].id.as_str(), (i, *s))).collect();
+    let mut labelled: Vec<(&str, Option<(usize, f32)>)> = judged
+        .iter()
+        .filter(|(_, g)| **g < rel_threshold)
+        .map(|(d, _)| (d.as_str(), place.get(d.as_str()).copied()))
+        .collect();
+    // Retrieved ones in the retriever's order, then the others by id.
+    labelled.sort_by(|a, b| {
+        let place = |x: &(&str, Option<(usize, f32)>)| x.1.map_or(usize::MAX, |(i, _)| i);
+        place(a).cmp(&place(b)).then_with(|| a.0.cmp(b.0))
+    });
+    let labelled = labelled.into_iter().map(|(id, p)| (id, p.map(|(_, s)| s)));
+    let mined =
+        hits.iter().map(|(d, s)| (corpus[*d].id.as_str(), Some(*s))).filter(|(id, _)| !judged.contains_key(*id));
+    labelled
+        .into_iter()
+        .chain(mined)
+        .take(top_k)
+        .enumerate()
+        .map(|(i, (id, score))| Negative { doc_id: id.to_string(), score, rank: i + 1 })
+        .collect()
+}
+
 enum Retriever {
     Bm25(Bm25),
     /// Each query's hits (corpus index, score), best first, in `work` order.
@@ -209,4 +260,29 @@ enum Retriever {
 /// of distinct f32 scores and reads better than the exact binary value.
 fn run_score(s: f32) -> f64 {
     s.to_string().parse().unwrap_or(s as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adam_core::data::Document;
+
+    #[test]
+    fn judged_negatives_lead_in_the_retrievers_order_then_by_id() {
+        let corpus: Vec<Document> = ["a", "b", "c", "d", "e", "f"]
+            .iter()
+            .map(|id| Document { id: id.to_string(), title: String::new(), text: String::new() })
+            .collect();
+        // Judged: a relevant, c and f and e not; the retriever returns d, c, a, b (e, f unretrieved).
+        let judged = [("a", 1), ("c", 0), ("f", 0), ("e", 0)].iter().map(|(d, g)| (d.to_string(), *g)).collect();
+        let hits = [(3, 9.0), (2, 8.0), (0, 7.0), (1, 6.0)];
+        let got = judged_first(&judged, &hits, &corpus, 1, 10);
+        let ids: Vec<&str> = got.iter().map(|n| n.doc_id.as_str()).collect();
+        assert_eq!(ids, ["c", "e", "f", "d", "b"]);
+        assert_eq!(got.iter().map(|n| n.rank).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+        assert_eq!(got.iter().map(|n| n.score).collect::<Vec<_>>(), [Some(8.0), None, None, Some(9.0), Some(6.0)]);
+        // --top-k counts both kinds.
+        let ids: Vec<String> = judged_first(&judged, &hits, &corpus, 1, 2).into_iter().map(|n| n.doc_id).collect();
+        assert_eq!(ids, ["c", "e"]);
+    }
 }
