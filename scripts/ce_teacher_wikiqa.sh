@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# Issue 17, point 2: a cross-encoder teacher fine-tuned from all-MiniLM-L6-v2 on every labelled
+# pair of WikiQA train-all and SelQA test, measured as a teacher, and the students it teaches.
+# BENCHMARKS.md, "A cross-encoder teacher on WikiQA train-all + SelQA", gives the figures.
+#
+#     bash scripts/ce_teacher_wikiqa.sh WORK [STEP...]
+#
+# STEP: teacher (merge, negatives, train: 2 data-parallel peers of one thread each),
+# measure (WikiQA test: the labelled candidates and BM25's top 100), score (its soft labels on
+# WikiQA train, BM25's 7 negatives, dark examples; then `teacher inspect`), students (kd, adam,
+# adam-no-dark, seed 1, 55 steps, as the MPNet-taught students), ensemble (CE + MPNet, the weight
+# chosen on 300 SelQA dev questions), rerank-student (CE over the zero-shot student's top 100).
+# Default: all, in that order. Every output lands in WORK (outside the repository); a step whose
+# output exists is skipped, so rerunning resumes. Seconds per step go to WORK/times.txt.
+# Needs: `adam` on PATH or $ADAM, fixtures at $ADAM_FIXTURES (default ../shared), and for the
+# ensemble all-mpnet-base-v2 in $ADAM_MPNET (default ~/.cache/adam-models/all-mpnet-base-v2).
+set -euo pipefail
+
+work="${1:?usage: ce_teacher_wikiqa.sh WORK [STEP...]}"
+shift
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(teacher measure score students ensemble rerank-student)
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+fix="$(cd "${ADAM_FIXTURES:-$repo/../shared}" && pwd)"
+adam="${ADAM:-adam}"
+mpnet="${ADAM_MPNET:-$HOME/.cache/adam-models/all-mpnet-base-v2}"
+minilm="$fix/models/all-MiniLM-L6-v2"
+wikiqa="$fix/data/wikiqa"
+mkdir -p "$work"
+work="$(cd "$work" && pwd)"
+
+# step OUTPUT COMMAND...: run COMMAND unless OUTPUT exists; COMMAND writes OUTPUT.tmp (or a
+# folder) and it is renamed only when the command succeeds.
+step() {
+  local out="$1"
+  shift
+  if [ -e "$out" ]; then
+    echo "have $out"
+    return
+  fi
+  echo "== $out"
+  local t0
+  t0=$(date +%s)
+  "$@"
+  echo "$(basename "$out") $(($(date +%s) - t0)) s" | tee -a "$work/times.txt"
+}
+
+# Every labelled candidate of a qrels split as a run with score 0 (rerankers reorder it).
+candidates_run() { # QRELS OUT [MAX_QUERIES]
+  python3 - "$1" "$2.tmp" "${3:-0}" <<'EOF'
+import sys
+qrels, out, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+seen = []
+with open(qrels) as f, open(out, "w") as w:
+    for n, line in enumerate(f):
+        if n == 0 and line.startswith("query-id"):
+            continue
+        q, d, _ = line.rstrip("\n").split("\t")
+        if q not in seen:
+            if limit and len(seen) == limit:
+                continue
+            seen.append(q)
+        w.write(f"{q} Q0 {d} 0 0 candidates\n")
+EOF
+  mv "$2.tmp" "$2"
+}
+
+eval_json() { # DATA SPLIT RUN OUT_PREFIX
+  "$adam" eval --data "$1" --split "$2" --run "$3" --json > "$4.json.tmp"
+  "$adam" eval --data "$1" --split "$2" --run "$3" --per-query --json > "$4.per-query.jsonl.tmp"
+  mv "$4.per-query.jsonl.tmp" "$4.per-query.jsonl"
+  mv "$4.json.tmp" "$4.json"
+}
+
+train_teacher() {
+  local peers=()
+  for rank in 0 1; do
+    RAYON_NUM_THREADS=1 "$adam" teacher train --model "$minilm" --new-head --data "$work/data" \
+      --negatives "$work/neg.train.jsonl" --output "$work/teacher.tmp" --negatives-depth 16 \
+      --epochs 1 --batch-size 4 --grad-accumulation 2 --group-size 8 --max-length 96 \
+      --lr 5e-5 --head-lr 1e-3 --warmup-ratio 0.1 --log "$work/teacher.log.jsonl" \
+      --peers 2 --rank "$rank" --coordinator 127.0.0.1:29633 &
+    peers+=($!)
+  done
+  for p in "${peers[@]}"; do wait "$p"; done
+  mv "$work/teacher.tmp" "$work/teacher"
+}
+
+score_shards() {
+  local jobs=()
+  for i in 0 1; do
+    RAYON_NUM_THREADS=1 "$adam" teacher score --model "$work/teacher" \
+      --student-tokenizer "$minilm/tokenizer.json" --data "$wikiqa" --split train \
+      --negatives "$work/negatives.train.jsonl" --output "$work/scores.jsonl" \
+      --config "$work/distill-base.toml" --negatives-per-query 7 --max-length 128 --shard "$i/2" &
+    jobs+=($!)
+  done
+  for j in "${jobs[@]}"; do wait "$j"; done
+  "$adam" teacher score --model "$work/teacher" --student-tokenizer "$minilm/tokenizer.json" \
+    --data "$wikiqa" --split train --negatives "$work/negatives.train.jsonl" \
+    --output "$work/scores.jsonl" --config "$work/distill-base.toml" --negatives-per-query 7 \
+    --max-length 128 --merge 2
+}
+
+student_config() { # METHOD
+  local dir="$work/runs/$1-seed1"
+  mkdir -p "$dir"
+  sed -e "s|^method = .*|method = \"$1\"|" \
+    -e "s|^dir = .*|dir = \"$wikiqa\"|" \
+    -e "s|^teacher_scores = .*|teacher_scores = \"$work/scores.jsonl\"|" \
+    -e "s|^model = .*|model = \"$minilm\"|" \
+    "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$dir/distill.toml"
+}
+
+distill_and_eval() { # METHOD
+  local dir="$work/runs/$1-seed1"
+  student_config "$1"
+  step "$dir/student" "$adam" distill --config "$dir/distill.toml"
+  step "$work/$1-seed1.test-all.run" rerank_to "$dir/student" dual-encoder \
+    "$work/test-all.candidates.run" "$work/$1-seed1.test-all.run"
+  step "$work/$1-seed1.test-all.per-query.jsonl" \
+    eval_json "$wikiqa" test-all "$work/$1-seed1.test-all.run" "$work/$1-seed1.test-all"
+}
+
+rerank_to() { # MODEL KIND RUN OUT [DATA SPLIT]
+  "$adam" teacher rerank --model "$1" --teacher-kind "$2" --data "${5:-$wikiqa}" \
+    --split "${6:-test}" --run "$3" --depth 100 --output "$4.tmp" --max-length 256
+  mv "$4.tmp" "$4"
+}
+
+for s in "${steps[@]}"; do
+  case "$s" in
+  teacher)
+    step "$work/data" bash -c "python3 '$repo/scripts/merge_beir.py' --split train \
+      --part wikiqa='$wikiqa':train-all --part selqa='$fix/data/selqa':test '$work/data.tmp' \
+      && mv '$work/data.tmp' '$work/data'"
+    step "$work/neg.train.jsonl" bash -c "'$adam' negatives --data '$work/data' --split train \
+      --judged-first --top-k 30 --depth 100 --output '$work/neg.train.jsonl.tmp' \
+      && mv '$work/neg.train.jsonl.tmp' '$work/neg.train.jsonl'"
+    step "$work/teacher" train_teacher
+    ;;
+  measure)
+    step "$work/test-all.candidates.run" candidates_run "$wikiqa/qrels/test-all.tsv" "$work/test-all.candidates.run"
+    step "$work/ce.test-all.run" rerank_to "$work/teacher" cross-encoder \
+      "$work/test-all.candidates.run" "$work/ce.test-all.run"
+    step "$work/ce.test-all.per-query.jsonl" eval_json "$wikiqa" test-all "$work/ce.test-all.run" "$work/ce.test-all"
+    step "$work/bm25.test.run" bash -c "'$adam' negatives --data '$wikiqa' --split test \
+      --output '$work/neg.test.jsonl' --top-k 1 --depth 100 --run '$work/bm25.test.run.tmp' \
+      && mv '$work/bm25.test.run.tmp' '$work/bm25.test.run'"
+    step "$work/ce.bm25.run" rerank_to "$work/teacher" cross-encoder "$work/bm25.test.run" "$work/ce.bm25.run"
+    step "$work/ce.bm25.per-query.jsonl" eval_json "$wikiqa" test "$work/ce.bm25.run" "$work/ce.bm25"
+    step "$work/bm25.per-query.jsonl" eval_json "$wikiqa" test "$work/bm25.test.run" "$work/bm25"
+    ;;
+  score)
+    step "$work/negatives.train.jsonl" "$adam" negatives --data "$wikiqa" --split train \
+      --output "$work/negatives.train.jsonl" --top-k 30 --depth 100
+    cp "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" "$work/distill-base.toml"
+    step "$work/scores.jsonl" score_shards
+    step "$work/inspect" "$adam" teacher inspect --scores "$work/scores.jsonl" --output "$work/inspect"
+    python3 "$repo/scripts/soft_label_entropy.py" "$work/scores.jsonl" | tee "$work/entropy.txt"
+    ;;
+  students)
+    step "$work/test-all.candidates.run" candidates_run "$wikiqa/qrels/test-all.tsv" "$work/test-all.candidates.run"
+    # adam (the slowest) beside kd, then adam-no-dark: two students at a time on 2 cores.
+    RAYON_NUM_THREADS=1 distill_and_eval adam &
+    adam_job=$!
+    RAYON_NUM_THREADS=1 distill_and_eval kd
+    RAYON_NUM_THREADS=1 distill_and_eval adam-no-dark
+    wait "$adam_job"
+    ;;
+  ensemble)
+    # Weights are chosen on 300 SelQA dev questions (the teacher trained on SelQA test), never on
+    # WikiQA test: the first 300 dev questions in qrels order, every labelled candidate.
+    mkdir -p "$work/selqa"
+    step "$work/selqa/qrels" bash -c "mkdir -p '$work/selqa/qrels.tmp' \
+      && ln -sf '$fix/data/selqa/corpus.jsonl' '$fix/data/selqa/queries.jsonl' '$work/selqa/' \
+      && python3 -c \"
+import sys
+seen = []
+with open('$fix/data/selqa/qrels/dev.tsv') as f, open('$work/selqa/qrels.tmp/dev300.tsv', 'w') as w:
+    for n, line in enumerate(f):
+        if n == 0:
+            w.write(line); continue
+        q = line.split('\t')[0]
+        if q not in seen:
+            if len(seen) == 300: continue
+            seen.append(q)
+        w.write(line)
+\" && mv '$work/selqa/qrels.tmp' '$work/selqa/qrels'"
+    step "$work/selqa/dev300.candidates.run" candidates_run "$work/selqa/qrels/dev300.tsv" "$work/selqa/dev300.candidates.run"
+    step "$work/selqa/ce.dev300.run" rerank_to "$work/teacher" cross-encoder \
+      "$work/selqa/dev300.candidates.run" "$work/selqa/ce.dev300.run" "$work/selqa" dev300
+    step "$work/selqa/mpnet.dev300.run" rerank_to "$mpnet" dual-encoder \
+      "$work/selqa/dev300.candidates.run" "$work/selqa/mpnet.dev300.run" "$work/selqa" dev300
+    step "$work/mpnet.test-all.run" rerank_to "$mpnet" dual-encoder \
+      "$work/test-all.candidates.run" "$work/mpnet.test-all.run"
+    step "$work/grid" bash -c "mkdir -p '$work/grid.tmp' && python3 '$repo/scripts/fuse_runs.py' \
+      '$work/selqa/ce.dev300.run' '$work/selqa/mpnet.dev300.run' --grid 11 --output '$work/grid.tmp/dev300' \
+      && for r in '$work'/grid.tmp/dev300*.run; do printf '%s ' \"\$(basename \$r)\"; \
+         '$adam' eval --data '$work/selqa' --split dev300 --run \"\$r\" --json; echo; done > '$work/grid.tmp/dev300.txt' \
+      && mv '$work/grid.tmp' '$work/grid'"
+    cat "$work/grid/dev300.txt"
+    ;;
+  rerank-student)
+    step "$work/minilm.dense.test.run" bash -c "'$adam' eval --model '$minilm' --data '$wikiqa' \
+      --split test --no-cache --run-out '$work/minilm.dense.test.run.tmp' \
+      && mv '$work/minilm.dense.test.run.tmp' '$work/minilm.dense.test.run'"
+    step "$work/ce.rerank-student.run" rerank_to "$work/teacher" cross-encoder \
+      "$work/minilm.dense.test.run" "$work/ce.rerank-student.run"
+    step "$work/ce.rerank-student.per-query.jsonl" eval_json "$wikiqa" test \
+      "$work/ce.rerank-student.run" "$work/ce.rerank-student"
+    ;;
+  *)
+    echo "unknown step $s (teacher, measure, score, students, ensemble, rerank-student)" >&2
+    exit 2
+    ;;
+  esac
+done
