@@ -30,7 +30,10 @@ def entropy(p):
 
 
 def main(path):
-    f = gzip.open(path, "rt") if path.endswith(".gz") else open(path)
+    try:
+        f = gzip.open(path, "rt") if path.endswith(".gz") else open(path)
+    except OSError as e:
+        sys.exit(f"{path}: {e.strerror}")
     next(f)  # the header: teacher, dark-example settings
     plain_h, all_h, plain_p, all_p, inverted = [], [], [], [], 0
     for n, line in enumerate(f, 2):
@@ -57,6 +60,6 @@ def main(path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: soft_label_entropy.py SCORES.jsonl[.gz]")
+    if len(sys.argv) != 2 or sys.argv[1] in ("-h", "--help"):
+        sys.exit(__doc__ + "\nusage: soft_label_entropy.py SCORES.jsonl[.gz]")
     main(sys.argv[1])
