@@ -88,7 +88,7 @@ train_teacher() {
 
 score_shards() {
   local jobs=()
-  for i in 0 1; do
+  for i in 1 2; do
     RAYON_NUM_THREADS=1 "$adam" teacher score --model "$work/teacher" \
       --student-tokenizer "$minilm/tokenizer.json" --data "$wikiqa" --split train \
       --negatives "$work/negatives.train.jsonl" --output "$work/scores.jsonl" \
