@@ -8,8 +8,9 @@
 # STEP: teacher (merge, negatives, train: 2 data-parallel peers of one thread each),
 # measure (WikiQA test: the labelled candidates and BM25's top 100), score (its soft labels on
 # WikiQA train, BM25's 7 negatives, dark examples; then `teacher inspect`), students (kd, adam,
-# adam-no-dark, seed 1, 55 steps, as the MPNet-taught students), ensemble (CE + MPNet, the weight
-# chosen on 300 SelQA dev questions), rerank-student (CE over the zero-shot student's top 100).
+# adam-no-dark, seed $SEED (default 1), 55 steps, as the MPNet-taught students), ensemble
+# (CE + MPNet, the weight chosen on 300 SelQA dev questions), rerank-student (CE over the
+# zero-shot student's top 100).
 # Default: all, in that order. Every output lands in WORK (outside the repository); a step whose
 # output exists is skipped, so rerunning resumes. Seconds per step go to WORK/times.txt.
 # Needs: `adam` on PATH or $ADAM, fixtures at $ADAM_FIXTURES (default ../shared), and for the
@@ -26,6 +27,7 @@ adam="${ADAM:-adam}"
 mpnet="${ADAM_MPNET:-$HOME/.cache/adam-models/all-mpnet-base-v2}"
 minilm="$fix/models/all-MiniLM-L6-v2"
 wikiqa="$fix/data/wikiqa"
+seed="${SEED:-1}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
@@ -103,9 +105,10 @@ score_shards() {
 }
 
 student_config() { # METHOD
-  local dir="$work/runs/$1-seed1"
+  local dir="$work/runs/$1-seed$seed"
   mkdir -p "$dir"
   sed -e "s|^method = .*|method = \"$1\"|" \
+    -e "s|^seed = .*|seed = $seed|" \
     -e "s|^dir = .*|dir = \"$wikiqa\"|" \
     -e "s|^teacher_scores = .*|teacher_scores = \"$work/scores.jsonl\"|" \
     -e "s|^model = .*|model = \"$minilm\"|" \
@@ -113,13 +116,13 @@ student_config() { # METHOD
 }
 
 distill_and_eval() { # METHOD
-  local dir="$work/runs/$1-seed1"
+  local dir="$work/runs/$1-seed$seed"
   student_config "$1"
   step "$dir/student" "$adam" distill --config "$dir/distill.toml"
-  step "$work/$1-seed1.test-all.run" rerank_to "$dir/student" dual-encoder \
-    "$work/test-all.candidates.run" "$work/$1-seed1.test-all.run"
-  step "$work/$1-seed1.test-all.per-query.jsonl" \
-    eval_json "$wikiqa" test-all "$work/$1-seed1.test-all.run" "$work/$1-seed1.test-all"
+  step "$work/$1-seed$seed.test-all.run" rerank_to "$dir/student" dual-encoder \
+    "$work/test-all.candidates.run" "$work/$1-seed$seed.test-all.run"
+  step "$work/$1-seed$seed.test-all.per-query.jsonl" \
+    eval_json "$wikiqa" test-all "$work/$1-seed$seed.test-all.run" "$work/$1-seed$seed.test-all"
 }
 
 rerank_to() { # MODEL KIND RUN OUT [DATA SPLIT]
