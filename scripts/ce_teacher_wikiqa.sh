@@ -8,7 +8,8 @@
 # STEP: teacher (merge, negatives, train: 2 data-parallel peers of one thread each),
 # measure (WikiQA test: the labelled candidates and BM25's top 100), score (its soft labels on
 # WikiQA train, BM25's 7 negatives, dark examples; then `teacher inspect`), students (kd, adam,
-# adam-no-dark, seed $SEED (default 1), 55 steps, as the MPNet-taught students), ensemble
+# adam-no-dark, seed $SEED (default 1), 55 steps, as the MPNet-taught students), full (those
+# students retrieving from all of WikiQA test's sentences), ensemble
 # (CE + MPNet, the weight chosen on 300 SelQA dev questions), rerank-student (CE over the
 # zero-shot student's top 100).
 # Default: all, in that order. Every output lands in WORK (outside the repository); a step whose
@@ -20,7 +21,7 @@ set -euo pipefail
 work="${1:?usage: ce_teacher_wikiqa.sh WORK [STEP...]}"
 shift
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(teacher measure score students ensemble rerank-student)
+[ ${#steps[@]} -gt 0 ] || steps=(teacher measure score students full ensemble rerank-student)
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 fix="$(cd "${ADAM_FIXTURES:-$repo/../shared}" && pwd)"
 adam="${ADAM:-adam}"
@@ -125,6 +126,16 @@ distill_and_eval() { # METHOD
     eval_json "$wikiqa" test-all "$work/$1-seed$seed.test-all.run" "$work/$1-seed$seed.test-all"
 }
 
+# (b) exact dense retrieval over WikiQA test's 24,563 sentences with the student.
+full_eval() { # METHOD
+  local dir="$work/runs/$1-seed$seed"
+  step "$work/$1-seed$seed.full.run" bash -c "'$adam' eval --model '$dir/student' --data '$wikiqa' \
+    --split test --no-cache --run-out '$work/$1-seed$seed.full.run.tmp' \
+    && mv '$work/$1-seed$seed.full.run.tmp' '$work/$1-seed$seed.full.run'"
+  step "$work/$1-seed$seed.full.per-query.jsonl" \
+    eval_json "$wikiqa" test "$work/$1-seed$seed.full.run" "$work/$1-seed$seed.full"
+}
+
 rerank_to() { # MODEL KIND RUN OUT [DATA SPLIT]
   "$adam" teacher rerank --model "$1" --teacher-kind "$2" --data "${5:-$wikiqa}" \
     --split "${6:-test}" --run "$3" --depth 100 --output "$4.tmp" --max-length 256
@@ -171,6 +182,13 @@ for s in "${steps[@]}"; do
     RAYON_NUM_THREADS=1 distill_and_eval adam-no-dark
     wait "$adam_job"
     ;;
+  full)
+    RAYON_NUM_THREADS=1 full_eval adam &
+    adam_job=$!
+    RAYON_NUM_THREADS=1 full_eval kd
+    RAYON_NUM_THREADS=1 full_eval adam-no-dark
+    wait "$adam_job"
+    ;;
   ensemble)
     # Weights are chosen on 300 SelQA dev questions (the teacher trained on SelQA test), never on
     # WikiQA test: the first 300 dev questions in qrels order, every labelled candidate.
@@ -214,7 +232,7 @@ with open('$fix/data/selqa/qrels/dev.tsv') as f, open('$work/selqa/qrels.tmp/dev
       "$work/ce.rerank-student.run" "$work/ce.rerank-student"
     ;;
   *)
-    echo "unknown step $s (teacher, measure, score, students, ensemble, rerank-student)" >&2
+    echo "unknown step $s (teacher, measure, score, students, full, ensemble, rerank-student)" >&2
     exit 2
     ;;
   esac
