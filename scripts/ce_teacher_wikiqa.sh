@@ -129,11 +129,15 @@ distill_and_eval() { # METHOD
 # (b) exact dense retrieval over WikiQA test's 24,563 sentences with the student.
 full_eval() { # METHOD
   local dir="$work/runs/$1-seed$seed"
-  step "$work/$1-seed$seed.full.run" bash -c "'$adam' eval --model '$dir/student' --data '$wikiqa' \
-    --split test --no-cache --run-out '$work/$1-seed$seed.full.run.tmp' \
-    && mv '$work/$1-seed$seed.full.run.tmp' '$work/$1-seed$seed.full.run'"
+  step "$work/$1-seed$seed.full.run" dense_run_to "$dir/student" "$work/$1-seed$seed.full.run"
   step "$work/$1-seed$seed.full.per-query.jsonl" \
     eval_json "$wikiqa" test "$work/$1-seed$seed.full.run" "$work/$1-seed$seed.full"
+}
+
+# MODEL's own top 100 over all of WikiQA test's sentences.
+dense_run_to() { # MODEL OUT
+  "$adam" eval --model "$1" --data "$wikiqa" --split test --no-cache --run-out "$2.tmp"
+  mv "$2.tmp" "$2"
 }
 
 rerank_to() { # MODEL KIND RUN OUT [DATA SPLIT]
@@ -223,9 +227,7 @@ with open('$fix/data/selqa/qrels/dev.tsv') as f, open('$work/selqa/qrels.tmp/dev
     cat "$work/grid/dev300.txt"
     ;;
   rerank-student)
-    step "$work/minilm.dense.test.run" bash -c "'$adam' eval --model '$minilm' --data '$wikiqa' \
-      --split test --no-cache --run-out '$work/minilm.dense.test.run.tmp' \
-      && mv '$work/minilm.dense.test.run.tmp' '$work/minilm.dense.test.run'"
+    step "$work/minilm.dense.test.run" dense_run_to "$minilm" "$work/minilm.dense.test.run"
     step "$work/ce.rerank-student.run" rerank_to "$work/teacher" cross-encoder \
       "$work/minilm.dense.test.run" "$work/ce.rerank-student.run"
     step "$work/ce.rerank-student.per-query.jsonl" eval_json "$wikiqa" test \
