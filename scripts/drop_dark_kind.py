@@ -29,24 +29,30 @@ def main():
     key, is_kind = KINDS[args.drop]
     kept = dropped = 0
     tmp = args.output + ".tmp"
-    with open(args.input) as f, open(tmp, "w") as w:
-        for n, line in enumerate(f, 1):
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SystemExit(f"{args.input}:{n}: not JSON ({e})")
-            if n == 1:
-                if "adam_teacher_scores" not in d or "dark" not in d:
-                    raise SystemExit(f"{args.input}:1: not a score cache header (no adam_teacher_scores/dark)")
-                d["dark"][key] = 0
-            else:
-                if "dark" not in d:
-                    raise SystemExit(f"{args.input}:{n}: field `dark` is missing")
-                before = len(d["dark"])
-                d["dark"] = [x for x in d["dark"] if not is_kind(x["kind"])]
-                dropped += before - len(d["dark"])
-                kept += len(d["dark"])
-            w.write(json.dumps(d, separators=(",", ":")) + "\n")
+    try:
+        with open(args.input) as f, open(tmp, "w") as w:
+            for n, line in enumerate(f, 1):
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise SystemExit(f"{args.input}:{n}: not JSON ({e})")
+                if n == 1:
+                    if "adam_teacher_scores" not in d or "dark" not in d:
+                        raise SystemExit(f"{args.input}:1: not a score cache header (no adam_teacher_scores/dark)")
+                    d["dark"][key] = 0
+                else:
+                    if "dark" not in d:
+                        raise SystemExit(f"{args.input}:{n}: field `dark` is missing")
+                    before = len(d["dark"])
+                    d["dark"] = [x for x in d["dark"] if not is_kind(x["kind"])]
+                    dropped += before - len(d["dark"])
+                    kept += len(d["dark"])
+                w.write(json.dumps(d, separators=(",", ":")) + "\n")
+    except BaseException:
+        # A bad line stops the copy: leave no half-written output behind (the input is untouched).
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
     os.replace(tmp, args.output)
     print(f"{args.output}: {kept} dark examples kept, {dropped} {args.drop} dropped")
 
