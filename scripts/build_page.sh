@@ -28,7 +28,9 @@ CARGO_TARGET_DIR="$target" cargo build --manifest-path web/Cargo.toml --bin adam
 out=dist
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
-wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name adam-web \
+# Without the name section (function names for stack traces: 6.4 of the wasm's 35 MB, 1.2 of its
+# 6.1 MB gzipped); `trunk serve`, for development, keeps it.
+wasm-bindgen --target web --no-typescript --remove-name-section --out-dir "$out.tmp" --out-name adam-web \
   "$target/wasm32-unknown-unknown/web-release/adam-web.wasm"
 cp web/style.css "$out.tmp/style.css"
 cp -r web/assets "$out.tmp/assets"
