@@ -25,11 +25,10 @@ printf '[profiling.logger]\nlevel = "basic"\nfile = "%s/kernels.log"\n' "$work" 
 start=$(date +%s.%N)
 "$adam" embed --model "$fix/models/all-MiniLM-L6-v2" --backend wgpu --batch-size 1 \
   --input queries.txt --output vectors.jsonl 2> embed.log || { cat embed.log >&2; exit 1; }
-wall=$(echo "$(date +%s.%N) - $start" | bc)
-python3 - "$work/kernels.log" "$n" "$wall" <<'EOF'
+python3 - "$work/kernels.log" "$n" "$start" "$(date +%s.%N)" <<'EOF'
 import collections, re, sys
 
-log, n, wall = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+log, n, wall = sys.argv[1], int(sys.argv[2]), float(sys.argv[4]) - float(sys.argv[3])
 unit = {"ns": 1e-3, "µs": 1.0, "ms": 1e3, "s": 1e6}
 total, count = collections.Counter(), collections.Counter()
 for line in open(log, encoding="utf-8"):
@@ -39,7 +38,8 @@ for line in open(log, encoding="utf-8"):
     m = re.match(r"([\d.]+)(ns|µs|ms|s)$", cells[1])
     if not m:
         continue
-    # The family: the kernel's first name (a matmul's name lists its whole blueprint).
+    # The family: the name's first cell (a matmul's cells list its whole blueprint), without
+    # the hash of a one-cell name.
     family = cells[2].split("_")[0] if len(cells) == 3 else cells[2]
     total[family] += float(m.group(1)) * unit[m.group(2)]
     count[family] += 1
