@@ -44,7 +44,12 @@ pub fn mpnet_model() -> Option<PathBuf> {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    // `cargo test` sets CARGO_MANIFEST_DIR for the running test (a member folder, one below the
+    // root). The compile-time value is only a fallback: two checkouts sharing one target folder
+    // reuse this library built in the other, and its golden files and page test were the other's.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from);
+    let dir = dir.unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().expect("a workspace member has a parent").to_path_buf()
 }
 
 /// The committed golden files (`tests/golden/`).
