@@ -247,11 +247,14 @@ const PALETTE: [&str; 7] = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7
 const DASHES: [&str; 3] = ["", "6 3", "2 2"];
 
 const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 440.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 200.0;
+const RIGHT: f64 = 24.0;
 const TOP: f64 = 40.0;
+const PLOT_HEIGHT: f64 = 345.0;
+/// Below the plot: tick labels and the axis title, then the legend, one row per method (a
+/// legend on the right cut long names such as the demo's reference rows off).
 const BOTTOM: f64 = 55.0;
+const LEGEND_ROW: f64 = 20.0;
 
 /// Ticks at 1, 2 or 5 × 10^k covering `[lo, hi]`: (first, step, count, decimals).
 fn nice_ticks(lo: f64, hi: f64, target: usize) -> (f64, f64, usize, usize) {
@@ -270,7 +273,8 @@ fn nice_ticks(lo: f64, hi: f64, target: usize) -> (f64, f64, usize, usize) {
 }
 
 fn svg_plot(methods: &[MethodReport]) -> String {
-    let mut s = svg::start(WIDTH, HEIGHT, 12);
+    let height = TOP + PLOT_HEIGHT + BOTTOM + LEGEND_ROW * methods.len() as f64 + 8.0;
+    let mut s = svg::start(WIDTH, height, 12);
     let title = "Dev nDCG@10 during training (mean over seeds, band ±1 s.d.)";
     svg::title(&mut s, LEFT + (WIDTH - LEFT - RIGHT) / 2.0, 22.0, 14, title);
     let plotted: Vec<&MethodReport> = methods.iter().filter(|m| !m.dev.is_empty()).collect();
@@ -279,7 +283,7 @@ fn svg_plot(methods: &[MethodReport]) -> String {
             s,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">no dev evaluations in the training logs</text>"#,
             WIDTH / 2.0,
-            HEIGHT / 2.0
+            height / 2.0
         );
         s.push_str("</svg>\n");
         return s;
@@ -292,6 +296,18 @@ fn svg_plot(methods: &[MethodReport]) -> String {
         y_lo = y_lo.min(p.mean - sd);
         y_hi = y_hi.max(p.mean + sd);
     }
+    // Reference rows (BM25, the teacher's reranking: not trained) are horizontal lines at their
+    // final nDCG@10, inside the scale, so the curves can be read against them.
+    let references: Vec<(usize, f64)> = methods
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.seeds.is_empty())
+        .filter_map(|(i, m)| m.metrics.get(DEV_MEASURE).map(|v| (i, v.mean)))
+        .collect();
+    for &(_, v) in &references {
+        y_lo = y_lo.min(v);
+        y_hi = y_hi.max(v);
+    }
     if y_hi - y_lo < 1e-3 {
         y_lo -= 0.005;
         y_hi += 0.005;
@@ -300,7 +316,7 @@ fn svg_plot(methods: &[MethodReport]) -> String {
     let (y_first, y_step, y_count, y_decimals) = nice_ticks(y_lo, y_hi, 5);
     let x_max = x_first + x_step * (x_count - 1) as f64;
     let y_max = y_first + y_step * (y_count - 1) as f64;
-    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
+    let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, PLOT_HEIGHT);
     let px = |step: f64| LEFT + (step - x_first) / (x_max - x_first) * plot_w;
     let py = |v: f64| TOP + plot_h - (v - y_first) / (y_max - y_first) * plot_h;
 
@@ -338,7 +354,7 @@ fn svg_plot(methods: &[MethodReport]) -> String {
         s,
         r#"<text x="{:.2}" y="{:.2}" text-anchor="middle">training step</text>"#,
         LEFT + plot_w / 2.0,
-        HEIGHT - 12.0
+        TOP + plot_h + 40.0
     );
     let _ = writeln!(
         s,
@@ -350,6 +366,17 @@ fn svg_plot(methods: &[MethodReport]) -> String {
         s,
         r##"<rect x="{LEFT:.2}" y="{TOP:.2}" width="{plot_w:.2}" height="{plot_h:.2}" fill="none" stroke="#444444"/>"##
     );
+
+    for &(i, v) in &references {
+        let colour = PALETTE[i % PALETTE.len()];
+        let name = xml_escape(&methods[i].method);
+        let _ = writeln!(
+            s,
+            r#"<line x1="{LEFT:.2}" y1="{y:.2}" x2="{:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="1.5" stroke-dasharray="8 4" data-reference="{name}"/>"#,
+            LEFT + plot_w,
+            y = py(v)
+        );
+    }
 
     // One series per method: band (polygon), mean line (the method's only <path>), markers.
     for (i, m) in methods.iter().enumerate() {
@@ -399,31 +426,30 @@ fn svg_plot(methods: &[MethodReport]) -> String {
         s.push_str("</g>\n");
     }
 
-    // Legend, right of the plot.
-    let legend_x = LEFT + plot_w + 16.0;
+    // Legend, below the plot.
+    let legend_x = LEFT;
     for (i, m) in methods.iter().enumerate() {
         let colour = PALETTE[i % PALETTE.len()];
-        let dash = DASHES[(i / PALETTE.len()) % DASHES.len()];
-        let y = TOP + 10.0 + 20.0 * i as f64;
+        let dash = if m.seeds.is_empty() { "8 4" } else { DASHES[(i / PALETTE.len()) % DASHES.len()] };
+        let y = TOP + plot_h + BOTTOM + 6.0 + LEGEND_ROW * i as f64;
         let dash_attr = if dash.is_empty() { String::new() } else { format!(r#" stroke-dasharray="{dash}""#) };
         let _ = writeln!(
             s,
             r#"<line x1="{legend_x:.2}" y1="{y:.2}" x2="{:.2}" y2="{y:.2}" stroke="{colour}" stroke-width="2"{dash_attr}/>"#,
             legend_x + 24.0
         );
-        let seeds = match m.seeds.len() {
-            0 => "not trained".to_string(),
-            1 => "1 seed".to_string(),
-            n => format!("{n} seeds"),
+        let label = match m.seeds.len() {
+            0 => match m.metrics.get(DEV_MEASURE) {
+                Some(v) => format!("{} (not trained; {DEV_MEASURE} in the table: {:.3})", m.method, v.mean),
+                None => format!("{} (not trained)", m.method),
+            },
+            n => {
+                let seeds = if n == 1 { "1 seed".to_string() } else { format!("{n} seeds") };
+                let note = if m.dev.is_empty() { ", no dev" } else { "" };
+                format!("{} ({seeds}{note})", m.method)
+            }
         };
-        let note = if m.dev.is_empty() { ", no dev" } else { "" };
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.2}" y="{:.2}">{} ({seeds}{note})</text>"#,
-            legend_x + 30.0,
-            y + 4.0,
-            xml_escape(&m.method)
-        );
+        let _ = writeln!(s, r#"<text x="{:.2}" y="{:.2}">{}</text>"#, legend_x + 30.0, y + 4.0, xml_escape(&label));
     }
     s.push_str("</svg>\n");
     s
@@ -517,7 +543,10 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join(JSON_FILE)).unwrap()).unwrap();
         assert_eq!(json["methods"][2]["seeds"], serde_json::json!([]));
         let svg = std::fs::read_to_string(out.join(PLOT_FILE)).unwrap();
-        assert!(svg.contains("BM25 (reference) (not trained, no dev)"), "{svg}");
+        assert!(svg.contains("BM25 (reference) (not trained; ndcg@10 in the table: 0.500)"), "{svg}");
+        // Its line is inside the scale: the y axis reaches 0.5 (the curves end at 0.39).
+        assert!(svg.contains(r#"data-reference="BM25 (reference)""#), "{svg}");
+        assert!(svg.contains(">0.50</text>"), "{svg}");
         let err = summarize(&[bm25.clone(), bm25]).unwrap_err().to_string();
         assert!(err.contains("two runs with no seed"), "{err}");
     }
