@@ -570,7 +570,8 @@ fn distill_toml(args: &DemoArgs, plan: &Plan, method: &str, seed: u64, dir: &Pat
     let eval = if plan.has_dev {
         format!(
             "\n[eval]\nevery = {every}\nsplit = \"{dev}\"\nmax_queries = 100\n{corpus_limit}rel_threshold = {rel}\n",
-            every = (plan.student_steps / 2).max(1),
+            // Six points: enough for a curve (two gave a straight line), each a 100-query search.
+            every = (plan.student_steps / 6).max(1),
             dev = args.dev_split,
             // The dev curve on the teaching set searches its first 500 passages plus every
             // judged one: a quicker proxy (the final table searches the whole test corpus).
