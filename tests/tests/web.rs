@@ -38,11 +38,22 @@ fn export() -> Option<&'static Export> {
             adam_tests::write_golden_cross_encoder(&student, &teacher);
             let report = root.join("report-src");
             std::fs::create_dir_all(&report).unwrap();
-            std::fs::write(
-                report.join("report.json"),
-                r#"{"dataset": "wikiqa", "methods": [{"method": "adam", "ndcg@10": 0.61}, {"method": "margin_mse", "ndcg@10": 0.57}]}"#,
-            )
-            .unwrap();
+            // A report as `adam report` writes it: two seeds of adam, one of kd, a BM25 reference.
+            for (name, dev) in [("adam-1", 0.30), ("adam-2", 0.34), ("kd-1", 0.21)] {
+                let log = format!("{{\"step\":50,\"dev\":{{\"ndcg@10\":{dev}}}}}\n{{\"step\":100,\"dev\":{{\"ndcg@10\":{}}}}}\n", dev + 0.05);
+                std::fs::write(root.join(format!("{name}.jsonl")), log).unwrap();
+            }
+            std::fs::write(root.join("none.jsonl"), "").unwrap();
+            let runs = format!(
+                r#"[{{"method": "adam", "seed": 1, "metrics": {{"ndcg@10": 0.61, "mrr@10": 0.52, "recall@100": 0.9}}, "log": "{r}/adam-1.jsonl"}},
+ {{"method": "adam", "seed": 2, "metrics": {{"ndcg@10": 0.65, "mrr@10": 0.50, "recall@100": 0.92}}, "log": "{r}/adam-2.jsonl"}},
+ {{"method": "kd", "seed": 1, "metrics": {{"ndcg@10": 0.57, "mrr@10": 0.44, "recall@100": 0.88}}, "log": "{r}/kd-1.jsonl"}},
+ {{"method": "BM25 (reference)", "seed": null, "metrics": {{"ndcg@10": 0.7, "mrr@10": 0.8, "recall@100": 0.99}}, "log": "{r}/none.jsonl"}}]"#,
+                r = root.display().to_string().replace('\\', "/")
+            );
+            std::fs::write(root.join("runs.json"), runs).unwrap();
+            let out = adam(&["report", "--runs", root.join("runs.json").to_str().unwrap(), "--output", report.to_str().unwrap()]);
+            assert!(out.status.success(), "adam report failed: {}", stderr(&out));
             std::fs::write(
                 report.join("curves.svg"),
                 r##"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100"><polyline points="0,90 100,40 200,20" fill="none" stroke="#0b5cad" stroke-width="3"/></svg>"##,
@@ -333,7 +344,25 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
         assert_eq!(hits[0]["id"], set.examples[0].positive.id.as_str(), "{r}");
         assert!(hits[0]["score"].as_f64().unwrap() > 0.99, "{r}");
         assert!(r["selfpaced"].as_str().unwrap_or("").contains("instances"), "{r}");
-        assert!(r["report_images"].as_u64().unwrap_or(0) >= 1, "{r}");
+        assert!(r["report_images"].as_u64().unwrap_or(0) >= 2, "the dev curves and curves.svg: {r}");
+        // The comparison table reads as report.json says: every method, every measure, mean ± s.d.
+        let table = &r["report_table"][0];
+        let head: Vec<&str> = table["head"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no comparison table: {r}"))
+            .iter()
+            .filter_map(|h| h.as_str())
+            .collect();
+        assert_eq!(head, ["method", "runs", "ndcg@10", "mrr@10", "recall@100"], "{r}");
+        let rows = table["rows"].as_array().unwrap();
+        let methods: Vec<&str> = rows.iter().filter_map(|row| row["method"].as_str()).collect();
+        assert_eq!(methods, ["adam", "kd", "BM25 (reference)"], "{r}");
+        // adam: nDCG@10 0.61, 0.65 → 0.63 ± 0.0283 (sample s.d. |a − b| / √2).
+        assert_eq!(rows[0]["cells"][0]["text"], "2", "{r}");
+        assert_eq!(rows[0]["cells"][1]["text"], "0.6300 ± 0.0283", "{r}");
+        assert!((rows[0]["cells"][1]["mean"].as_str().unwrap().parse::<f64>().unwrap() - 0.63).abs() < 1e-9, "{r}");
+        assert_eq!(rows[1]["cells"][3]["text"], "0.8800", "one run, no ± part: {r}");
+        assert_eq!(rows[2]["cells"][1]["text"], "0.7000", "{r}");
         figures.insert(mode.into(), r["metrics"].clone());
     }
     // Broken assets: a readable message, not a blank page.

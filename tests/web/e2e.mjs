@@ -112,6 +112,15 @@ try {
       null, { timeout: 30000 },
     ).catch(() => {});
     result.report_images = await page.$$eval('[data-testid=report] img', (imgs) => imgs.filter((i) => i.complete && i.naturalWidth > 0).length);
+    // The comparison table as a reader sees it: header, then per row the method, runs and each
+    // cell's text with the mean it shows.
+    result.report_table = await page.$$eval('[data-testid=report-table]', (tables) => tables.map((t) => ({
+      head: [...t.querySelectorAll('thead th')].map((th) => th.textContent.trim()),
+      rows: [...t.querySelectorAll('tbody tr')].map((tr) => ({
+        method: tr.querySelector('th').textContent.trim(),
+        cells: [...tr.querySelectorAll('td')].map((td) => ({ text: td.textContent.trim(), mean: td.dataset.mean ?? null })),
+      })),
+    })));
     await page.screenshot({ path: `${shots}/${mode}-report-desktop.png`, fullPage: true });
 
     // Phone width.

@@ -726,6 +726,82 @@ fn json_view(name: String, value: &serde_json::Value) -> AnyView {
     view! { <pre>{scalar(value)}</pre> }.into_any()
 }
 
+/// One method's row of a report's comparison: its name, run count and each measure's cell.
+struct ComparisonRow {
+    method: String,
+    runs: u64,
+    cells: Vec<(f64, Option<f64>)>,
+}
+
+/// The comparison in `report.json` as `adam report` and `adam demo` write it (`methods`: each
+/// with `method`, `runs` and `metrics` of `{mean, std}`): the measures in the report's order
+/// (nDCG@10, MRR@10, Recall@100 first) and one row per method. `None` for JSON of another shape,
+/// which the page then shows as generic tables.
+fn comparison(report: &serde_json::Value) -> Option<(Vec<String>, Vec<ComparisonRow>)> {
+    const FIRST: [&str; 3] = ["ndcg@10", "mrr@10", "recall@100"];
+    let methods = report.get("methods")?.as_array()?;
+    let mut measures: Vec<String> = Vec::new();
+    for m in methods {
+        for name in m.get("metrics")?.as_object()?.keys() {
+            if !measures.contains(name) {
+                measures.push(name.clone());
+            }
+        }
+    }
+    let rank = |n: &str| FIRST.iter().position(|f| *f == n).unwrap_or(FIRST.len());
+    measures.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    let rows = methods
+        .iter()
+        .map(|m| {
+            let metrics = m.get("metrics")?.as_object()?;
+            let cells = measures
+                .iter()
+                .map(|name| {
+                    let s = metrics.get(name)?;
+                    Some((s.get("mean")?.as_f64()?, s.get("std").and_then(serde_json::Value::as_f64)))
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(ComparisonRow {
+                method: m.get("method")?.as_str()?.to_string(),
+                runs: m.get("runs")?.as_u64()?,
+                cells,
+            })
+        })
+        .collect::<Option<Vec<_>>>()?;
+    (!rows.is_empty() && !measures.is_empty()).then_some((measures, rows))
+}
+
+fn comparison_table(measures: Vec<String>, rows: Vec<ComparisonRow>) -> AnyView {
+    let head = measures.iter().map(|m| view! { <th scope="col">{m.clone()}</th> }).collect_view();
+    let body = rows
+        .into_iter()
+        .map(|r| {
+            let cells = r
+                .cells
+                .iter()
+                .map(|&(mean, std)| {
+                    let text = match std {
+                        Some(sd) => format!("{mean:.4} ± {sd:.4}"),
+                        None => format!("{mean:.4}"),
+                    };
+                    view! { <td class="num" data-mean=format!("{mean}")>{text}</td> }
+                })
+                .collect_view();
+            view! { <tr><th scope="row">{r.method}</th><td class="num">{r.runs}</td>{cells}</tr> }
+        })
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table data-testid="report-table">
+                <caption>"The comparison: mean ± sample s.d. over seeds (one run: no ± part)"</caption>
+                <thead><tr><th scope="col">"method"</th><th scope="col">"runs"</th>{head}</tr></thead>
+                <tbody>{body}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
 #[component]
 fn Report() -> impl IntoView {
     let l = loaded();
@@ -745,6 +821,15 @@ fn Report() -> impl IntoView {
             view! { <figure><img src=src alt=alt loading="lazy" /><figcaption>{img.clone()}</figcaption></figure> }
         })
         .collect_view();
-    let json = l.report.as_ref().map(|v| json_view("report.json".into(), v));
-    view! { <div class="report" data-testid="report">{images}{json}</div> }.into_any()
+    // The comparison first, as a table of numbers; the whole file stays readable below it.
+    let table = l.report.as_ref().and_then(comparison).map(|(measures, rows)| comparison_table(measures, rows));
+    let json = l.report.as_ref().map(|v| {
+        let tables = json_view("report.json".into(), v);
+        if table.is_some() {
+            view! { <details><summary>"report.json, every field"</summary>{tables}</details> }.into_any()
+        } else {
+            tables
+        }
+    });
+    view! { <div class="report" data-testid="report">{table}{images}{json}</div> }.into_any()
 }
