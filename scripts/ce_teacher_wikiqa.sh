@@ -7,9 +7,10 @@
 #
 # STEP: teacher (merge, negatives, train: 2 data-parallel peers of one thread each),
 # measure (WikiQA test: the labelled candidates and BM25's top 100), score (its soft labels on
-# WikiQA train, BM25's 7 negatives, dark examples; then `teacher inspect`), students (kd, adam,
-# adam-no-dark, seed $SEED (default 1), 55 steps, as the MPNet-taught students), full (those
-# students retrieving from all of WikiQA test's sentences), ensemble
+# WikiQA train, BM25's 7 negatives, dark examples; then `teacher inspect`), students ($METHODS,
+# default "adam kd adam-no-dark", seed $SEED (default 1), 55 steps, as the MPNet-taught students,
+# $JOBS (default 2) at a time), full (those students retrieving from all of WikiQA test's
+# sentences), ensemble
 # (CE + MPNet, the weight chosen on 300 SelQA dev questions), rerank-student (CE over the
 # zero-shot student's top 100).
 # Default: all, in that order. Every output lands in WORK (outside the repository); a step whose
@@ -29,6 +30,8 @@ mpnet="${ADAM_MPNET:-$HOME/.cache/adam-models/all-mpnet-base-v2}"
 minilm="$fix/models/all-MiniLM-L6-v2"
 wikiqa="$fix/data/wikiqa"
 seed="${SEED:-1}"
+methods="${METHODS:-adam kd adam-no-dark}"
+jobs="${JOBS:-2}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
@@ -134,6 +137,25 @@ full_eval() { # METHOD
     eval_json "$wikiqa" test "$work/$1-seed$seed.full.run" "$work/$1-seed$seed.full"
 }
 
+# in_parallel FUNC METHOD...: FUNC for each method, $JOBS at a time, one thread each (adam,
+# the slowest, first in the default list, beside the others).
+in_parallel() {
+  local func="$1" running=0
+  shift
+  for m in "$@"; do
+    if [ "$running" -ge "$jobs" ]; then
+      wait -n
+      running=$((running - 1))
+    fi
+    RAYON_NUM_THREADS=1 "$func" "$m" &
+    running=$((running + 1))
+  done
+  while [ "$running" -gt 0 ]; do
+    wait -n
+    running=$((running - 1))
+  done
+}
+
 # MODEL's own top 100 over all of WikiQA test's sentences.
 dense_run_to() { # MODEL OUT
   "$adam" eval --model "$1" --data "$wikiqa" --split test --no-cache --run-out "$2.tmp"
@@ -179,19 +201,10 @@ for s in "${steps[@]}"; do
     ;;
   students)
     step "$work/test-all.candidates.run" candidates_run "$wikiqa/qrels/test-all.tsv" "$work/test-all.candidates.run"
-    # adam (the slowest) beside kd, then adam-no-dark: two students at a time on 2 cores.
-    RAYON_NUM_THREADS=1 distill_and_eval adam &
-    adam_job=$!
-    RAYON_NUM_THREADS=1 distill_and_eval kd
-    RAYON_NUM_THREADS=1 distill_and_eval adam-no-dark
-    wait "$adam_job"
+    in_parallel distill_and_eval $methods
     ;;
   full)
-    RAYON_NUM_THREADS=1 full_eval adam &
-    adam_job=$!
-    RAYON_NUM_THREADS=1 full_eval kd
-    RAYON_NUM_THREADS=1 full_eval adam-no-dark
-    wait "$adam_job"
+    in_parallel full_eval $methods
     ;;
   ensemble)
     # Weights are chosen on 300 SelQA dev questions (the teacher trained on SelQA test), never on
