@@ -103,6 +103,10 @@ fn demo_runs_every_stage_and_resumes() {
         serde_json::from_str(&std::fs::read_to_string(out.join("report/report.json")).unwrap()).unwrap();
     let methods = report["methods"].as_array().unwrap();
     assert_eq!(methods.len(), 4, "{report}");
+    // A dev curve of several points (every steps / 6 steps, at least 1: all three steps here).
+    let dev_steps: Vec<u64> =
+        methods[0]["dev_ndcg@10"].as_array().unwrap().iter().map(|p| p["step"].as_u64().unwrap()).collect();
+    assert_eq!(dev_steps, [1, 2, 3], "{report}");
     // Each student's row is its own test measures (one seed: the mean is that run's figure).
     for method in ["kd", "adam"] {
         let m = methods.iter().find(|m| m["method"] == method).unwrap_or_else(|| panic!("no {method} in {report}"));
