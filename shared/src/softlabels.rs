@@ -220,6 +220,94 @@ pub fn soft_labels(
     }
 }
 
+/// The lab's walk-through for a class, in numbers from the teacher's scores of one query's
+/// candidates: 1. how close to one-hot the teacher is on the query's own candidates, 2. where the
+/// dark examples land, 3. how confident the teacher is on the instance (self-paced
+/// distillation's criterion). The page shows them beside the candidates; `adam soft-labels
+/// --json` prints the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Walkthrough {
+    /// Plain candidates: the positive and the mined negatives.
+    pub plain: usize,
+    /// `P_T` of the positive over the plain candidates only, at `T_t`.
+    pub plain_positive: f64,
+    /// Entropy of `P_T` over the plain candidates, in nats (0 is one-hot, `ln plain` uniform).
+    pub plain_entropy: f64,
+    pub dark: usize,
+    /// The lowest and highest `P_T` of a dark example over every candidate (`None` without any).
+    pub dark_low: Option<f64>,
+    pub dark_high: Option<f64>,
+    /// `P_T` over every candidate of the positive and of the best-scored negative.
+    pub positive: f64,
+    pub best_negative: Option<f64>,
+    /// Dark examples whose teacher score lies in the target band of METHOD.md §2, `[s- + low (s+
+    /// − s-), s- + high (s+ − s-)]`; `None` when there is no band (no negative, or the teacher
+    /// does not score the positive above the best one).
+    pub in_band: Option<usize>,
+    /// The positive's softmax probability at temperature 1 among the plain candidates:
+    /// `selfpaced::confidence` with the default measure, which ranks instances for self-paced
+    /// distillation.
+    pub confidence: f32,
+}
+
+/// The walk-through of one query's candidates (`kinds[i]` is candidate `i`'s kind, the positive
+/// first), from the teacher's scores and the soft labels made from them; `band` is
+/// `(band_low, band_high)`.
+pub fn walkthrough(
+    kinds: &[CandidateKind],
+    teacher_scores: &[f32],
+    labels: &SoftLabels,
+    teacher_temperature: f32,
+    band: (f32, f32),
+) -> Walkthrough {
+    let is_plain = |k: &CandidateKind| !matches!(k, CandidateKind::Dark { .. });
+    // The positive first, then the negatives, as selfpaced::confidence expects.
+    let mut plain_scores: Vec<f32> = Vec::new();
+    let mut negative_scores: Vec<f32> = Vec::new();
+    let mut positive_score = f32::NAN;
+    let mut positive = 0.0;
+    let mut best_negative: Option<(f32, f64)> = None;
+    for (i, k) in kinds.iter().enumerate() {
+        match k {
+            CandidateKind::Positive => {
+                positive_score = teacher_scores[i];
+                positive = labels.teacher[i];
+            }
+            CandidateKind::Negative { .. } => {
+                negative_scores.push(teacher_scores[i]);
+                if best_negative.is_none_or(|(s, _)| teacher_scores[i] > s) {
+                    best_negative = Some((teacher_scores[i], labels.teacher[i]));
+                }
+            }
+            CandidateKind::Dark { .. } => {}
+        }
+    }
+    plain_scores.push(positive_score);
+    plain_scores.extend(&negative_scores);
+    let plain_p = softmax(&plain_scores, teacher_temperature);
+    let dark: Vec<(f32, f64)> = kinds
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| !is_plain(k))
+        .map(|(i, _)| (teacher_scores[i], labels.teacher[i]))
+        .collect();
+    let scores = dark::TeacherScores { positive: positive_score, negatives: negative_scores };
+    let in_band =
+        scores.band(band.0, band.1).map(|(lo, hi)| dark.iter().filter(|(s, _)| (lo..=hi).contains(s)).count());
+    Walkthrough {
+        plain: plain_scores.len(),
+        plain_positive: plain_p[0],
+        plain_entropy: entropy(&plain_p),
+        dark: dark.len(),
+        dark_low: dark.iter().map(|d| d.1).reduce(f64::min),
+        dark_high: dark.iter().map(|d| d.1).reduce(f64::max),
+        positive,
+        best_negative: best_negative.map(|b| b.1),
+        in_band,
+        confidence: crate::selfpaced::confidence(&plain_scores, crate::selfpaced::ConfidenceMeasure::Softmax, 1.0),
+    }
+}
+
 /// Dot product (the student's score: cosine similarity for normalised vectors).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -319,6 +407,42 @@ mod tests {
 
     fn special() -> SpecialTokens {
         SpecialTokens { pad: 0, cls: 101, sep: 102, mask: 103, unk: 100 }
+    }
+
+    #[test]
+    fn walkthrough_by_hand() {
+        use CandidateKind::*;
+        // Positive 2, negatives 0 and 1, dark examples 1.5 (in the band [1.25, 1.75] around
+        // s- = 1, s+ = 2 at 0.25 / 0.75), 1.9 (above it) and 0 (below it).
+        let kinds = [
+            Positive,
+            Negative { index: 0 },
+            Dark { index: 0 },
+            Negative { index: 1 },
+            Dark { index: 1 },
+            Dark { index: 2 },
+        ];
+        let scores = [2.0, 0.0, 1.5, 1.0, 1.9, 0.0];
+        let labels = soft_labels(&scores, &[0.0; 6], 1.0, 1.0);
+        let w = walkthrough(&kinds, &scores, &labels, 1.0, (0.25, 0.75));
+        let e = std::f64::consts::E;
+        // Plain: softmax(2, 0, 1) → e² / (e² + 1 + e).
+        let z = e * e + 1.0 + e;
+        assert!((w.plain_positive - e * e / z).abs() < 1e-12, "{w:?}");
+        let plain = [e * e / z, 1.0 / z, e / z];
+        assert!((w.plain_entropy - entropy(&plain)).abs() < 1e-12, "{w:?}");
+        assert_eq!((w.plain, w.dark, w.in_band), (3, 3, Some(1)));
+        assert_eq!(w.positive, labels.teacher[0]);
+        assert_eq!(w.best_negative, Some(labels.teacher[3]));
+        assert_eq!((w.dark_low, w.dark_high), (Some(labels.teacher[5]), Some(labels.teacher[4])));
+        assert!((w.confidence as f64 - e * e / z).abs() < 1e-6, "{w:?}");
+        // At T_t = 2 the plain distribution flattens; the confidence stays at temperature 1.
+        let labels2 = soft_labels(&scores, &[0.0; 6], 2.0, 1.0);
+        let w2 = walkthrough(&kinds, &scores, &labels2, 2.0, (0.25, 0.75));
+        assert!(w2.plain_positive < w.plain_positive && w2.confidence == w.confidence, "{w2:?}");
+        // The teacher ranks a negative above the positive: no band.
+        let wrong = walkthrough(&kinds, &[0.5, 0.0, 1.5, 1.0, 1.9, 0.0], &labels, 1.0, (0.25, 0.75));
+        assert_eq!(wrong.in_band, None);
     }
 
     #[test]

@@ -312,6 +312,18 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
         assert_eq!(backend.trim(), mode, "backend notice: {r}");
         assert_close(&floats(&r["teacher"]), &floats(&expected["teacher"]), &format!("{mode} teacher"));
         assert_close(&floats(&r["student"]), &floats(&expected["student"]), &format!("{mode} student"));
+        // The walk-through a class reads: the same numbers as `adam soft-labels --json`.
+        let (page_w, native_w) = (&r["walkthrough"], &expected["walkthrough"]);
+        for key in ["plain_positive", "confidence"] {
+            let (p, n) = (page_w[key].as_f64().unwrap_or(f64::NAN), native_w[key].as_f64().unwrap());
+            assert!((p - n).abs() <= 1e-3, "{mode} walkthrough {key}: page {p}, native {n}\n{r}");
+        }
+        assert_eq!(page_w["in_band"], native_w["in_band"], "{mode} walkthrough in_band: {r}");
+        let text = page_w["text"].as_str().unwrap_or("");
+        for step in ["Is the teacher confident?", "Where do the dark examples land?", "Self-paced distillation."] {
+            assert!(text.contains(step), "{mode}: walkthrough without `{step}`: {text}");
+        }
+        assert!(text.contains(&format!("P_T = {:.3}", native_w["plain_positive"].as_f64().unwrap())), "{text}");
         // Keyboard: the mask-ratio slider moved one step right (0.35) recomputes the same as native.
         assert_close(
             &floats(&r["teacher_mask"]),

@@ -41,6 +41,13 @@ try {
     result.wall_first_soft_labels_ms = Date.now() - started;
     result.backend = (await page.textContent('[data-testid=backend]')).trim();
     Object.assign(result, await probs());
+    // The walk-through's numbers for the first example, at the default settings.
+    result.walkthrough = await page.$eval('[data-testid=walkthrough]', (ol) => ({
+      plain_positive: Number(ol.dataset.plainPositive),
+      in_band: ol.dataset.inBand === '' ? null : Number(ol.dataset.inBand),
+      confidence: Number(ol.dataset.confidence),
+      text: ol.textContent,
+    }));
     await page.screenshot({ path: `${shots}/${mode}-lab-desktop.png`, fullPage: true });
 
     // Waits until the lab shows the result of other settings than `before`, computed.

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use adam_core::dark::NoisyMode;
 use adam_core::selfpaced::{ConfidenceMeasure, Schedule, Selection, SelfPacedConfig, confidence};
-use adam_core::softlabels::LabSettings;
+use adam_core::softlabels::{LabSettings, Walkthrough};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -450,8 +450,10 @@ fn LabView(r: LabResult) -> impl IntoView {
             }
         })
         .collect_view();
+    let walkthrough = view! { <ClassSteps w=r.walkthrough.clone() /> };
     view! {
         <div data-testid="lab-result" data-example=r.key.to_string() data-settings=settings_json>
+            {walkthrough}
             <dl class="stats">
                 <div><dt>"H(P_T)"</dt><dd>{format!("{:.4}", r.labels.teacher_entropy)}</dd></div>
                 <div><dt>"H(P_S)"</dt><dd>{format!("{:.4}", r.labels.student_entropy)}</dd></div>
@@ -476,10 +478,10 @@ fn LabView(r: LabResult) -> impl IntoView {
     }
 }
 
-#[component]
-fn SelfPaced() -> impl IntoView {
-    let l = loaded();
-    let confidences: Vec<f32> = l
+/// The teacher's confidence on each exported training instance (those with teacher scores), as
+/// self-paced distillation ranks them.
+fn exported_confidences() -> Vec<f32> {
+    loaded()
         .examples
         .as_ref()
         .map(|s| {
@@ -489,7 +491,90 @@ fn SelfPaced() -> impl IntoView {
                 .map(|t| confidence(&t.all(), ConfidenceMeasure::Softmax, 1.0))
                 .collect()
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The lab's three steps for a class, with this query's numbers (they follow the sliders).
+#[component]
+fn ClassSteps(w: Walkthrough) -> impl IntoView {
+    let ln_n = (w.plain as f64).ln();
+    let verdict = if w.plain_positive >= 0.9 {
+        "Near one-hot: these labels say little beyond which passage is right, so there is little dark knowledge to distil."
+    } else if w.plain_positive >= 0.5 {
+        "Already soft: the negatives hold some of the probability, and so some dark knowledge."
+    } else {
+        "The teacher is unsure here, or wrong: its labels are far from one-hot."
+    };
+    let step1 = format!(
+        "On the query's own candidates (the positive and its {} mined negatives) it gives the \
+         positive P_T = {:.3}; entropy {:.2} nats, where one-hot is 0 and uniform is ln {} = {:.2}. {verdict}",
+        w.plain - 1,
+        w.plain_positive,
+        w.plain_entropy,
+        w.plain,
+        ln_n,
+    );
+    let band = adam_core::dark::DarkConfig::default();
+    let step2 = match (w.dark_low, w.dark_high) {
+        (Some(lo), Some(hi)) => {
+            let neg = w.best_negative.map(|p| format!("{p:.3}")).unwrap_or_else(|| "none".into());
+            let where_ = match w.in_band {
+                Some(k) => format!(
+                    "{k} of {} score inside the target band, {:.0}–{:.0} % of the way from the best negative to the positive",
+                    w.dark,
+                    band.band_low * 100.0,
+                    band.band_high * 100.0
+                ),
+                None => {
+                    "the teacher does not score the positive above the best negative, so there is no band here".into()
+                }
+            };
+            let lesson = if w.in_band.is_some_and(|k| k > 0) {
+                " Those in the band carry moderate relevance: what the student can learn beyond the right answer."
+            } else {
+                ""
+            };
+            format!(
+                "Its {} dark examples get P_T from {lo:.3} to {hi:.3} over all candidates \
+                 (the positive {:.3}, the best negative {neg}): {where_}.{lesson}",
+                w.dark, w.positive,
+            )
+        }
+        _ => "None at these ratios.".into(),
+    };
+    let confidences = exported_confidences();
+    let start = SelfPacedConfig::default().select(0, 1000, &confidences);
+    let step3 = match start.threshold {
+        Some(t) if !confidences.is_empty() => format!(
+            "The teacher's confidence on this instance is {:.3} (the positive's probability among its own \
+             candidates, at T = 1). At the start of training ADAM applies the distillation loss to the {} most confident of \
+             the {} exported instances (confidence ≥ {t:.3}): this one is {}. The Self-paced tab shows the share growing.",
+            w.confidence,
+            start.kept.len(),
+            confidences.len(),
+            if w.confidence >= t { "among them" } else { "not yet among them" },
+        ),
+        _ => format!(
+            "The teacher's confidence on this instance is {:.3} (the positive's probability among its own \
+             candidates, at T = 1); ADAM distils the most confident instances first.",
+            w.confidence
+        ),
+    };
+    view! {
+        <ol class="walkthrough" data-testid="walkthrough"
+            data-plain-positive=format!("{}", w.plain_positive)
+            data-in-band=w.in_band.map(|k| k.to_string()).unwrap_or_default()
+            data-confidence=format!("{}", w.confidence)>
+            <li><strong>"Is the teacher confident? "</strong>{step1}</li>
+            <li><strong>"Where do the dark examples land? "</strong>{step2}</li>
+            <li><strong>"Self-paced distillation. "</strong>{step3}</li>
+        </ol>
+    }
+}
+
+#[component]
+fn SelfPaced() -> impl IntoView {
+    let confidences = exported_confidences();
     if confidences.is_empty() {
         return view! {
             <p class="notice">"No training instances with teacher scores were exported (export with --teacher)."</p>

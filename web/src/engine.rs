@@ -218,6 +218,7 @@ pub struct LabRow {
 pub struct LabResult {
     pub rows: Vec<LabRow>,
     pub labels: softlabels::SoftLabels,
+    pub walkthrough: softlabels::Walkthrough,
     pub settings: LabSettings,
     pub key: u64,
     pub millis: f64,
@@ -249,6 +250,14 @@ pub async fn run_lab(engine: &Engine, input: &LabInput, settings: &LabSettings) 
     let labels = softlabels::soft_labels(
         &teacher_scores, &student_scores, settings.teacher_temperature, settings.student_temperature,
     );
+    let kinds: Vec<softlabels::CandidateKind> = candidates.iter().map(|c| c.kind).collect();
+    let walkthrough = softlabels::walkthrough(
+        &kinds,
+        &teacher_scores,
+        &labels,
+        settings.teacher_temperature,
+        (config.band_low, config.band_high),
+    );
     let token = |id: u32| ttok.id_to_token(id);
     let rows = candidates
         .iter()
@@ -270,7 +279,7 @@ pub async fn run_lab(engine: &Engine, input: &LabInput, settings: &LabSettings) 
             student_prob: labels.student[i],
         })
         .collect();
-    Ok(LabResult { rows, labels, settings: settings.clone(), key: input.key, millis: now_ms() - start })
+    Ok(LabResult { rows, labels, walkthrough, settings: settings.clone(), key: input.key, millis: now_ms() - start })
 }
 
 /// The top `k` passages of the corpus for a query vector: (index, score), best first.

@@ -9,7 +9,7 @@ use adam_core::dark::NoisyMode;
 use adam_core::demo::{ExampleSet, Manifest};
 use adam_core::encoder::{CrossEncoder, SentenceEncoder};
 use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
-use adam_core::softlabels::{self, Candidate, LabSettings, SoftLabels};
+use adam_core::softlabels::{self, Candidate, LabSettings, SoftLabels, Walkthrough};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
@@ -82,6 +82,7 @@ struct Output {
     candidates: Vec<CandidateOut>,
     #[serde(flatten)]
     labels: SoftLabels,
+    walkthrough: Walkthrough,
 }
 
 pub fn run(args: SoftLabelsArgs) -> Result<()> {
@@ -150,6 +151,15 @@ pub fn run(args: SoftLabelsArgs) -> Result<()> {
         &teacher_scores, &student_scores, settings.teacher_temperature, settings.student_temperature,
     );
     let tok = &teacher.model.tokenizer;
+    let kinds: Vec<_> = candidates.iter().map(|c| c.kind).collect();
+    let band = settings.dark_config(1);
+    let walkthrough = softlabels::walkthrough(
+        &kinds,
+        &teacher_scores,
+        &labels,
+        settings.teacher_temperature,
+        (band.band_low, band.band_high),
+    );
     let out = Output {
         query,
         key,
@@ -169,6 +179,7 @@ pub fn run(args: SoftLabelsArgs) -> Result<()> {
             .collect::<Result<_>>()?,
         settings,
         labels,
+        walkthrough,
     };
     if args.json {
         println!("{}", serde_json::to_string(&out)?);
@@ -185,6 +196,20 @@ pub fn run(args: SoftLabelsArgs) -> Result<()> {
         println!(
             "H(P_T) = {:.4}  H(P_S) = {:.4}  KL(P_T || P_S) = {:.4}  T_t^2 KL = {:.4}",
             out.labels.teacher_entropy, out.labels.student_entropy, out.labels.kl, out.labels.kd_loss
+        );
+        let w = &out.walkthrough;
+        let band = w.in_band.map_or_else(
+            || "no band (the positive is not above the best negative)".into(),
+            |k| format!("{k} of {} in the band", w.dark),
+        );
+        println!(
+            "plain candidates: P_T(positive) = {:.4}, entropy {:.4} of ln {} = {:.4}; dark examples: {band}; \
+             self-paced confidence {:.4}",
+            w.plain_positive,
+            w.plain_entropy,
+            w.plain,
+            (w.plain as f64).ln(),
+            w.confidence
         );
     }
     Ok(())
