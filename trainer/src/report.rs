@@ -245,6 +245,28 @@ fn markdown(methods: &[MethodReport]) -> String {
 /// out as it is unreadable on white. Beyond seven methods colours repeat with a dash pattern.
 const PALETTE: [&str; 7] = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000"];
 const DASHES: [&str; 3] = ["", "6 3", "2 2"];
+/// Rows that were not trained (BM25, the teacher) are dashed grey lines, apart from the methods.
+const REFERENCE_GREYS: [&str; 3] = ["#000000", "#777777", "#BBBBBB"];
+
+/// Method `i`'s place among the methods of its kind (trained, or not trained).
+fn place_of(methods: &[MethodReport], i: usize) -> usize {
+    methods[..i].iter().filter(|m| m.seeds.is_empty() == methods[i].seeds.is_empty()).count()
+}
+
+/// A method's colour in the plot: the palette in order for trained methods, greys for the rest.
+fn colour_of(methods: &[MethodReport], i: usize) -> &'static str {
+    if methods[i].seeds.is_empty() {
+        REFERENCE_GREYS[place_of(methods, i) % REFERENCE_GREYS.len()]
+    } else {
+        PALETTE[place_of(methods, i) % PALETTE.len()]
+    }
+}
+
+/// A method's dash pattern: solid for the first seven trained methods, then dashed, dotted;
+/// rows that were not trained are dashed.
+fn dash_of(methods: &[MethodReport], i: usize) -> &'static str {
+    if methods[i].seeds.is_empty() { "8 4" } else { DASHES[(place_of(methods, i) / PALETTE.len()) % DASHES.len()] }
+}
 
 const WIDTH: f64 = 760.0;
 const LEFT: f64 = 70.0;
@@ -368,7 +390,7 @@ fn svg_plot(methods: &[MethodReport]) -> String {
     );
 
     for &(i, v) in &references {
-        let colour = PALETTE[i % PALETTE.len()];
+        let colour = colour_of(methods, i);
         let name = xml_escape(&methods[i].method);
         let _ = writeln!(
             s,
@@ -383,8 +405,8 @@ fn svg_plot(methods: &[MethodReport]) -> String {
         if m.dev.is_empty() {
             continue;
         }
-        let colour = PALETTE[i % PALETTE.len()];
-        let dash = DASHES[(i / PALETTE.len()) % DASHES.len()];
+        let colour = colour_of(methods, i);
+        let dash = dash_of(methods, i);
         let name = xml_escape(&m.method);
         let _ = writeln!(s, r#"<g data-method="{name}">"#);
         let _ = writeln!(s, "<title>{name}</title>");
@@ -429,8 +451,8 @@ fn svg_plot(methods: &[MethodReport]) -> String {
     // Legend, below the plot.
     let legend_x = LEFT;
     for (i, m) in methods.iter().enumerate() {
-        let colour = PALETTE[i % PALETTE.len()];
-        let dash = if m.seeds.is_empty() { "8 4" } else { DASHES[(i / PALETTE.len()) % DASHES.len()] };
+        let colour = colour_of(methods, i);
+        let dash = dash_of(methods, i);
         let y = TOP + plot_h + BOTTOM + 6.0 + LEGEND_ROW * i as f64;
         let dash_attr = if dash.is_empty() { String::new() } else { format!(r#" stroke-dasharray="{dash}""#) };
         let _ = writeln!(

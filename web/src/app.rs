@@ -498,7 +498,9 @@ fn exported_confidences() -> Vec<f32> {
 #[component]
 fn ClassSteps(w: Walkthrough) -> impl IntoView {
     let ln_n = (w.plain as f64).ln();
-    let verdict = if w.plain_positive >= 0.9 {
+    let verdict = if w.best_negative.is_some_and(|n| n > w.positive) {
+        "It ranks a negative above the positive here: on this query its labels would teach the student something wrong."
+    } else if w.plain_positive >= 0.9 {
         "Near one-hot: these labels say little beyond which passage is right, so there is little dark knowledge to distil."
     } else if w.plain_positive >= 0.5 {
         "Already soft: the negatives hold some of the probability, and so some dark knowledge."
