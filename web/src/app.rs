@@ -549,11 +549,13 @@ fn ClassSteps(w: Walkthrough) -> impl IntoView {
     let step3 = match start.threshold {
         Some(t) if !confidences.is_empty() => format!(
             "The teacher's confidence on this instance is {:.3} (the positive's probability among its own \
-             candidates, at T = 1). At the start of training ADAM applies the distillation loss to the {} most confident of \
-             the {} exported instances (confidence ≥ {t:.3}): this one is {}. The Self-paced tab shows the share growing.",
+             candidates, at T = 1). At the start of training ADAM keeps the distillation term (soft labels, dark examples \
+             included) for the most confident {:.0} % of each batch; among the {} exported instances those are the {} with \
+             confidence ≥ {t:.3}: this one is {}. The Self-paced tab shows the share growing.",
             w.confidence,
-            start.kept.len(),
+            start.lambda * 100.0,
             confidences.len(),
+            start.kept.len(),
             if w.confidence >= t { "among them" } else { "not yet among them" },
         ),
         _ => format!(
