@@ -250,59 +250,43 @@ pub struct Walkthrough {
     pub confidence: f32,
 }
 
-/// The walk-through of one query's candidates (`kinds[i]` is candidate `i`'s kind, the positive
-/// first), from the teacher's scores and the soft labels made from them; `band` is
-/// `(band_low, band_high)`.
+/// The walk-through of one query's candidates (as [`candidates`] makes them, the positive
+/// first), from the teacher's scores and the soft labels made from them at `settings`.
 pub fn walkthrough(
-    kinds: &[CandidateKind],
+    candidates: &[Candidate],
     teacher_scores: &[f32],
     labels: &SoftLabels,
-    teacher_temperature: f32,
-    band: (f32, f32),
+    settings: &LabSettings,
 ) -> Walkthrough {
-    let is_plain = |k: &CandidateKind| !matches!(k, CandidateKind::Dark { .. });
+    let of = |want: fn(&CandidateKind) -> bool| -> Vec<usize> {
+        candidates.iter().enumerate().filter(|(_, c)| want(&c.kind)).map(|(i, _)| i).collect()
+    };
+    let positive = of(|k| *k == CandidateKind::Positive)[0];
+    let negatives = of(|k| matches!(k, CandidateKind::Negative { .. }));
+    let dark = of(|k| matches!(k, CandidateKind::Dark { .. }));
+    let scores = dark::TeacherScores {
+        positive: teacher_scores[positive],
+        negatives: negatives.iter().map(|&i| teacher_scores[i]).collect(),
+    };
     // The positive first, then the negatives, as selfpaced::confidence expects.
-    let mut plain_scores: Vec<f32> = Vec::new();
-    let mut negative_scores: Vec<f32> = Vec::new();
-    let mut positive_score = f32::NAN;
-    let mut positive = 0.0;
-    let mut best_negative: Option<(f32, f64)> = None;
-    for (i, k) in kinds.iter().enumerate() {
-        match k {
-            CandidateKind::Positive => {
-                positive_score = teacher_scores[i];
-                positive = labels.teacher[i];
-            }
-            CandidateKind::Negative { .. } => {
-                negative_scores.push(teacher_scores[i]);
-                if best_negative.is_none_or(|(s, _)| teacher_scores[i] > s) {
-                    best_negative = Some((teacher_scores[i], labels.teacher[i]));
-                }
-            }
-            CandidateKind::Dark { .. } => {}
-        }
-    }
-    plain_scores.push(positive_score);
-    plain_scores.extend(&negative_scores);
-    let plain_p = softmax(&plain_scores, teacher_temperature);
-    let dark: Vec<(f32, f64)> = kinds
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| !is_plain(k))
-        .map(|(i, _)| (teacher_scores[i], labels.teacher[i]))
-        .collect();
-    let scores = dark::TeacherScores { positive: positive_score, negatives: negative_scores };
-    let in_band =
-        scores.band(band.0, band.1).map(|(lo, hi)| dark.iter().filter(|(s, _)| (lo..=hi).contains(s)).count());
+    let plain_scores: Vec<f32> = std::iter::once(scores.positive).chain(scores.negatives.iter().copied()).collect();
+    let plain_p = softmax(&plain_scores, settings.teacher_temperature);
+    // P_T is monotone in the score, so the best-scored negative has the highest P_T.
+    let probs = |ix: &[usize]| ix.iter().map(|&i| labels.teacher[i]).collect::<Vec<f64>>();
+    let dark_p = probs(&dark);
+    let config = settings.dark_config(1);
+    let in_band = scores
+        .band(config.band_low, config.band_high)
+        .map(|(lo, hi)| dark.iter().filter(|&&i| (lo..=hi).contains(&teacher_scores[i])).count());
     Walkthrough {
         plain: plain_scores.len(),
         plain_positive: plain_p[0],
         plain_entropy: entropy(&plain_p),
         dark: dark.len(),
-        dark_low: dark.iter().map(|d| d.1).reduce(f64::min),
-        dark_high: dark.iter().map(|d| d.1).reduce(f64::max),
-        positive,
-        best_negative: best_negative.map(|b| b.1),
+        dark_low: dark_p.iter().copied().reduce(f64::min),
+        dark_high: dark_p.iter().copied().reduce(f64::max),
+        positive: labels.teacher[positive],
+        best_negative: probs(&negatives).into_iter().reduce(f64::max),
         in_band,
         confidence: crate::selfpaced::confidence(&plain_scores, crate::selfpaced::ConfidenceMeasure::Softmax, 1.0),
     }
@@ -422,9 +406,12 @@ mod tests {
             Dark { index: 1 },
             Dark { index: 2 },
         ];
+        let candidates: Vec<Candidate> =
+            kinds.iter().map(|&kind| Candidate { kind, label: String::new(), ids: Vec::new(), dark: None }).collect();
+        let settings = |t: f32| LabSettings { teacher_temperature: t, ..LabSettings::default() };
         let scores = [2.0, 0.0, 1.5, 1.0, 1.9, 0.0];
         let labels = soft_labels(&scores, &[0.0; 6], 1.0, 1.0);
-        let w = walkthrough(&kinds, &scores, &labels, 1.0, (0.25, 0.75));
+        let w = walkthrough(&candidates, &scores, &labels, &settings(1.0));
         let e = std::f64::consts::E;
         // Plain: softmax(2, 0, 1) → e² / (e² + 1 + e).
         let z = e * e + 1.0 + e;
@@ -438,10 +425,10 @@ mod tests {
         assert!((w.confidence as f64 - e * e / z).abs() < 1e-6, "{w:?}");
         // At T_t = 2 the plain distribution flattens; the confidence stays at temperature 1.
         let labels2 = soft_labels(&scores, &[0.0; 6], 2.0, 1.0);
-        let w2 = walkthrough(&kinds, &scores, &labels2, 2.0, (0.25, 0.75));
+        let w2 = walkthrough(&candidates, &scores, &labels2, &settings(2.0));
         assert!(w2.plain_positive < w.plain_positive && w2.confidence == w.confidence, "{w2:?}");
         // The teacher ranks a negative above the positive: no band.
-        let wrong = walkthrough(&kinds, &[0.5, 0.0, 1.5, 1.0, 1.9, 0.0], &labels, 1.0, (0.25, 0.75));
+        let wrong = walkthrough(&candidates, &[0.5, 0.0, 1.5, 1.0, 1.9, 0.0], &labels, &settings(1.0));
         assert_eq!(wrong.in_band, None);
     }
 

@@ -250,14 +250,7 @@ pub async fn run_lab(engine: &Engine, input: &LabInput, settings: &LabSettings) 
     let labels = softlabels::soft_labels(
         &teacher_scores, &student_scores, settings.teacher_temperature, settings.student_temperature,
     );
-    let kinds: Vec<softlabels::CandidateKind> = candidates.iter().map(|c| c.kind).collect();
-    let walkthrough = softlabels::walkthrough(
-        &kinds,
-        &teacher_scores,
-        &labels,
-        settings.teacher_temperature,
-        (config.band_low, config.band_high),
-    );
+    let walkthrough = softlabels::walkthrough(&candidates, &teacher_scores, &labels, settings);
     let token = |id: u32| ttok.id_to_token(id);
     let rows = candidates
         .iter()

@@ -151,15 +151,7 @@ pub fn run(args: SoftLabelsArgs) -> Result<()> {
         &teacher_scores, &student_scores, settings.teacher_temperature, settings.student_temperature,
     );
     let tok = &teacher.model.tokenizer;
-    let kinds: Vec<_> = candidates.iter().map(|c| c.kind).collect();
-    let band = settings.dark_config(1);
-    let walkthrough = softlabels::walkthrough(
-        &kinds,
-        &teacher_scores,
-        &labels,
-        settings.teacher_temperature,
-        (band.band_low, band.band_high),
-    );
+    let walkthrough = softlabels::walkthrough(&candidates, &teacher_scores, &labels, &settings);
     let out = Output {
         query,
         key,
