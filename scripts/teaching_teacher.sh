@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Issue 18, point 2: can a cross-encoder from scratch learn the paraphrase world if it is given
+# far more training queries than the demo's 1,000? The world's generator makes as many as we like:
+# a second world (seed 1042, 20,000 passages, 16,000 training queries; the same values and forms,
+# other creatures) trains the teacher, and the demo's world (seed 42) tests it, reranking BM25's
+# top 100 with the demo world's tokenizer. METHOD.md §7.1 gives the figures.
+#
+#     bash scripts/teaching_teacher.sh WORK [STEP...]
+#
+# STEP: world (both worlds; BM25 on the test world; the demo's teacher config), negatives (BM25's
+# top 30 for the training world's queries, and a second file: the whole top 100, positives only
+# those in it), train ($NAME: config $CONFIG, $STEPS steps at $LR, warm-up $WARMUP, groups from
+# $NEGATIVES: top30 or top100), measure ($NAME reranks the test world's BM25 top 100: nDCG@10 and
+# the first results' grades), marked (train and measure with "§" before the query's words in every
+# pair: scripts/mark_query_words.py), overlap (query words shared by the positives and by the
+# negatives of both group files), canonical (BM25 once every form of a value is one token: what a
+# teacher that knows only the synonyms could reach). Default: world negatives train measure.
+# Outputs land in WORK (outside the repository); a step whose output exists is skipped, so
+# rerunning resumes. Seconds per step go to WORK/times.txt. The runs of METHOD.md §7.1 (2 cores,
+# two at a time; the 4-layer config is the demo's with num_hidden_layers 4):
+#   NAME=a STEPS=3000          NAME=b STEPS=4000 CONFIG=four-layers.json
+#   NAME=d STEPS=9000 WARMUP=0.02          NAME=u NEGATIVES=top100          NAME=m (step marked)
+# Needs `adam` on PATH or $ADAM.
+set -euo pipefail
+
+work="${1:?usage: teaching_teacher.sh WORK [STEP...]}"
+shift
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(world negatives train measure)
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+adam="${ADAM:-adam}"
+name="${NAME:-teacher}"
+train_steps="${STEPS:-3000}"
+lr="${LR:-1e-3}"
+warmup="${WARMUP:-0.05}"
+negatives_from="${NEGATIVES:-top30}"
+mkdir -p "$work"
+work="$(cd "$work" && pwd)"
+config="${CONFIG:-$work/teacher-config.json}"
+
+step() {
+  local out="$1"
+  shift
+  if [ -e "$out" ]; then
+    echo "have $out"
+    return
+  fi
+  echo "== $out"
+  local t0
+  t0=$(date +%s)
+  "$@"
+  echo "$(basename "$out") $(($(date +%s) - t0)) s" | tee -a "$work/times.txt"
+}
+
+# The demo's teacher (METHOD.md §7): 64 wide, 2 layers, 4 heads, no dropout, N(0, 0.1), 96 positions.
+demo_config() {
+  python3 - "$work/teacher-config.json" "$work/test/tokenizer.json" <<'PY'
+import json, sys
+out, tokenizer = sys.argv[1], sys.argv[2]
+vocab = len(json.load(open(tokenizer))["model"]["vocab"])
+json.dump({"architectures": ["BertModel"], "attention_probs_dropout_prob": 0.0, "hidden_act": "gelu",
+           "hidden_dropout_prob": 0.0, "hidden_size": 64, "initializer_range": 0.1, "intermediate_size": 256,
+           "layer_norm_eps": 1e-12, "max_position_embeddings": 96, "model_type": "bert",
+           "num_attention_heads": 4, "num_hidden_layers": 2, "pad_token_id": 0, "type_vocab_size": 2,
+           "vocab_size": vocab}, open(out, "w"), indent=2)
+PY
+}
+
+# Keeps the positives BM25 found (bm25.train.run) and the queries left with one.
+positives_found() {
+  python3 - "$work" <<'PY'
+import collections, json, sys
+work = sys.argv[1]
+found = collections.defaultdict(set)
+with open(f"{work}/bm25.train.run") as f:
+    for line in f:
+        q, _, d = line.split()[:3]
+        found[q].add(d)
+with open(f"{work}/negatives100.train.jsonl") as f, open(f"{work}/top100.train.jsonl.tmp", "w") as w:
+    for j in map(json.loads, f):
+        j["positives"] = [p for p in j["positives"] if p["doc_id"] in found[j["query_id"]]]
+        if j["positives"] and j["negatives"]:
+            w.write(json.dumps(j) + "\n")
+PY
+  mv "$work/top100.train.jsonl.tmp" "$work/top100.train.jsonl"
+}
+
+train() { # DATA NEGATIVES...
+  local data="$1"
+  shift
+  "$adam" teacher train --data "$data" --split train --negatives "$@" --output "$work/$name" --max-length 96 \
+    --group-size 8 --config "$config" --tokenizer "$work/test/tokenizer.json" --steps "$train_steps" \
+    --batch-size 8 --lr "$lr" --warmup-ratio "$warmup" --log "$work/$name.log.jsonl"
+}
+
+report() {
+  for run in bm25 "$name"; do
+    echo "$run: $("$adam" eval --data "$work/test" --split test --run "$work/$run.test.run" --rel-threshold 2 --json)"
+    python3 "$repo/scripts/first_result_grades.py" "$work/test/qrels/test.tsv" "$work/$run.test.run"
+  done
+}
+
+# The marked pairs' run, back to the test world's passage ids.
+rerank_marked() {
+  "$adam" teacher rerank --model "$work/$name" --data "$work/marked-test" --split test \
+    --run "$work/marked-test/run" --depth 100 --output "$work/$name.marked.run" --max-length 96
+  sed 's/ [^ ]*~/ /' "$work/$name.marked.run" >"$work/$name.test.run"
+}
+
+for s in "${steps[@]}"; do
+  case "$s" in
+    world)
+      step "$work/test" "$adam" teaching-set --world paraphrase --output "$work/test"
+      step "$work/train" "$adam" teaching-set --world paraphrase --seed 1042 --passages 20000 \
+        --train-queries 16000 --dev-queries 10 --test-queries 10 --output "$work/train"
+      step "$work/bm25.test.run" "$adam" negatives --data "$work/test" --split test --output "$work/neg.test.jsonl" \
+        --top-k 1 --depth 300 --rel-threshold 2 --run "$work/bm25.test.run"
+      [ -e "$work/teacher-config.json" ] || demo_config
+      ;;
+    negatives)
+      step "$work/negatives.train.jsonl" "$adam" negatives --data "$work/train" --split train \
+        --output "$work/negatives.train.jsonl" --top-k 30 --depth 100
+      step "$work/negatives100.train.jsonl" "$adam" negatives --data "$work/train" --split train \
+        --output "$work/negatives100.train.jsonl" --top-k 100 --depth 100 --run "$work/bm25.train.run"
+      step "$work/top100.train.jsonl" positives_found
+      ;;
+    train)
+      case "$negatives_from" in
+        top30) step "$work/$name" train "$work/train" "$work/negatives.train.jsonl" ;;
+        top100) step "$work/$name" train "$work/train" "$work/top100.train.jsonl" --negatives-depth 100 ;;
+        *) echo "NEGATIVES=$negatives_from: top30 or top100" >&2; exit 1 ;;
+      esac
+      ;;
+    measure)
+      step "$work/$name.test.run" "$adam" teacher rerank --model "$work/$name" --data "$work/test" --split test \
+        --run "$work/bm25.test.run" --depth 100 --output "$work/$name.test.run" --max-length 96
+      report
+      ;;
+    marked)
+      step "$work/marked-train" python3 "$repo/scripts/mark_query_words.py" "$work/train" neg \
+        "$work/negatives.train.jsonl" "$work/marked-train"
+      step "$work/marked-test" python3 "$repo/scripts/mark_query_words.py" "$work/test" run \
+        "$work/bm25.test.run" "$work/marked-test"
+      step "$work/$name" train "$work/marked-train" "$work/marked-train/neg.jsonl"
+      step "$work/$name.test.run" rerank_marked
+      report
+      ;;
+    overlap)
+      python3 "$repo/scripts/query_word_overlap.py" "$work/train" "$work/negatives.train.jsonl"
+      python3 "$repo/scripts/query_word_overlap.py" "$work/train" "$work/top100.train.jsonl"
+      ;;
+    canonical)
+      python3 "$repo/scripts/canonical_bm25.py" "$work/test"
+      ;;
+    *)
+      echo "unknown step $s (world, negatives, train, measure, marked, overlap, canonical)" >&2
+      exit 1
+      ;;
+  esac
+done
