@@ -35,21 +35,8 @@ jobs="${JOBS:-2}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
-# step OUTPUT COMMAND...: run COMMAND unless OUTPUT exists; COMMAND writes OUTPUT.tmp (or a
-# folder) and it is renamed only when the command succeeds.
-step() {
-  local out="$1"
-  shift
-  if [ -e "$out" ]; then
-    echo "have $out"
-    return
-  fi
-  echo "== $out"
-  local t0
-  t0=$(date +%s)
-  "$@"
-  echo "$(basename "$out") $(($(date +%s) - t0)) s" | tee -a "$work/times.txt"
-}
+# shellcheck source=step.sh
+source "$repo/scripts/step.sh"
 
 # Every labelled candidate of a qrels split as a run with score 0 (rerankers reorder it).
 candidates_run() { # QRELS OUT [MAX_QUERIES]

@@ -38,19 +38,8 @@ mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 config="${CONFIG:-$work/teacher-config.json}"
 
-step() {
-  local out="$1"
-  shift
-  if [ -e "$out" ]; then
-    echo "have $out"
-    return
-  fi
-  echo "== $out"
-  local t0
-  t0=$(date +%s)
-  "$@"
-  echo "$(basename "$out") $(($(date +%s) - t0)) s" | tee -a "$work/times.txt"
-}
+# shellcheck source=step.sh
+source "$repo/scripts/step.sh"
 
 # The demo's teacher (METHOD.md §7): 64 wide, 2 layers, 4 heads, no dropout, N(0, 0.1), 96 positions.
 demo_config() {
