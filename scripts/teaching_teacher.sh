@@ -10,8 +10,8 @@
 # STEP: world (both worlds; BM25 on the test world; the demo's teacher config), negatives (BM25's
 # top 30 for the training world's queries, and a second file: the whole top 100, positives only
 # those in it), train ($NAME: config $CONFIG, $STEPS steps at $LR, warm-up $WARMUP, groups from
-# $NEGATIVES: top30 or top100), measure ($NAME reranks the test world's BM25 top 100: nDCG@10 and
-# the first results' grades), marked (train and measure with "§" before the query's words in every
+# $NEGATIVES: top30 or top100; $FROM: go on from that teacher; $SEED), measure ($NAME reranks
+# the test world's BM25 top 100: nDCG@10 and the first results' grades), marked (train and measure with "§" before the query's words in every
 # pair: scripts/mark_query_words.py), overlap (query words shared by the positives and by the
 # negatives of both group files), canonical (BM25 once every form of a value is one token: what a
 # teacher that knows only the synonyms could reach). Default: world negatives train measure.
@@ -20,6 +20,7 @@
 # two at a time; the 4-layer config is the demo's with num_hidden_layers 4):
 #   NAME=a STEPS=3000          NAME=b STEPS=4000 CONFIG=four-layers.json
 #   NAME=d STEPS=9000 WARMUP=0.02          NAME=u NEGATIVES=top100          NAME=m (step marked)
+#   NAME=e FROM=d STEPS=6000 LR=5e-4 WARMUP=0.02 SEED=7 (6,000 more steps of d)
 # Needs `adam` on PATH or $ADAM.
 set -euo pipefail
 
@@ -75,11 +76,17 @@ PY
 }
 
 train() { # DATA NEGATIVES...
-  local data="$1"
+  local data="$1" start
   shift
-  "$adam" teacher train --data "$data" --split train --negatives "$@" --output "$work/$name" --max-length 96 \
-    --group-size 8 --config "$config" --tokenizer "$work/test/tokenizer.json" --steps "$train_steps" \
-    --batch-size 8 --lr "$lr" --warmup-ratio "$warmup" --log "$work/$name.log.jsonl"
+  # From scratch with the test world's tokenizer, or on from the teacher $FROM.
+  if [ -n "${FROM:-}" ]; then
+    start=(--model "$work/$FROM")
+  else
+    start=(--config "$config" --tokenizer "$work/test/tokenizer.json")
+  fi
+  "$adam" teacher train "${start[@]}" --data "$data" --split train --negatives "$@" --output "$work/$name" \
+    --max-length 96 --group-size 8 --steps "$train_steps" --batch-size 8 --lr "$lr" --warmup-ratio "$warmup" \
+    --seed "${SEED:-42}" --log "$work/$name.log.jsonl"
 }
 
 report() {
