@@ -1,6 +1,6 @@
 """An exact-match feature emulated in text: in each (query, passage) pair, "§" (an unknown piece
 for the teaching set's tokenizer) before every passage word that is also a query word (a word in at
-most 15 % of the passages).
+most 15 % of the passages: query_words.py).
 
     python3 scripts/mark_query_words.py SET_DIR neg NEGATIVES.jsonl OUT_DIR   # training groups
     python3 scripts/mark_query_words.py SET_DIR run RUN OUT_DIR               # a run to rerank
@@ -8,29 +8,23 @@ most 15 % of the passages).
 Writes a BEIR folder OUT_DIR whose documents are the pairs, `QUERY~PASSAGE`, with their qrels
 (split train or test), and OUT_DIR/neg.jsonl or OUT_DIR/run with the new ids (`sed 's/ [^ ]*~/ /'`
 turns a reranked run back). METHOD.md §7.1."""
-import collections
 import json
 import os
 import re
 import sys
+
+from query_words import common_words, query_words
 
 world, mode, src, out = sys.argv[1:5]
 with open(f"{world}/corpus.jsonl") as f:
     corpus = {j["_id"]: j for j in map(json.loads, f)}
 with open(f"{world}/queries.jsonl") as f:
     queries = {j["_id"]: j for j in map(json.loads, f)}
-
-
-def words(text):
-    return re.findall(r"[a-z0-9-]+", text.lower())
-
-
-df = collections.Counter(w for j in corpus.values() for w in set(words(j["text"])))
-common = {w for w, c in df.items() if c > 0.15 * len(corpus)}
+common = common_words(j["text"] for j in corpus.values())
 
 
 def mark(q, text):
-    asked = set(words(queries[q]["text"])) - common
+    asked = query_words(queries[q]["text"], common)
     return re.sub(r"[A-Za-z0-9-]+", lambda m: f"§ {m[0]}" if m[0].lower() in asked else m[0], text)
 
 

@@ -1,0 +1,22 @@
+"""What the teaching-world scripts count as a query word, in one place: a lowercased word (letters,
+digits, hyphens) of the query that is in at most 15 % of the set's passages, so not "the", "is" or
+"lives". Imported by mark_query_words.py and query_word_overlap.py, whose figures (METHOD.md §7.1)
+must agree on it."""
+import collections
+import re
+
+
+def words(text):
+    return re.findall(r"[a-z0-9-]+", text.lower())
+
+
+def common_words(passages):
+    """The words in more than 15 % of `passages` (texts)."""
+    passages = list(passages)
+    df = collections.Counter(w for text in passages for w in set(words(text)))
+    return {w for w, c in df.items() if c > 0.15 * len(passages)}
+
+
+def query_words(query, common):
+    """The query's words that are not `common`."""
+    return set(words(query)) - common
