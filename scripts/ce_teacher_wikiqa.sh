@@ -9,10 +9,13 @@
 # measure (WikiQA test: the labelled candidates and BM25's top 100), score (its soft labels on
 # WikiQA train, BM25's 7 negatives, dark examples; then `teacher inspect`), students ($METHODS,
 # default "adam kd adam-no-dark", seed $SEED (default 1), 55 steps, as the MPNet-taught students,
-# $JOBS (default 2) at a time), full (those students retrieving from all of WikiQA test's
+# $JOBS (default 2) at a time; with $LAYERS = K, the checkpoint's first K layers, named
+# <method>-lK-seed<k>), full (those students retrieving from all of WikiQA test's
 # sentences), ensemble
 # (CE + MPNet, the weight chosen on 300 SelQA dev questions), rerank-student (CE over the
 # zero-shot student's top 100).
+# students and full need only WORK/scores.jsonl: for MPNet's students, gunzip
+# benchmarks/wikiqa-teachers/mpnet.scores.jsonl.gz there instead of running teacher and score.
 # Default: all, in that order. Every output lands in WORK (outside the repository); a step whose
 # output exists is skipped, so rerunning resumes. Seconds per step go to WORK/times.txt.
 # Needs: `adam` on PATH or $ADAM, fixtures at $ADAM_FIXTURES (default ../shared), and for the
@@ -32,6 +35,7 @@ wikiqa="$fix/data/wikiqa"
 seed="${SEED:-1}"
 methods="${METHODS:-adam kd adam-no-dark}"
 jobs="${JOBS:-2}"
+layers="${LAYERS:-}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
@@ -95,33 +99,41 @@ score_shards() {
     --max-length 128 --merge 2
 }
 
+# A student's run name: METHOD, -lK for a K-layer student, -seedN.
+run_name() { # METHOD
+  echo "$1${layers:+-l$layers}-seed$seed"
+}
+
 student_config() { # METHOD
-  local dir="$work/runs/$1-seed$seed"
+  local dir="$work/runs/$(run_name "$1")"
   mkdir -p "$dir"
   sed -e "s|^method = .*|method = \"$1\"|" \
     -e "s|^seed = .*|seed = $seed|" \
     -e "s|^dir = .*|dir = \"$wikiqa\"|" \
     -e "s|^teacher_scores = .*|teacher_scores = \"$work/scores.jsonl\"|" \
-    -e "s|^model = .*|model = \"$minilm\"|" \
+    -e "s|^model = .*|model = \"$minilm\"${layers:+\\nlayers = $layers}|" \
     "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$dir/distill.toml"
 }
 
 distill_and_eval() { # METHOD
-  local dir="$work/runs/$1-seed$seed"
+  local name
+  name="$(run_name "$1")"
+  local dir="$work/runs/$name"
   student_config "$1"
   step "$dir/student" "$adam" distill --config "$dir/distill.toml"
-  step "$work/$1-seed$seed.test-all.run" rerank_to "$dir/student" dual-encoder \
-    "$work/test-all.candidates.run" "$work/$1-seed$seed.test-all.run"
-  step "$work/$1-seed$seed.test-all.per-query.jsonl" \
-    eval_json "$wikiqa" test-all "$work/$1-seed$seed.test-all.run" "$work/$1-seed$seed.test-all"
+  step "$work/$name.test-all.run" rerank_to "$dir/student" dual-encoder \
+    "$work/test-all.candidates.run" "$work/$name.test-all.run"
+  step "$work/$name.test-all.per-query.jsonl" \
+    eval_json "$wikiqa" test-all "$work/$name.test-all.run" "$work/$name.test-all"
 }
 
 # (b) exact dense retrieval over WikiQA test's 24,563 sentences with the student.
 full_eval() { # METHOD
-  local dir="$work/runs/$1-seed$seed"
-  step "$work/$1-seed$seed.full.run" dense_run_to "$dir/student" "$work/$1-seed$seed.full.run"
-  step "$work/$1-seed$seed.full.per-query.jsonl" \
-    eval_json "$wikiqa" test "$work/$1-seed$seed.full.run" "$work/$1-seed$seed.full"
+  local name
+  name="$(run_name "$1")"
+  step "$work/$name.full.run" dense_run_to "$work/runs/$name/student" "$work/$name.full.run"
+  step "$work/$name.full.per-query.jsonl" \
+    eval_json "$wikiqa" test "$work/$name.full.run" "$work/$name.full"
 }
 
 # in_parallel FUNC METHOD...: FUNC for each method, $JOBS at a time, one thread each (adam,

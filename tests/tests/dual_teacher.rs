@@ -154,8 +154,18 @@ fn a_dual_encoder_teaches_by_scaled_cosine_and_inspect_reads_its_cache() {
 
 #[test]
 fn a_dual_encoder_reranks_a_run_by_its_cosine() {
+    rerank_by_cosine(None);
+}
+
+#[test]
+fn a_dual_encoder_cut_to_its_first_layers_reranks_as_that_student_would() {
+    rerank_by_cosine(Some(3));
+}
+
+/// `teacher rerank` (with `--layers K` when given) against the cosine of the same model loaded here.
+fn rerank_by_cosine(layers: Option<usize>) {
     let (Some(model), Some(data)) = (fixture("models/all-MiniLM-L6-v2"), fixture("data/wikiqa")) else { return };
-    let tmp = TempDir::new("dual-rerank");
+    let tmp = TempDir::new(&format!("dual-rerank-{}", layers.unwrap_or(0)));
     // The first test query's labelled candidates, in file order with equal scores.
     let qrels = std::fs::read_to_string(data.join("qrels/test-all.tsv")).unwrap();
     let first: Vec<Vec<&str>> = qrels.lines().skip(1).map(|l| l.split('\t').collect::<Vec<_>>()).collect();
@@ -165,7 +175,8 @@ fn a_dual_encoder_reranks_a_run_by_its_cosine() {
     let text: String = docs.iter().map(|d| format!("{qid} Q0 {d} 1 0 x\n")).collect();
     std::fs::write(&run, text).unwrap();
     let output = tmp.0.join("out.run");
-    let out = adam(&[
+    let k = layers.map(|k| k.to_string());
+    let mut args = vec![
         "teacher",
         "rerank",
         "--model",
@@ -180,12 +191,37 @@ fn a_dual_encoder_reranks_a_run_by_its_cosine() {
         s(&output),
         "--max-length",
         "128",
-    ]);
+    ];
+    if let Some(k) = &k {
+        args.extend(["--layers", k.as_str()]);
+    }
+    let out = adam(&args);
     assert!(out.status.success(), "{}", stderr(&out));
+    if let Some(k) = &k {
+        // A cross-encoder has no first layers to measure as a student.
+        let cross = adam(&[
+            "teacher",
+            "rerank",
+            "--model",
+            s(&model),
+            "--teacher-kind",
+            "cross-encoder",
+            "--data",
+            s(&data),
+            "--run",
+            s(&run),
+            "--output",
+            s(&tmp.0.join("cross.run")),
+            "--layers",
+            k,
+        ]);
+        assert!(!cross.status.success());
+        assert!(stderr(&cross).contains("--layers applies to a dual encoder"), "{}", stderr(&cross));
+    }
     let encoder = SentenceEncoder::load(
         &ModelSource::Dir(model),
         &Device::flex(),
-        &LoadOptions { max_length: Some(128), layers: None },
+        &LoadOptions { max_length: Some(128), layers },
     )
     .unwrap();
     let query = &texts(&data.join("queries.jsonl"))[qid];

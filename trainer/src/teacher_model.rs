@@ -85,14 +85,19 @@ impl TeacherKind {
 }
 
 impl TeacherModel {
-    /// Loads the teacher; `max_length` caps a cross-encoder's pair, or each text of a dual encoder.
-    pub fn load(args: &TeacherModelArgs, device: &Device, max_length: usize) -> Result<Self> {
-        match args.teacher_kind.resolve(&args.model)? {
+    /// Loads the teacher; `max_length` caps a cross-encoder's pair, or each text of a dual encoder;
+    /// `layers` keeps a dual encoder's first K layers.
+    pub fn load(args: &TeacherModelArgs, device: &Device, max_length: usize, layers: Option<usize>) -> Result<Self> {
+        let kind = args.teacher_kind.resolve(&args.model)?;
+        if layers.is_some() && kind != TeacherKind::DualEncoder {
+            bail!("{}: --layers applies to a dual encoder, not a cross-encoder", args.model.display());
+        }
+        match kind {
             TeacherKind::DualEncoder => {
                 if !(args.dual_scale.is_finite() && args.dual_scale > 0.0) {
                     bail!("--dual-scale {} must be a positive number", args.dual_scale);
                 }
-                let options = LoadOptions { max_length: Some(max_length), layers: None };
+                let options = LoadOptions { max_length: Some(max_length), layers };
                 let encoder = SentenceEncoder::load(&ModelSource::Dir(args.model.clone()), device, &options)?;
                 Ok(TeacherModel::Dual { encoder, scale: args.dual_scale, memo: RefCell::default() })
             }

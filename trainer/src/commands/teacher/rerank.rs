@@ -34,6 +34,10 @@ pub struct RerankArgs {
     pub batch_size: usize,
     #[arg(long, default_value_t = 256)]
     pub max_length: usize,
+    /// Use only a dual encoder's first K transformer layers, as a student with `layers = K`
+    /// starts (to measure that student untrained on the same candidates).
+    #[arg(long, value_name = "K")]
+    pub layers: Option<usize>,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
 }
@@ -42,7 +46,7 @@ pub fn run(args: RerankArgs) -> Result<()> {
     let beir = Collection::load(&args.data, &[&args.split])?;
     let input = read_run(open(&args.run)?, &args.run)?;
     let device = args.backend.device()?;
-    let teacher = TeacherModel::load(&args.teacher, &device, args.max_length)?;
+    let teacher = TeacherModel::load(&args.teacher, &device, args.max_length, args.layers)?;
     let mut pieces = PieceCache::new(teacher.tokenizer());
     let bar = progress::bar(input.len() as u64, "reranking queries");
     let mut out = Run::new();

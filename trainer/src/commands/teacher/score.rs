@@ -104,7 +104,7 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         None => (instances, args.output.clone()),
     };
     let device = args.backend.device()?;
-    let teacher = TeacherModel::load(&args.teacher, &device, args.max_length)?;
+    let teacher = TeacherModel::load(&args.teacher, &device, args.max_length, None)?;
     let student_tokenizer = match &args.student_tokenizer {
         Some(path) => {
             let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
