@@ -10,10 +10,10 @@
 # WikiQA train, BM25's 7 negatives, dark examples; then `teacher inspect`), students ($METHODS,
 # default "adam kd adam-no-dark", seed $SEED (default 1), 55 steps, as the MPNet-taught students,
 # $JOBS (default 2) at a time; with $LAYERS = K, the checkpoint's first K layers, named
-# <method>-lK-seed<k>), full (those students retrieving from all of WikiQA test's
-# sentences), ensemble
-# (CE + MPNet, the weight chosen on 300 SelQA dev questions), rerank-student (CE over the
-# zero-shot student's top 100).
+# <method>-lK-seed<k>; with $LR, that learning rate instead of 2e-5, named <method>-lr<LR>-...),
+# full (those students retrieving from all of WikiQA test's sentences), ensemble (CE + MPNet,
+# the weight chosen on 300 SelQA dev questions), rerank-student (CE over the zero-shot
+# student's top 100).
 # students and full need only WORK/scores.jsonl: for MPNet's students, gunzip
 # benchmarks/wikiqa-teachers/mpnet.scores.jsonl.gz there instead of running teacher and score.
 # Default: all, in that order. Every output lands in WORK (outside the repository); a step whose
@@ -36,6 +36,7 @@ seed="${SEED:-1}"
 methods="${METHODS:-adam kd adam-no-dark}"
 jobs="${JOBS:-2}"
 layers="${LAYERS:-}"
+lr="${LR:-}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
@@ -99,9 +100,9 @@ score_shards() {
     --max-length 128 --merge 2
 }
 
-# A student's run name: METHOD, -lK for a K-layer student, -seedN.
+# A student's run name: METHOD, -lK for a K-layer student, -lrX for another learning rate, -seedN.
 run_name() { # METHOD
-  echo "$1${layers:+-l$layers}-seed$seed"
+  echo "$1${layers:+-l$layers}${lr:+-lr$lr}-seed$seed"
 }
 
 student_config() { # METHOD
@@ -111,6 +112,7 @@ student_config() { # METHOD
     -e "s|^seed = .*|seed = $seed|" \
     -e "s|^dir = .*|dir = \"$wikiqa\"|" \
     -e "s|^teacher_scores = .*|teacher_scores = \"$work/scores.jsonl\"|" \
+    -e "${lr:+s|^lr = .*|lr = $lr|}" \
     -e "s|^model = .*|model = \"$minilm\"${layers:+\\nlayers = $layers}|" \
     "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$dir/distill.toml"
 }
