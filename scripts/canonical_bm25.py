@@ -7,13 +7,16 @@ The forms come from the set's README (the table `adam teaching-set` writes). Wit
 solved, BM25 still counts other creatures' and ruled-out values: what it reaches is what a teacher
 that knows only the synonyms, not which creature a value belongs to, could reach (METHOD.md §7.1).
 k1 0.9, b 0.4 and linear-gain nDCG@10 (trec_eval's), as `adam negatives` and `adam eval`; the
-words are split on what is not a letter, digit or hyphen, without the stemming and stop words of
-`adam negatives` (its `bm25` crate's English tokenizer), so compare the two lines with each other."""
+words are query_words.py's (split on what is not a letter, digit or hyphen), without the stemming
+and stop words of `adam negatives` (its `bm25` crate's English tokenizer), so compare the two
+lines with each other."""
 import collections
 import json
 import math
 import re
 import sys
+
+from query_words import words
 
 root = sys.argv[1]
 split = sys.argv[2] if len(sys.argv) > 2 else "test"
@@ -35,7 +38,7 @@ def tokens(text, canonical):
     text = text.lower()
     if canonical:
         text = pattern.sub(lambda m: forms[m.group(1)], text)
-    return re.findall(r"[a-z0-9-]+", text)
+    return words(text)
 
 
 def read_jsonl(path):

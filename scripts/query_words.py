@@ -1,7 +1,7 @@
-"""What the teaching-world scripts count as a query word, in one place: a lowercased word (letters,
-digits, hyphens) of the query that is in at most 15 % of the set's passages, so not "the", "is" or
-"lives". Imported by mark_query_words.py and query_word_overlap.py, whose figures (METHOD.md §7.1)
-must agree on it."""
+"""What the teaching-world scripts count as a word (lowercased letters, digits, hyphens) and as a
+query word (a word of the query in at most 15 % of the set's passages, so not "the", "is" or
+"lives"), in one place. Imported by mark_query_words.py, query_word_overlap.py and
+canonical_bm25.py, whose figures (METHOD.md §7.1) must agree on it."""
 import collections
 import re
 
