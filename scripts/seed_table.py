@@ -5,10 +5,12 @@ Reads `DIR/<method>-seed<k>.<eval>.per-query.jsonl` (the output of `adam eval ..
 --json`) for every method and seed given, and prints a Markdown table: each method's mean of the
 measure over queries, then its mean ± sample sd over seeds; and, for each method against
 --against, the per-seed difference with its paired-randomisation p-value over queries (same
-seed against same seed). A missing file is an error, not a gap.
+seed against same seed). With --pooled, one more column: each query's value averaged over the
+seeds, the mean difference of those averages, its p-value and how many queries went up and down.
+A missing file is an error, not a gap.
 
     python3 scripts/seed_table.py benchmarks/wikiqa-teachers/students --eval test-all \\
-        --methods kd,adam,adam-no-dark,ce --seeds 1,2,3 --against adam [--measure ndcg@10]
+        --methods kd,adam,adam-no-dark,ce --seeds 1,2,3 --against adam [--measure ndcg@10] [--pooled]
 
 Standard library only.
 """
@@ -30,6 +32,7 @@ def main():
     p.add_argument("--against", help="method the others are compared with, seed by seed")
     p.add_argument("--measure", default="ndcg@10")
     p.add_argument("--rounds", type=int, default=10000)
+    p.add_argument("--pooled", action="store_true", help="add the test of the per-query means over seeds")
     args = p.parse_args()
     methods = args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -46,6 +49,8 @@ def main():
     head = f"| {args.measure} ({args.eval}) | {seed_cols} | mean ± sd |"
     if against:
         head += f" − {against}, per seed (p) |"
+        if args.pooled:
+            head += " pooled over seeds (p; up/down) |"
     print(head)
     print("|---" * (head.count("|") - 1) + "|")
     for m in methods:
@@ -54,7 +59,7 @@ def main():
         row = f"| {m} | " + " | ".join(f"{v:.3f}" for v in values) + f" | {statistics.mean(values):.3f} ± {sd:.3f} |"
         if against:
             if m == against:
-                row += " — |"
+                row += " — |" + (" — |" if args.pooled else "")
             else:
                 cells = []
                 for s in seeds:
@@ -65,6 +70,12 @@ def main():
                     pv = p_value(diffs, args.rounds)
                     cells.append(f"{sum(diffs) / len(diffs):+.3f} ({'<0.001' if pv < 0.001 else f'{pv:.3f}'})")
                 row += " " + ", ".join(cells) + " |"
+                if args.pooled:
+                    pooled = [statistics.mean(runs[m, s][q] - runs[against, s][q] for s in seeds) for q in sorted(runs[m, seeds[0]])]
+                    pv = p_value(pooled, args.rounds)
+                    up = sum(d > 1e-9 for d in pooled)
+                    down = sum(d < -1e-9 for d in pooled)
+                    row += f" {statistics.mean(pooled):+.3f} ({'<0.001' if pv < 0.001 else f'{pv:.3f}'}; {up}/{down}) |"
         print(row)
 
 
