@@ -23,6 +23,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paired_randomization import p_value, per_query  # noqa: E402
 
 
+def fmt_p(pv):
+    return "<0.001" if pv < 0.001 else f"{pv:.3f}"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("dir")
@@ -68,14 +72,16 @@ def main():
                         sys.exit(f"{m}-seed{s} and {against}-seed{s} cover different queries")
                     diffs = [a[q] - b[q] for q in sorted(a)]
                     pv = p_value(diffs, args.rounds)
-                    cells.append(f"{sum(diffs) / len(diffs):+.3f} ({'<0.001' if pv < 0.001 else f'{pv:.3f}'})")
+                    cells.append(f"{sum(diffs) / len(diffs):+.3f} ({fmt_p(pv)})")
                 row += " " + ", ".join(cells) + " |"
                 if args.pooled:
+                    if any(set(runs[m, s]) != set(runs[m, seeds[0]]) for s in seeds):
+                        sys.exit(f"{m}: the seeds cover different queries, so they cannot be pooled")
                     pooled = [statistics.mean(runs[m, s][q] - runs[against, s][q] for s in seeds) for q in sorted(runs[m, seeds[0]])]
                     pv = p_value(pooled, args.rounds)
                     up = sum(d > 1e-9 for d in pooled)
                     down = sum(d < -1e-9 for d in pooled)
-                    row += f" {statistics.mean(pooled):+.3f} ({'<0.001' if pv < 0.001 else f'{pv:.3f}'}; {up}/{down}) |"
+                    row += f" {statistics.mean(pooled):+.3f} ({fmt_p(pv)}; {up}/{down}) |"
         print(row)
 
 
