@@ -10,7 +10,8 @@
 # WikiQA train, BM25's 7 negatives, dark examples; then `teacher inspect`), students ($METHODS,
 # default "adam kd adam-no-dark", seed $SEED (default 1), 55 steps, as the MPNet-taught students,
 # $JOBS (default 2) at a time; with $LAYERS = K, the checkpoint's first K layers, named
-# <method>-lK-seed<k>; with $LR, that learning rate instead of 2e-5, named <method>-lr<LR>-...),
+# <method>-lK-seed<k>; with $LR, that learning rate instead of 2e-5, named <method>-lr<LR>-...;
+# with $STEPS, that many steps instead of 55, named <method>-...-s<STEPS>-seed<k>),
 # full (those students retrieving from all of WikiQA test's sentences), ensemble (CE + MPNet,
 # the weight chosen on 300 SelQA dev questions), rerank-student (CE over the zero-shot
 # student's top 100).
@@ -37,6 +38,7 @@ methods="${METHODS:-adam kd adam-no-dark}"
 jobs="${JOBS:-2}"
 layers="${LAYERS:-}"
 lr="${LR:-}"
+train_steps="${STEPS:-}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 
@@ -100,9 +102,10 @@ score_shards() {
     --max-length 128 --merge 2
 }
 
-# A student's run name: METHOD, -lK for a K-layer student, -lrX for another learning rate, -seedN.
+# A student's run name: METHOD, -lK for a K-layer student, -lrX for another learning rate, -sN for
+# another number of steps, -seedN.
 run_name() { # METHOD
-  echo "$1${layers:+-l$layers}${lr:+-lr$lr}-seed$seed"
+  echo "$1${layers:+-l$layers}${lr:+-lr$lr}${train_steps:+-s$train_steps}-seed$seed"
 }
 
 student_config() { # METHOD
@@ -113,6 +116,7 @@ student_config() { # METHOD
     -e "s|^dir = .*|dir = \"$wikiqa\"|" \
     -e "s|^teacher_scores = .*|teacher_scores = \"$work/scores.jsonl\"|" \
     -e "${lr:+s|^lr = .*|lr = $lr|}" \
+    -e "${train_steps:+s|^steps = .*|steps = $train_steps|}" \
     -e "s|^model = .*|model = \"$minilm\"${layers:+\\nlayers = $layers}|" \
     "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$dir/distill.toml"
 }
