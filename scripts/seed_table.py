@@ -7,10 +7,13 @@ measure over queries, then its mean ± sample sd over seeds; and, for each metho
 --against, the per-seed difference with its paired-randomisation p-value over queries (same
 seed against same seed). With --pooled, one more column: each query's value averaged over the
 seeds, the mean difference of those averages, its p-value and how many queries went up and down.
+--reference FILE (repeatable) adds a row for one run that has no seeds, e.g. the teacher: its
+mean, and with --pooled its difference from --against's per-query means over seeds.
 A missing file is an error, not a gap.
 
     python3 scripts/seed_table.py benchmarks/wikiqa-teachers/students --eval test-all \\
-        --methods kd,adam,adam-no-dark,ce --seeds 1,2,3 --against adam [--measure ndcg@10] [--pooled]
+        --methods kd,adam,adam-no-dark,ce --seeds 1,2,3 --against adam [--measure ndcg@10] [--pooled] \\
+        [--reference benchmarks/wikiqa-teachers/mpnet.candidates.per-query.jsonl]
 
 Standard library only.
 """
@@ -27,6 +30,14 @@ def fmt_p(pv):
     return "<0.001" if pv < 0.001 else f"{pv:.3f}"
 
 
+def pooled_cell(diffs, rounds):
+    """The pooled column: mean difference, its p-value, and the queries up and down."""
+    pv = p_value(diffs, rounds)
+    up = sum(d > 1e-9 for d in diffs)
+    down = sum(d < -1e-9 for d in diffs)
+    return f" {statistics.mean(diffs):+.3f} ({fmt_p(pv)}; {up}/{down}) |"
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("dir")
@@ -37,6 +48,7 @@ def main():
     p.add_argument("--measure", default="ndcg@10")
     p.add_argument("--rounds", type=int, default=10000)
     p.add_argument("--pooled", action="store_true", help="add the test of the per-query means over seeds")
+    p.add_argument("--reference", action="append", default=[], help="per-query file of a run without seeds")
     args = p.parse_args()
     methods = args.methods.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -78,10 +90,18 @@ def main():
                     if any(set(runs[m, s]) != set(runs[m, seeds[0]]) for s in seeds):
                         sys.exit(f"{m}: the seeds cover different queries, so they cannot be pooled")
                     pooled = [statistics.mean(runs[m, s][q] - runs[against, s][q] for s in seeds) for q in sorted(runs[m, seeds[0]])]
-                    pv = p_value(pooled, args.rounds)
-                    up = sum(d > 1e-9 for d in pooled)
-                    down = sum(d < -1e-9 for d in pooled)
-                    row += f" {statistics.mean(pooled):+.3f} ({fmt_p(pv)}; {up}/{down}) |"
+                    row += pooled_cell(pooled, args.rounds)
+        print(row)
+    for path in args.reference:
+        ref = per_query(path, args.measure)
+        row = f"| {path} |" + " |" * len(seeds) + f" {sum(ref.values()) / len(ref):.3f} |"
+        if against:
+            row += " |"
+            if args.pooled:
+                if set(ref) != set(runs[against, seeds[0]]):
+                    sys.exit(f"{path} and {against} cover different queries")
+                pooled = [ref[q] - statistics.mean(runs[against, s][q] for s in seeds) for q in sorted(ref)]
+                row += pooled_cell(pooled, args.rounds)
         print(row)
 
 
