@@ -15,6 +15,8 @@
 # pair: scripts/mark_query_words.py), overlap (query words shared by the positives and by the
 # negatives of both group files), canonical (BM25 once every form of a value is one token: what a
 # teacher that knows only the synonyms could reach). Default: world negatives train measure.
+# TWINS=P: the training world gets near twins after P % of its creature passages (minimal pairs:
+# `adam teaching-set --near-twins`); use a fresh WORK for it.
 # Outputs land in WORK (outside the repository); a step whose output exists is skipped, so
 # rerunning resumes. Seconds per step go to WORK/times.txt. The runs of METHOD.md §7.1 (2 cores,
 # two at a time; the 4-layer config is the demo's with num_hidden_layers 4):
@@ -108,7 +110,7 @@ for s in "${steps[@]}"; do
     world)
       step "$work/test" "$adam" teaching-set --world paraphrase --output "$work/test"
       step "$work/train" "$adam" teaching-set --world paraphrase --seed 1042 --passages 20000 \
-        --train-queries 16000 --dev-queries 10 --test-queries 10 --output "$work/train"
+        --train-queries 16000 --dev-queries 10 --test-queries 10 --near-twins "${TWINS:-0}" --output "$work/train"
       step "$work/bm25.test.run" "$adam" negatives --data "$work/test" --split test --output "$work/neg.test.jsonl" \
         --top-k 1 --depth 300 --rel-threshold 2 --run "$work/bm25.test.run"
       [ -e "$work/teacher-config.json" ] || demo_config

@@ -53,6 +53,12 @@ pub struct TeachingConfig {
     pub test_queries: usize,
     /// How values are written (see [`World`]).
     pub world: World,
+    /// Percent of creature passages followed by a *near twin*: a passage about another creature
+    /// that differs in one stated value, written with the same draws (so the texts differ in
+    /// little more than that value), half the time naming the first creature's value in a sentence
+    /// that rules it out or gives it to the first creature. Extra passages, for worlds that train
+    /// a teacher (a minimal pair teaches which value belongs to whom); paraphrase world only.
+    pub twin_percent: usize,
 }
 
 /// How the world writes attribute values.
@@ -84,6 +90,7 @@ impl Default for TeachingConfig {
             dev_queries: 200,
             test_queries: 200,
             world: World::Lexical,
+            twin_percent: 0,
         }
     }
 }
@@ -257,6 +264,7 @@ fn cardinality(attr: Attribute) -> usize {
     }
 }
 
+#[derive(Clone)]
 struct Rng(SplitMix64);
 
 impl Rng {
@@ -336,7 +344,7 @@ impl TeachingSet {
         let creature_passages = config.passages - distractors;
         // About one creature in two gets a second passage.
         let n_creatures = (creature_passages * 2).div_ceil(3);
-        let creatures: Vec<Creature> = (0..n_creatures)
+        let mut creatures: Vec<Creature> = (0..n_creatures)
             .map(|_| {
                 let syllables = 2 + usize::from(rng.chance(40));
                 let name = invent_name(&mut rng, syllables, "", &mut taken);
@@ -348,14 +356,24 @@ impl TeachingSet {
             })
             .collect();
 
+        if config.twin_percent > 0 && config.world != World::Paraphrase {
+            return Err("near twins (twin_percent) exist only in the paraphrase world".into());
+        }
         let mut passages: Vec<Passage> = Vec::with_capacity(config.passages);
         for c in 0..creature_passages {
             // Every creature first, then second passages for random ones.
             let creature = if c < n_creatures { c } else { rng.below(n_creatures) };
+            let before = rng.clone();
             passages.push(match config.world {
                 World::Lexical => lexical::creature_passage(&mut rng, &regions, &creatures, creature),
                 World::Paraphrase => paraphrase::creature_passage(&mut rng, &regions, &creatures, creature),
             });
+            if config.twin_percent > 0 && rng.chance(config.twin_percent) {
+                let stated = &passages.last().expect("just pushed").stated;
+                let twin =
+                    paraphrase::near_twin(&mut rng, before, &regions, &mut creatures, creature, stated, &mut taken);
+                passages.push(twin);
+            }
         }
         for _ in 0..distractors {
             passages.push(match config.world {
@@ -668,7 +686,55 @@ mod tests {
             dev_queries: 20,
             test_queries: 20,
             world: World::Lexical,
+            twin_percent: 0,
         }
+    }
+
+    /// A near twin is another creature's passage that differs from the passage before it in one
+    /// stated value, and the judgements (which read only the stated and excluded values) treat it
+    /// as any other passage.
+    #[test]
+    fn near_twins_differ_from_their_original_in_one_stated_value() {
+        let config = TeachingConfig { world: World::Paraphrase, twin_percent: 50, ..small() };
+        let set = TeachingSet::generate(&config).unwrap();
+        // As `generate` counts them: the creatures after these are twins.
+        let first_twin = ((300 - 300 / 8) * 2usize).div_ceil(3);
+        let twins: Vec<(&Passage, &Passage)> = set
+            .passages
+            .iter()
+            .filter(|p| p.creature.is_some_and(|c| c >= first_twin))
+            .map(|twin| {
+                let values = set.creatures[twin.creature.unwrap()].values;
+                let original = set
+                    .passages
+                    .iter()
+                    .find(|p| {
+                        p.creature.is_some_and(|c| {
+                            p.stated.keys().eq(twin.stated.keys())
+                                && set.creatures[c].values.iter().zip(values).filter(|(a, b)| **a != *b).count() == 1
+                        })
+                    })
+                    .expect("a twin's original");
+                (original, twin)
+            })
+            .collect();
+        assert!(twins.len() > 60, "{} twins of ~130 expected", twins.len());
+        for (original, twin) in &twins {
+            let differing = original.stated.iter().filter(|(a, v)| twin.stated.get(a) != Some(v)).count();
+            assert_eq!(differing, 1, "{}\n{}", original.text, twin.text);
+        }
+        // Same draws: most twins' first sentences differ from their original's in at most the name
+        // and one value.
+        let first = |t: &str| t.split(". ").next().unwrap().split(' ').map(str::to_string).collect::<Vec<_>>();
+        let same_frame = twins
+            .iter()
+            .filter(|(o, t)| {
+                let (a, b) = (first(&o.text), first(&t.text));
+                a.len() == b.len() && a.iter().zip(&b).filter(|(x, y)| x != y).count() <= 2
+            })
+            .count();
+        assert!(same_frame * 10 > twins.len() * 8, "{same_frame} of {}", twins.len());
+        assert!(TeachingSet::generate(&TeachingConfig { twin_percent: 50, ..small() }).is_err());
     }
 
     #[test]

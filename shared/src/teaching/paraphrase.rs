@@ -5,11 +5,11 @@
 //! fungi"), and values ruled out ("it never eats fish"), so a passage holding the asked words can
 //! be irrelevant. Relevance is unchanged: the values a passage states (see the parent module).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     Attribute, Creature, NOUNS, Passage, Rng, article, cardinality, clause_sentences, filler, first_sentence,
-    query_frame,
+    invent_name, query_frame,
 };
 
 /// Forms of each value, in the lexical world's value order (its word first).
@@ -258,6 +258,47 @@ pub(super) fn creature_passage(rng: &mut Rng, regions: &[String], creatures: &[C
         stated,
         excluded,
     }
+}
+
+/// A near twin of the passage of `creatures[index]` just written from the generator state
+/// `before` (see `TeachingConfig::twin_percent`): a new creature equal to it but for one stated
+/// value, its passage written from the same state, so the two texts differ in that value (and in
+/// the few draws that depend on the number of creatures), and half the time a sentence naming the
+/// original value where it does not count: ruled out, or given to the original creature. A query
+/// that asks for the original value finds the twin irrelevant although it may hold every asked word.
+pub(super) fn near_twin(
+    rng: &mut Rng,
+    mut before: Rng,
+    regions: &[String],
+    creatures: &mut Vec<Creature>,
+    index: usize,
+    stated: &BTreeMap<Attribute, usize>,
+    taken: &mut BTreeSet<String>,
+) -> Passage {
+    let attrs: Vec<Attribute> = stated.keys().copied().collect();
+    let attr = *rng.pick(&attrs);
+    let original = creatures[index].clone();
+    let v = original.values[attr.index()];
+    let mut values = original.values;
+    values[attr.index()] = other_value(rng, attr, v);
+    let syllables = 2 + usize::from(rng.chance(40));
+    let name = invent_name(rng, syllables, "", taken);
+    creatures.push(Creature { name, values, covering: original.covering });
+    let mut twin = creature_passage(&mut before, regions, creatures, creatures.len() - 1);
+    if rng.chance(50) {
+        let trap = if rng.chance(50) {
+            ruling_out(rng, regions, attr, v)
+        } else if attr.is_adjective() {
+            format!("It is often mistaken for the {}, which is {}.", original.name, adjective(rng, attr, v))
+        } else {
+            format!("Its cousin, the {}, {}.", original.name, stating_phrase(rng, regions, attr, v))
+        };
+        let mut sentences: Vec<&str> = twin.text.split_inclusive(". ").map(str::trim_end).collect();
+        let at = 1 + rng.below(sentences.len());
+        sentences.insert(at, &trap);
+        twin.text = sentences.join(" ");
+    }
+    twin
 }
 
 pub(super) fn distractor_passage(rng: &mut Rng, regions: &[String], creatures: &[Creature]) -> Passage {

@@ -31,6 +31,13 @@ pub struct TeachingArgs {
     /// negations and other creatures' values: word overlap neither necessary nor sufficient).
     #[arg(long, default_value = "lexical", value_parser = ["lexical", "paraphrase"])]
     pub world: String,
+    /// Percent of creature passages followed by a near twin: another creature's passage, written
+    /// with the same draws, that differs in one stated value and often names the original value
+    /// where it does not count (ruled out, or given to the first creature). Extra passages, for a
+    /// world that trains a teacher: minimal pairs that show which value belongs to whom.
+    /// Paraphrase world only.
+    #[arg(long, default_value_t = 0, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub near_twins: u8,
     /// WordPiece vocabulary size of the tokenizer.json trained on the set.
     #[arg(long, default_value_t = 2000, value_name = "N")]
     pub vocab_size: usize,
@@ -44,6 +51,7 @@ pub fn run(args: TeachingArgs) -> Result<()> {
         dev_queries: args.dev_queries,
         test_queries: args.test_queries,
         world: if args.world == "paraphrase" { World::Paraphrase } else { World::Lexical },
+        twin_percent: usize::from(args.near_twins),
     };
     let set = TeachingSet::generate(&config).map_err(|e| anyhow!(e))?;
     let tokenizer =
