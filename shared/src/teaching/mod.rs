@@ -336,6 +336,9 @@ impl TeachingSet {
         if total_queries == 0 {
             return Err("a teaching set needs at least one query".into());
         }
+        if config.twin_percent > 0 && config.world != World::Paraphrase {
+            return Err("near twins (twin_percent) exist only in the paraphrase world".into());
+        }
         let mut rng = Rng(SplitMix64::new(config.seed));
         let mut taken = BTreeSet::new();
         let regions: Vec<String> = (0..REGIONS).map(|_| invent_name(&mut rng, 2, "ia", &mut taken)).collect();
@@ -356,9 +359,6 @@ impl TeachingSet {
             })
             .collect();
 
-        if config.twin_percent > 0 && config.world != World::Paraphrase {
-            return Err("near twins (twin_percent) exist only in the paraphrase world".into());
-        }
         let mut passages: Vec<Passage> = Vec::with_capacity(config.passages);
         for c in 0..creature_passages {
             // Every creature first, then second passages for random ones.
