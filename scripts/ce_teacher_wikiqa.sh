@@ -11,12 +11,15 @@
 # default "adam kd adam-no-dark", seed $SEED (default 1), 55 steps, as the MPNet-taught students,
 # $JOBS (default 2) at a time; with $LAYERS = K, the checkpoint's first K layers, named
 # <method>-lK-seed<k>; with $LR, that learning rate instead of 2e-5, named <method>-lr<LR>-...;
-# with $STEPS, that many steps instead of 55, named <method>-...-s<STEPS>-seed<k>),
+# with $STEPS, that many steps instead of 55, named <method>-...-s<STEPS>-seed<k>; with
+# $NOISY = delete, noisy positives with pieces deleted instead of masked (`[adam.dark] noisy_mode`,
+# which must match WORK/scores.jsonl's), named <method>-delete-...),
 # full (those students retrieving from all of WikiQA test's sentences), ensemble (CE + MPNet,
 # the weight chosen on 300 SelQA dev questions), rerank-student (CE over the zero-shot
 # student's top 100).
 # students and full need only WORK/scores.jsonl: for MPNet's students, gunzip
-# benchmarks/wikiqa-teachers/mpnet.scores.jsonl.gz there instead of running teacher and score.
+# benchmarks/wikiqa-teachers/mpnet.scores.jsonl.gz there instead of running teacher and score,
+# or run score with $TEACHER set to MPNet's folder (the scoring model; default WORK/teacher).
 # Default: all, in that order. Every output lands in WORK (outside the repository); a step whose
 # output exists is skipped, so rerunning resumes. Seconds per step go to WORK/times.txt.
 # Needs: `adam` on PATH or $ADAM, fixtures at $ADAM_FIXTURES (default ../shared), and for the
@@ -39,8 +42,10 @@ jobs="${JOBS:-2}"
 layers="${LAYERS:-}"
 lr="${LR:-}"
 train_steps="${STEPS:-}"
+noisy="${NOISY:-}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
+teacher="${TEACHER:-$work/teacher}"
 
 # shellcheck source=step.sh
 source "$repo/scripts/step.sh"
@@ -89,23 +94,23 @@ train_teacher() {
 score_shards() {
   local jobs=()
   for i in 1 2; do
-    RAYON_NUM_THREADS=1 "$adam" teacher score --model "$work/teacher" \
+    RAYON_NUM_THREADS=1 "$adam" teacher score --model "$teacher" \
       --student-tokenizer "$minilm/tokenizer.json" --data "$wikiqa" --split train \
       --negatives "$work/negatives.train.jsonl" --output "$work/scores.jsonl" \
       --config "$work/distill-base.toml" --negatives-per-query 7 --max-length 128 --shard "$i/2" &
     jobs+=($!)
   done
   for j in "${jobs[@]}"; do wait "$j"; done
-  "$adam" teacher score --model "$work/teacher" --student-tokenizer "$minilm/tokenizer.json" \
+  "$adam" teacher score --model "$teacher" --student-tokenizer "$minilm/tokenizer.json" \
     --data "$wikiqa" --split train --negatives "$work/negatives.train.jsonl" \
     --output "$work/scores.jsonl" --config "$work/distill-base.toml" --negatives-per-query 7 \
     --max-length 128 --merge 2
 }
 
-# A student's run name: METHOD, -lK for a K-layer student, -lrX for another learning rate, -sN for
-# another number of steps, -seedN.
+# A student's run name: METHOD, -delete for deleted noisy positives, -lK for a K-layer student,
+# -lrX for another learning rate, -sN for another number of steps, -seedN.
 run_name() { # METHOD
-  echo "$1${layers:+-l$layers}${lr:+-lr$lr}${train_steps:+-s$train_steps}-seed$seed"
+  echo "$1${noisy:+-$noisy}${layers:+-l$layers}${lr:+-lr$lr}${train_steps:+-s$train_steps}-seed$seed"
 }
 
 student_config() { # METHOD
@@ -117,6 +122,7 @@ student_config() { # METHOD
     -e "s|^teacher_scores = .*|teacher_scores = \"$work/scores.jsonl\"|" \
     -e "${lr:+s|^lr = .*|lr = $lr|}" \
     -e "${train_steps:+s|^steps = .*|steps = $train_steps|}" \
+    -e "${noisy:+s|^noisy_mode = .*|noisy_mode = \"$noisy\"|}" \
     -e "s|^model = .*|model = \"$minilm\"${layers:+\\nlayers = $layers}|" \
     "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$dir/distill.toml"
 }
@@ -199,7 +205,8 @@ for s in "${steps[@]}"; do
   score)
     step "$work/negatives.train.jsonl" "$adam" negatives --data "$wikiqa" --split train \
       --output "$work/negatives.train.jsonl" --top-k 30 --depth 100
-    cp "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" "$work/distill-base.toml"
+    sed -e "${noisy:+s|^noisy_mode = .*|noisy_mode = \"$noisy\"|}" \
+      "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$work/distill-base.toml"
     step "$work/scores.jsonl" score_shards
     step "$work/inspect" "$adam" teacher inspect --scores "$work/scores.jsonl" --output "$work/inspect"
     python3 "$repo/scripts/soft_label_entropy.py" "$work/scores.jsonl" | tee "$work/entropy.txt"
