@@ -310,6 +310,12 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
         let r = drive(&server.url("/"), mode, &shots, &query);
         let backend = r["backend"].as_str().unwrap_or("");
         assert_eq!(backend.trim(), mode, "backend notice: {r}");
+        if mode == "webgpu" {
+            // Unasked, the page leaves a software adapter (SwiftShader here) for the faster CPU path.
+            assert_eq!(r["auto_backend"].as_str(), Some("cpu"), "the page's own choice on SwiftShader: {r}");
+            let why = r["auto_why"].as_str().unwrap_or("");
+            assert!(why.contains("software") && why.contains("?backend=webgpu"), "the reason shown: {why}");
+        }
         assert_close(&floats(&r["teacher"]), &floats(&expected["teacher"]), &format!("{mode} teacher"));
         assert_close(&floats(&r["student"]), &floats(&expected["student"]), &format!("{mode} student"));
         // The walk-through a class reads: the same numbers as `adam soft-labels --json`.

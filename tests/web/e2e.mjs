@@ -1,6 +1,7 @@
 // Drives the demo in headless Chromium and prints one JSON line for tests/tests/web.rs.
 //   node e2e.mjs URL MODE SCREENSHOT_DIR SEARCH_QUERY
-// MODE: webgpu (SwiftShader WebGPU adapter), cpu (no adapter), broken (expects an error message).
+// MODE: webgpu (SwiftShader WebGPU adapter: the page's own choice, then ?backend=webgpu), cpu (no
+// adapter), broken (expects an error message).
 import { chromium } from 'playwright-core';
 
 const [url, mode, shots, query] = process.argv.slice(2);
@@ -24,8 +25,21 @@ try {
   page.setDefaultTimeout(TIMEOUT);
   page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  let target = url;
+  if (mode === 'webgpu') {
+    // Left to itself the page runs on the CPU when the only adapter is a software one (this
+    // machine's SwiftShader); ?backend=webgpu makes it use the adapter so its figures are measured.
+    await page.goto(url);
+    await page.waitForFunction(() => {
+      const b = document.querySelector('[data-testid=backend]');
+      return b && b.textContent.trim() !== 'choosing…';
+    });
+    result.auto_backend = (await page.textContent('[data-testid=backend]')).trim();
+    result.auto_why = (await page.textContent('.why')).trim();
+    target = url + (url.includes('?') ? '&' : '?') + 'backend=webgpu';
+  }
   const started = Date.now();
-  await page.goto(url);
+  await page.goto(target);
 
   if (mode === 'broken') {
     const el = await page.waitForSelector('[data-testid=error]');

@@ -11,6 +11,7 @@ use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
 use adam_core::softlabels::{self, LabSettings, Mark, Segment};
 use adam_core::tokenize::TextTokenizer;
 use burn::tensor::{Device, Tensor};
+use wasm_bindgen::JsValue;
 
 use crate::fetch::now_ms;
 
@@ -29,17 +30,37 @@ impl Backend {
     }
 }
 
-/// WebGPU through burn's wgpu runtime when the browser gives an adapter, else burn's flex CPU
-/// backend; the string says why the CPU was chosen.
+/// WebGPU through burn's wgpu runtime when the browser gives a hardware adapter, else burn's flex
+/// CPU backend; the string says why. A software adapter (SwiftShader, lavapipe, WARP) emulates the
+/// GPU on the processor and runs these models 25-130x slower than the CPU path (BENCHMARKS.md, "The
+/// page's wasm"), so the CPU is chosen there unless `?backend=webgpu` asks for it; `?backend=cpu`
+/// skips WebGPU everywhere.
 pub async fn pick_device() -> (Backend, Device, String) {
-    let has_gpu = web_sys::window()
-        .map(|w| js_sys::Reflect::has(&w.navigator(), &wasm_bindgen::JsValue::from_str("gpu")).unwrap_or(false))
-        .unwrap_or(false);
-    if !has_gpu {
+    let asked = url_param("backend");
+    if asked.as_deref() == Some("cpu") {
+        return (Backend::Cpu, Device::flex(), "?backend=cpu".into());
+    }
+    let gpu = web_sys::window().and_then(|w| js_sys::Reflect::get(&w.navigator(), &JsValue::from_str("gpu")).ok());
+    let Some(gpu) = gpu.filter(|g| !g.is_undefined() && !g.is_null()) else {
         return (Backend::Cpu, Device::flex(), "this browser has no WebGPU (navigator.gpu)".into());
+    };
+    let forced = asked.as_deref() == Some("webgpu");
+    if !forced {
+        if let Some(name) = software_adapter(&gpu).await {
+            return (
+                Backend::Cpu,
+                Device::flex(),
+                format!(
+                    "the WebGPU adapter is a software one ({name}), slower than the CPU here; ?backend=webgpu uses it"
+                ),
+            );
+        }
     }
     match Device::wgpu_options().init_async().await {
-        Ok(device) => (Backend::WebGpu, device, "WebGPU adapter found".into()),
+        Ok(device) => {
+            let why = if forced { "?backend=webgpu" } else { "WebGPU adapter found" };
+            (Backend::WebGpu, device, why.into())
+        }
         Err(e) => {
             // wgpu's reason is long and technical: the console keeps it, the page says it briefly.
             web_sys::console::warn_1(&format!("adam: WebGPU unavailable, using the CPU: {e}").into());
@@ -50,6 +71,45 @@ pub async fn pick_device() -> (Backend, Device, String) {
             )
         }
     }
+}
+
+fn url_param(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
+}
+
+/// The adapter's name when the browser's default WebGPU adapter emulates a GPU in software: the
+/// adapter says so (`isFallbackAdapter`) or its vendor, architecture or description names a known
+/// software rasteriser. Read through `Reflect` because these fields are newer than web-sys' stable
+/// bindings; `None` when the adapter is a hardware one or cannot be asked.
+async fn software_adapter(gpu: &JsValue) -> Option<String> {
+    use js_sys::Reflect;
+    use wasm_bindgen::JsCast;
+    let request: js_sys::Function = Reflect::get(gpu, &"requestAdapter".into()).ok()?.dyn_into().ok()?;
+    let promise: js_sys::Promise = request.call0(gpu).ok()?.dyn_into().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    if adapter.is_null() || adapter.is_undefined() {
+        return None;
+    }
+    let info = Reflect::get(&adapter, &"info".into()).ok().filter(|i| i.is_object());
+    let field = |key: &str| {
+        info.as_ref().and_then(|i| Reflect::get(i, &key.into()).ok()).and_then(|v| v.as_string()).unwrap_or_default()
+    };
+    let name = ["vendor", "architecture", "description"]
+        .map(field)
+        .into_iter()
+        .filter(|v| !v.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    web_sys::console::log_1(&format!("adam: WebGPU adapter `{name}`").into());
+    // Newer browsers keep the flag in `info`, older ones on the adapter.
+    let flagged = [info.clone().unwrap_or(JsValue::UNDEFINED), adapter]
+        .iter()
+        .any(|o| Reflect::get(o, &"isFallbackAdapter".into()).ok().and_then(|v| v.as_bool()) == Some(true));
+    let lower = name.to_lowercase();
+    let named =
+        ["swiftshader", "lavapipe", "llvmpipe", "microsoft basic render", "warp"].iter().any(|s| lower.contains(s));
+    (flagged || named).then(|| if name.is_empty() { "a fallback adapter".into() } else { name })
 }
 
 /// A (query pieces, passage pieces) pair, the key of the teacher's score cache.
