@@ -45,16 +45,12 @@ pub async fn pick_device() -> (Backend, Device, String) {
         return (Backend::Cpu, Device::flex(), "this browser has no WebGPU (navigator.gpu)".into());
     };
     let forced = asked.as_deref() == Some("webgpu");
-    if !forced {
-        if let Some(name) = software_adapter(&gpu).await {
-            return (
-                Backend::Cpu,
-                Device::flex(),
-                format!(
-                    "the WebGPU adapter is a software one ({name}), slower than the CPU here; ?backend=webgpu uses it"
-                ),
-            );
-        }
+    if !forced && let Some(name) = software_adapter(&gpu).await {
+        return (
+            Backend::Cpu,
+            Device::flex(),
+            format!("the WebGPU adapter is a software one ({name}), slower than the CPU here; ?backend=webgpu uses it"),
+        );
     }
     match Device::wgpu_options().init_async().await {
         Ok(device) => {
