@@ -298,6 +298,12 @@ fn article(word: &str) -> &'static str {
     if word.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
 }
 
+/// A new creature's name: two syllables, three for two creatures in five.
+fn creature_name(rng: &mut Rng, taken: &mut BTreeSet<String>) -> String {
+    let syllables = 2 + usize::from(rng.chance(40));
+    invent_name(rng, syllables, "", taken)
+}
+
 /// A new invented word of `syllables` syllables that is not in `taken`.
 fn invent_name(rng: &mut Rng, syllables: usize, suffix: &str, taken: &mut BTreeSet<String>) -> String {
     loop {
@@ -349,8 +355,7 @@ impl TeachingSet {
         let n_creatures = (creature_passages * 2).div_ceil(3);
         let mut creatures: Vec<Creature> = (0..n_creatures)
             .map(|_| {
-                let syllables = 2 + usize::from(rng.chance(40));
-                let name = invent_name(&mut rng, syllables, "", &mut taken);
+                let name = creature_name(&mut rng, &mut taken);
                 let mut values = [0; 7];
                 for attr in Attribute::ALL {
                     values[attr.index()] = rng.below(cardinality(attr));

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    Attribute, Creature, NOUNS, Passage, Rng, article, cardinality, clause_sentences, filler, first_sentence,
-    invent_name, query_frame,
+    Attribute, Creature, NOUNS, Passage, Rng, article, cardinality, clause_sentences, creature_name, filler,
+    first_sentence, query_frame,
 };
 
 /// Forms of each value, in the lexical world's value order (its word first).
@@ -281,8 +281,7 @@ pub(super) fn near_twin(
     let v = original.values[attr.index()];
     let mut values = original.values;
     values[attr.index()] = other_value(rng, attr, v);
-    let syllables = 2 + usize::from(rng.chance(40));
-    let name = invent_name(rng, syllables, "", taken);
+    let name = creature_name(rng, taken);
     creatures.push(Creature { name, values, covering: original.covering });
     let mut twin = creature_passage(&mut before, regions, creatures, creatures.len() - 1);
     if rng.chance(50) {
