@@ -14,6 +14,7 @@ use burn::tensor::{Device, Tensor};
 use wasm_bindgen::JsValue;
 
 use crate::fetch::now_ms;
+use crate::state::url_param;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -67,11 +68,6 @@ pub async fn pick_device() -> (Backend, Device, String) {
             )
         }
     }
-}
-
-fn url_param(name: &str) -> Option<String> {
-    let search = web_sys::window()?.location().search().ok()?;
-    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
 }
 
 /// The adapter's name when the browser's default WebGPU adapter emulates a GPU in software: the

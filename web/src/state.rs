@@ -40,13 +40,17 @@ pub enum Phase {
 
 /// The assets' URL prefix: `?assets=URL` or `assets/` beside the page.
 pub fn assets_base() -> String {
-    let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
-    let from_query = web_sys::UrlSearchParams::new_with_str(&search).ok().and_then(|p| p.get("assets"));
-    let mut base = from_query.filter(|b| !b.is_empty()).unwrap_or_else(|| "assets/".into());
+    let mut base = url_param("assets").filter(|b| !b.is_empty()).unwrap_or_else(|| "assets/".into());
     if !base.ends_with('/') {
         base.push('/');
     }
     base
+}
+
+/// The value of `?NAME=` in the page's address.
+pub fn url_param(name: &str) -> Option<String> {
+    let search = web_sys::window()?.location().search().ok()?;
+    web_sys::UrlSearchParams::new_with_str(&search).ok()?.get(name)
 }
 
 /// Records a measurement in `window.__adam` and logs `adam-metric NAME=VALUE`.
