@@ -230,6 +230,76 @@ fn teacher_score_resumes_an_interrupted_cache() {
     assert!(stderr(&out).contains("negatives_per_query"), "{}", stderr(&out));
 }
 
+#[test]
+fn a_resumed_teacher_ends_like_an_uninterrupted_one() {
+    let Some(setup) = setup() else { return };
+    let dir = setup.dir.join("teacher-resume");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A tiny teacher from scratch with dropout (so the random masks must resume too), two
+    // micro-batches per step (so must the data position), 6 steps, a checkpoint every 2.
+    let config = tiny_config(&dir, 0.1);
+    let train = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "teacher",
+            "train",
+            "--config",
+            s(&config),
+            "--tokenizer",
+            s(&setup.tokenizer),
+            "--data",
+            s(&setup.data),
+            "--negatives",
+            s(&setup.negatives),
+            "--steps",
+            "6",
+            "--batch-size",
+            "2",
+            "--grad-accumulation",
+            "2",
+            "--group-size",
+            "4",
+            "--negatives-depth",
+            "6",
+            "--lr",
+            "1e-3",
+            "--warmup-ratio",
+            "0.2",
+            "--max-length",
+            "48",
+            "--checkpoint-every",
+            "2",
+        ];
+        let (output, log) = (dir.join(name), dir.join(format!("{name}.log.jsonl")));
+        let (output, log) = (output.to_str().unwrap().to_string(), log.to_str().unwrap().to_string());
+        args.extend(["--output", &output, "--log", &log]);
+        args.extend(extra);
+        adam(&args)
+    };
+    let whole = train("whole", &[]);
+    assert!(whole.status.success(), "{}", stderr(&whole));
+    // Killed after step 5: the last checkpoint is step 4, and the log already has step 5.
+    let cut = train("cut", &["--halt-after-step", "5"]);
+    assert!(cut.status.success(), "{}", stderr(&cut));
+    assert!(!dir.join("cut").exists(), "a halted run wrote the teacher");
+    assert!(dir.join("cut.checkpoint/state.json").is_file());
+    assert_eq!(log_lines(&dir.join("cut.log.jsonl")).len(), 5);
+    // Without --resume the checkpoint is not overwritten; with other options it is refused.
+    let refused = train("cut", &[]);
+    assert!(!refused.status.success() && stderr(&refused).contains("--resume"), "{}", stderr(&refused));
+    let other = train("cut", &["--resume", "--seed", "43"]);
+    assert!(!other.status.success() && stderr(&other).contains("seed"), "{}", stderr(&other));
+    let resumed = train("cut", &["--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("resuming at step 4 of 6"), "{}", stderr(&resumed));
+    assert!(!dir.join("cut.checkpoint").exists(), "a finished run keeps its checkpoint");
+
+    let text = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
+    assert_eq!(text("whole.log.jsonl").lines().count(), 6);
+    assert_eq!(text("whole.log.jsonl"), text("cut.log.jsonl"), "losses of the resumed run differ");
+    let weights = |name: &str| std::fs::read(dir.join(name).join("model.safetensors")).unwrap();
+    assert!(weights("whole") == weights("cut"), "final weights differ");
+}
+
 /// A tiny BERT config (vocabulary of all-MiniLM-L6-v2's tokenizer).
 fn tiny_config(dir: &Path, dropout: f64) -> PathBuf {
     let path = dir.join("tiny-config.json");

@@ -1,7 +1,7 @@
 //! `adam teacher train`: fine-tune a cross-encoder (or train one from scratch) with listwise
 //! cross-entropy over (positive, negatives) groups.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use adam_core::config::Architecture;
@@ -10,15 +10,19 @@ use adam_core::loader::LoadedCrossEncoder;
 use adam_core::loss::contrastive_loss;
 use adam_core::model::CrossEncoderModel;
 use adam_core::tokenize::TextTokenizer;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use crate::backend::Backend;
+use crate::checkpoint;
 use crate::data_parallel::PeerArgs;
+use crate::distill_config::first_difference;
 use crate::instances::{Collection, Instance, InstanceArgs, PieceCache, key_of, sample_negatives};
 use crate::models::{load_teacher, save_cross_encoder, scratch_teacher};
 use crate::optim::{OptimConfig, Optimizer, initialize_params};
-use crate::train_loop::{MicroBatch, MicroLoss, Outcome, Schedule, StepLog, Task, Training, train};
+use crate::train_loop::{
+    CheckpointState, Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepLog, Task, Training, train,
+};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("start").required(true).args(["model", "config"])))]
@@ -82,10 +86,57 @@ pub struct TrainArgs {
     /// Save the weights as f16.
     #[arg(long)]
     pub half: bool,
+    /// Write a checkpoint (weights, optimizer moments, data position) every N steps into
+    /// `<output>.checkpoint`, so that a killed run can go on with --resume (0: never).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub checkpoint_every: usize,
+    /// Continue from `<output>.checkpoint`: the run ends as an uninterrupted one would.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stop after this step as if the process were killed (for testing --resume).
+    #[arg(long, hide = true)]
+    pub halt_after_step: Option<usize>,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
     #[command(flatten)]
     pub peers: PeerArgs,
+}
+
+impl TrainArgs {
+    /// What decides the run's result, recorded with each checkpoint so that a resume with other
+    /// values is refused (the log, the backend, the peers and checkpointing itself may change).
+    fn run_config(&self) -> serde_json::Value {
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        serde_json::json!({
+            "model": path(&self.model),
+            "config": path(&self.config),
+            "tokenizer": path(&self.tokenizer),
+            "new_head": self.new_head,
+            "data": self.instances.data.display().to_string(),
+            "negatives": path(&self.instances.negatives),
+            "split": self.instances.split,
+            "max_queries": self.instances.max_queries,
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "batch_size": self.batch_size,
+            "group_size": self.group_size,
+            "negatives_depth": self.negatives_depth,
+            "max_length": self.max_length,
+            "lr": self.lr,
+            "head_lr": self.head_lr,
+            "warmup_ratio": self.warmup_ratio,
+            "weight_decay": self.weight_decay,
+            "max_grad_norm": self.max_grad_norm,
+            "grad_accumulation": self.grad_accumulation,
+            "seed": self.seed,
+        })
+    }
+}
+
+/// `<output>.checkpoint`, beside the output folder (which is written only at the end).
+fn checkpoint_dir(output: &Path) -> PathBuf {
+    let name = output.file_name().map_or_else(|| "teacher".into(), |n| n.to_string_lossy().into_owned());
+    output.with_file_name(format!("{name}.checkpoint"))
 }
 
 /// A `[rows, cols]` mask, true where `present[r]` is less than or equal to the column.
@@ -111,6 +162,28 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     args.peers
         .check_grad_accumulation(args.grad_accumulation, format!("--grad-accumulation {}", args.grad_accumulation))?;
+    // Peers other than 0 read and write no checkpoint: peer 0 gives them its weights and step.
+    let leader = args.peers.is_leader();
+    let run_config = args.run_config();
+    let checkpoint_dir = checkpoint_dir(&args.output);
+    let state: Option<CheckpointState> = if leader { checkpoint::load_state(&checkpoint_dir)? } else { None };
+    if state.is_some() && !args.resume {
+        bail!(
+            "{} holds a checkpoint: pass --resume to continue that run, or delete it to start again",
+            checkpoint_dir.display()
+        );
+    }
+    if let Some(s) = &state
+        && let Some(diff) = first_difference(&s.config, &run_config, "")
+    {
+        bail!(
+            "the options changed since the checkpoint in {} ({diff}); resume with the same ones",
+            checkpoint_dir.display()
+        );
+    }
+    if args.resume && state.is_none() && leader {
+        eprintln!("no checkpoint in {}: starting from the beginning", checkpoint_dir.display());
+    }
     let (beir, instances) = args.instances.load()?;
     let device = args.backend.device()?;
     let ad = device.autodiff();
@@ -135,10 +208,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (true, Architecture::MPNet) => &["classifier", "pooler"],
     };
     let mut optimizer = Optimizer::new(&optim_config, total_steps, head);
+    let resumed_at = state.as_ref().map(|s| s.step);
+    let mut model = model;
+    if let Some(s) = &state {
+        model = checkpoint::load_model(&checkpoint_dir, model)?;
+        optimizer = checkpoint::load_optimizer(&checkpoint_dir, optimizer)?;
+        eprintln!("resuming at step {} of {total_steps}", s.step);
+    }
     // Written as training goes (one flushed line per step), so a long run can be followed; by
-    // peer 0 alone in a data-parallel run.
-    let leader = args.peers.is_leader();
-    let log = args.log.as_deref().filter(|_| leader).map(StepLog::create).transpose()?;
+    // peer 0 alone in a data-parallel run. A resumed run keeps the lines up to its checkpoint.
+    let log =
+        args.log.as_deref().filter(|_| leader).map(|p| StepLog::resume(p, resumed_at.unwrap_or(0))).transpose()?;
     let peers = args.peers.connect()?;
     let mut task = TeacherTask {
         args: &args,
@@ -154,21 +234,31 @@ pub fn run(args: TrainArgs) -> Result<()> {
         schedule: &schedule,
         label: "training steps",
         log,
-        checkpoints: None,
-        resumed_at: None,
-        halt_after_step: None,
+        checkpoints: leader.then_some(Checkpoints {
+            dir: &checkpoint_dir,
+            every: args.checkpoint_every,
+            config: &run_config,
+        }),
+        resumed_at,
+        halt_after_step: args.halt_after_step,
         peers: peers.as_ref(),
     };
-    let Outcome::Finished(model) = train(model, &mut optimizer, training, &mut task)? else {
-        unreachable!("a run without --halt-after-step finishes");
+    let model = match train(model, &mut optimizer, training, &mut task)? {
+        Outcome::Finished(model) => model,
+        Outcome::Halted => return Ok(()),
     };
     if !leader {
         eprintln!("peer {} done: peer 0 saves the teacher", args.peers.rank);
         return Ok(());
     }
     save_cross_encoder(&args.output, &model, &config, &tokenizer, args.model.as_deref(), args.half)?;
+    // The run is complete: its checkpoint is no longer needed (and would block a rerun).
+    if checkpoint_dir.exists() {
+        std::fs::remove_dir_all(&checkpoint_dir).with_context(|| format!("removing {}", checkpoint_dir.display()))?;
+    }
     eprintln!(
-        "trained {total_steps} steps on {n} queries in {:.1} s; teacher saved to {}",
+        "trained {} steps on {n} queries in {:.1} s; teacher saved to {}",
+        total_steps - resumed_at.unwrap_or(0),
         start.elapsed().as_secs_f64(),
         args.output.display()
     );
