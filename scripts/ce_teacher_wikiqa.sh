@@ -5,7 +5,9 @@
 #
 #     bash scripts/ce_teacher_wikiqa.sh WORK [STEP...]
 #
-# STEP: teacher (merge, negatives, train: 2 data-parallel peers of one thread each),
+# STEP: teacher (merge, negatives, train: 2 data-parallel peers of one thread each, from $BASE
+# (default all-MiniLM-L6-v2) at learning rate $TEACHER_LR (default 5e-5), a checkpoint every 10
+# steps, so that rerunning the step after a kill resumes the training),
 # measure (WikiQA test: the labelled candidates and BM25's top 100), score (its soft labels on
 # WikiQA train, BM25's 7 negatives, dark examples; then `teacher inspect`), students ($METHODS,
 # default "adam kd adam-no-dark", seed $SEED (default 1), 55 steps, as the MPNet-taught students,
@@ -42,6 +44,8 @@ jobs="${JOBS:-2}"
 layers="${LAYERS:-}"
 lr="${LR:-}"
 train_steps="${STEPS:-}"
+base="${BASE:-$minilm}"
+teacher_lr="${TEACHER_LR:-5e-5}"
 noisy="${NOISY:-}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
@@ -80,11 +84,11 @@ eval_json() { # DATA SPLIT RUN OUT_PREFIX
 train_teacher() {
   local peers=()
   for rank in 0 1; do
-    RAYON_NUM_THREADS=1 "$adam" teacher train --model "$minilm" --new-head --data "$work/data" \
+    RAYON_NUM_THREADS=1 "$adam" teacher train --model "$base" --new-head --data "$work/data" \
       --negatives "$work/neg.train.jsonl" --output "$work/teacher.tmp" --negatives-depth 16 \
       --epochs 1 --batch-size 4 --grad-accumulation 2 --group-size 8 --max-length 96 \
-      --lr 5e-5 --head-lr 1e-3 --warmup-ratio 0.1 --log "$work/teacher.log.jsonl" \
-      --peers 2 --rank "$rank" --coordinator 127.0.0.1:29633 &
+      --lr "$teacher_lr" --head-lr 1e-3 --warmup-ratio 0.1 --log "$work/teacher.log.jsonl" \
+      --checkpoint-every 10 --resume --peers 2 --rank "$rank" --coordinator 127.0.0.1:29633 &
     peers+=($!)
   done
   for p in "${peers[@]}"; do wait "$p"; done
