@@ -10,7 +10,8 @@
 # STEP: world (both worlds; BM25 on the test world; the demo's teacher config), negatives (BM25's
 # top 30 for the training world's queries, and a second file: the whole top 100, positives only
 # those in it), train ($NAME: config $CONFIG, $STEPS steps at $LR, warm-up $WARMUP, groups from
-# $NEGATIVES: top30 or top100; $FROM: go on from that teacher; $SEED), measure ($NAME reranks
+# $NEGATIVES: top30, top100, or twins (with TWINS: each group a positive, the near twins of up to
+# three positives, and BM25's 4 hardest: scripts/twin_negatives.py); $FROM: go on from that teacher; $SEED), measure ($NAME reranks
 # the test world's BM25 top 100: nDCG@10 and the first results' grades), marked (train and measure with "§" before the query's words in every
 # pair: scripts/mark_query_words.py), overlap (query words shared by the positives and by the
 # negatives of both group files), canonical (BM25 once every form of a value is one token: what a
@@ -23,6 +24,7 @@
 #   NAME=a STEPS=3000          NAME=b STEPS=4000 CONFIG=four-layers.json
 #   NAME=d STEPS=9000 WARMUP=0.02          NAME=u NEGATIVES=top100          NAME=m (step marked)
 #   NAME=e FROM=d STEPS=6000 LR=5e-4 WARMUP=0.02 SEED=7 (6,000 more steps of d)
+#   TWINS=50 NAME=a STEPS=3000 (a fresh WORK)          TWINS=50 NAME=t NEGATIVES=twins (the same WORK)
 # Needs `adam` on PATH or $ADAM.
 set -euo pipefail
 
@@ -126,7 +128,12 @@ for s in "${steps[@]}"; do
       case "$negatives_from" in
         top30) step "$work/$name" train "$work/train" "$work/negatives.train.jsonl" ;;
         top100) step "$work/$name" train "$work/train" "$work/top100.train.jsonl" --negatives-depth 100 ;;
-        *) echo "NEGATIVES=$negatives_from: top30 or top100" >&2; exit 1 ;;
+        twins)
+          step "$work/twins.train.jsonl" python3 "$repo/scripts/twin_negatives.py" "$work/train" \
+            "$work/negatives.train.jsonl" "$work/twins.train.jsonl"
+          step "$work/$name" train "$work/train" "$work/twins.train.jsonl" --negatives-depth 7
+          ;;
+        *) echo "NEGATIVES=$negatives_from: top30, top100 or twins" >&2; exit 1 ;;
       esac
       ;;
     measure)
