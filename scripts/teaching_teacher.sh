@@ -15,7 +15,10 @@
 # the test world's BM25 top 100: nDCG@10 and the first results' grades), marked (train and measure with "§" before the query's words in every
 # pair: scripts/mark_query_words.py), overlap (query words shared by the positives and by the
 # negatives of both group files), canonical (BM25 once every form of a value is one token: what a
-# teacher that knows only the synonyms could reach). Default: world negatives train measure.
+# teacher that knows only the synonyms could reach), pretrain (the teacher's config as a masked
+# language model on the training world's passages and queries, $PRETRAIN_STEPS steps of 64 texts,
+# default 5000, into WORK/mlm: train with FROM=mlm to start from it). Default: world negatives
+# train measure.
 # TWINS=P: the training world gets near twins after P % of its creature passages (minimal pairs:
 # `adam teaching-set --near-twins`); use a fresh WORK for it.
 # Outputs land in WORK (outside the repository); a step whose output exists is skipped, so
@@ -25,6 +28,7 @@
 #   NAME=d STEPS=9000 WARMUP=0.02          NAME=u NEGATIVES=top100          NAME=m (step marked)
 #   NAME=e FROM=d STEPS=6000 LR=5e-4 WARMUP=0.02 SEED=7 (6,000 more steps of d)
 #   TWINS=50 NAME=a STEPS=3000 (a fresh WORK)          TWINS=50 NAME=t NEGATIVES=twins (the same WORK)
+#   TWINS=50 NAME=p FROM=mlm (steps pretrain train measure; the same WORK)
 # Needs `adam` on PATH or $ADAM.
 set -euo pipefail
 
@@ -85,6 +89,8 @@ train() { # DATA NEGATIVES...
   # From scratch with the test world's tokenizer, or on from the teacher $FROM.
   if [ -n "${FROM:-}" ]; then
     start=(--model "$work/$FROM")
+    # A pre-trained encoder (step pretrain) has no classification head yet.
+    grep -q ForSequenceClassification "$work/$FROM/config.json" || start+=(--new-head)
   else
     start=(--config "$config" --tokenizer "$work/test/tokenizer.json")
   fi
@@ -116,6 +122,11 @@ for s in "${steps[@]}"; do
       step "$work/bm25.test.run" "$adam" negatives --data "$work/test" --split test --output "$work/neg.test.jsonl" \
         --top-k 1 --depth 300 --rel-threshold 2 --run "$work/bm25.test.run"
       [ -e "$work/teacher-config.json" ] || demo_config
+      ;;
+    pretrain)
+      step "$work/mlm" "$adam" teacher pretrain --config "$config" --tokenizer "$work/test/tokenizer.json" \
+        --data "$work/train" --split train --output "$work/mlm" --steps "${PRETRAIN_STEPS:-5000}" --batch-size 64 \
+        --max-length 64 --lr 1e-3 --warmup-ratio 0.05 --log "$work/mlm.log.jsonl" --checkpoint-every 500 --resume
       ;;
     negatives)
       step "$work/negatives.train.jsonl" "$adam" negatives --data "$work/train" --split train \
@@ -158,7 +169,7 @@ for s in "${steps[@]}"; do
       python3 "$repo/scripts/canonical_bm25.py" "$work/test"
       ;;
     *)
-      echo "unknown step $s (world, negatives, train, measure, marked, overlap, canonical)" >&2
+      echo "unknown step $s (world, negatives, train, measure, marked, overlap, canonical, pretrain)" >&2
       exit 1
       ;;
   esac

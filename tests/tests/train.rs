@@ -300,6 +300,87 @@ fn a_resumed_teacher_ends_like_an_uninterrupted_one() {
     assert!(weights("whole") == weights("cut"), "final weights differ");
 }
 
+#[test]
+fn pretraining_lowers_the_masked_word_loss_and_starts_a_teacher() {
+    let Some(setup) = setup() else { return };
+    let dir = setup.dir.join("pretrain");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = tiny_config(&dir, 0.0);
+    let pretrain = |name: &str| {
+        let (output, log) = (dir.join(name), dir.join(format!("{name}.log.jsonl")));
+        run_ok(&[
+            "teacher",
+            "pretrain",
+            "--config",
+            s(&config),
+            "--tokenizer",
+            s(&setup.tokenizer),
+            "--data",
+            s(&setup.data),
+            "--output",
+            s(&output),
+            "--steps",
+            "30",
+            "--batch-size",
+            "16",
+            "--max-length",
+            "32",
+            "--lr",
+            "3e-3",
+            "--log",
+            s(&log),
+        ]);
+        (std::fs::read(output.join("model.safetensors")).unwrap(), log_lines(&log))
+    };
+    let (weights, log) = pretrain("mlm");
+    assert_eq!(log.len(), 30);
+    let mean =
+        |r: std::ops::Range<usize>| r.clone().map(|i| log[i]["loss"].as_f64().unwrap()).sum::<f64>() / r.len() as f64;
+    // 30,522 pieces: a model that knows nothing starts near ln 30522 = 10.3.
+    assert!((mean(0..3) - 30522f64.ln()).abs() < 1.0, "first steps: {}", mean(0..3));
+    assert!(mean(25..30) < mean(0..3) - 0.5, "the loss did not fall: {} → {}", mean(0..3), mean(25..30));
+    let (again, _) = pretrain("mlm-again");
+    assert!(weights == again, "the same seed gave other weights");
+    // The folder is a bare BERT: a teacher starts from it with a new head.
+    run_ok(&[
+        "teacher",
+        "train",
+        "--model",
+        s(&dir.join("mlm")),
+        "--new-head",
+        "--data",
+        s(&setup.data),
+        "--negatives",
+        s(&setup.negatives),
+        "--output",
+        s(&dir.join("teacher")),
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--group-size",
+        "4",
+        "--max-length",
+        "48",
+    ]);
+    // Without --new-head the missing head is named, with the way out.
+    let out = adam(&[
+        "teacher",
+        "train",
+        "--model",
+        s(&dir.join("mlm")),
+        "--data",
+        s(&setup.data),
+        "--negatives",
+        s(&setup.negatives),
+        "--output",
+        s(&dir.join("no-head")),
+        "--steps",
+        "1",
+    ]);
+    assert!(!out.status.success() && stderr(&out).contains("--new-head"), "{}", stderr(&out));
+}
+
 /// A tiny BERT config (vocabulary of all-MiniLM-L6-v2's tokenizer).
 fn tiny_config(dir: &Path, dropout: f64) -> PathBuf {
     let path = dir.join("tiny-config.json");

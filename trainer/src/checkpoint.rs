@@ -43,6 +43,40 @@ pub fn load_state<S: DeserializeOwned>(dir: &Path) -> Result<Option<S>> {
     }
 }
 
+/// The checkpoint a run should resume from: `None` to start afresh. Refuses to overwrite a
+/// checkpoint without `resume` (`instead` says what else the user can do) and to resume one whose
+/// recorded config differs from `config` (`settings` names where the user set it); peers other
+/// than the leader read none.
+pub fn resume_from(
+    dir: &Path,
+    resume: bool,
+    config: &serde_json::Value,
+    leader: bool,
+    instead: &str,
+    settings: &str,
+) -> Result<Option<crate::train_loop::CheckpointState>> {
+    if !leader {
+        return Ok(None);
+    }
+    let state: Option<crate::train_loop::CheckpointState> = load_state(dir)?;
+    match &state {
+        Some(_) if !resume => {
+            bail!("{} holds a checkpoint: pass --resume to continue that run, or {instead}", dir.display())
+        }
+        Some(s) => {
+            if let Some(diff) = crate::distill_config::first_difference(&s.config, config, "") {
+                bail!(
+                    "{settings} changed since the checkpoint in {} ({diff}); resume with the same ones",
+                    dir.display()
+                );
+            }
+        }
+        None if resume => eprintln!("no checkpoint in {}: starting from the beginning", dir.display()),
+        None => {}
+    }
+    Ok(state)
+}
+
 /// Renames the newest complete `.NAME.old-*` beside `dir` back to `dir`, if there is one.
 fn restore_replaced(dir: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };

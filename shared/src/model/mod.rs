@@ -6,6 +6,7 @@ mod bert;
 mod cross_encoder;
 mod embedding;
 mod gelu;
+mod mlm;
 mod mpnet;
 mod pooling;
 
@@ -16,6 +17,7 @@ pub use bert::{BertEncoder, BertLayer, BertModel};
 pub use cross_encoder::{CrossEncoderModel, Pooler};
 pub use embedding::BertEmbeddings;
 pub use gelu::gelu;
+pub use mlm::{BertForMaskedLm, MlmHead};
 pub use mpnet::{MPNetEmbeddings, MPNetEncoder, MPNetLayer, MPNetModel, relative_position_bucket};
 pub use pooling::{l2_normalize, pool};
 

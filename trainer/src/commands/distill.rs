@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use adam_core::metrics::Measures;
 use adam_core::save::write_folder;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::tensor::{Device, Tensor};
 
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::data_parallel::PeerArgs;
-use crate::distill_config::{DistillConfig, EvalConfig, first_difference};
+use crate::distill_config::{DistillConfig, EvalConfig};
 use crate::distillation::{
     DevSet, Distillation, Student, build_student, check_dark_examples, dev_measures, dev_set, examples, measures_json,
 };
@@ -27,7 +27,7 @@ use crate::io::round_sig as round;
 use crate::optim::Optimizer;
 use crate::score_cache;
 use crate::train_loop::{
-    CheckpointState, Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepDone, StepLog, Task, Training, train,
+    Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepDone, StepLog, Task, Training, train,
 };
 
 #[derive(clap::Args, Debug)]
@@ -62,24 +62,14 @@ pub fn run(args: DistillArgs) -> Result<()> {
     )?;
     // Peers other than 0 write nothing: peer 0 gives them its weights, step and optimizer.
     let leader = args.peers.is_leader();
-    let state: Option<CheckpointState> = if leader { checkpoint::load_state(&checkpoint_dir)? } else { None };
-    if state.is_some() && !args.resume {
-        bail!(
-            "{} holds a checkpoint: pass --resume to continue that run, or choose another `output`",
-            checkpoint_dir.display()
-        );
-    }
-    if let Some(s) = &state
-        && let Some(diff) = first_difference(&s.config, &config_json, "")
-    {
-        bail!(
-            "{}: the config changed since the checkpoint ({diff}); resume with the same config",
-            args.config.display()
-        );
-    }
-    if args.resume && state.is_none() && leader {
-        eprintln!("no checkpoint in {}: starting from the beginning", checkpoint_dir.display());
-    }
+    let state = checkpoint::resume_from(
+        &checkpoint_dir,
+        args.resume,
+        &config_json,
+        leader,
+        "choose another `output`",
+        &format!("the config {}", args.config.display()),
+    )?;
     if leader {
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     }

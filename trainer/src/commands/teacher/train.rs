@@ -16,13 +16,10 @@ use burn::tensor::{Bool, Device, Tensor, TensorData};
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::data_parallel::PeerArgs;
-use crate::distill_config::first_difference;
 use crate::instances::{Collection, Instance, InstanceArgs, PieceCache, key_of, sample_negatives};
 use crate::models::{load_teacher, save_cross_encoder, scratch_teacher};
 use crate::optim::{OptimConfig, Optimizer, initialize_params};
-use crate::train_loop::{
-    CheckpointState, Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepLog, Task, Training, train,
-};
+use crate::train_loop::{Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepLog, Task, Training, train};
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("start").required(true).args(["model", "config"])))]
@@ -134,7 +131,7 @@ impl TrainArgs {
 }
 
 /// `<output>.checkpoint`, beside the output folder (which is written only at the end).
-fn checkpoint_dir(output: &Path) -> PathBuf {
+pub fn checkpoint_dir(output: &Path) -> PathBuf {
     let name = output.file_name().map_or_else(|| "teacher".into(), |n| n.to_string_lossy().into_owned());
     output.with_file_name(format!("{name}.checkpoint"))
 }
@@ -166,24 +163,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let leader = args.peers.is_leader();
     let run_config = args.run_config();
     let checkpoint_dir = checkpoint_dir(&args.output);
-    let state: Option<CheckpointState> = if leader { checkpoint::load_state(&checkpoint_dir)? } else { None };
-    if state.is_some() && !args.resume {
-        bail!(
-            "{} holds a checkpoint: pass --resume to continue that run, or delete it to start again",
-            checkpoint_dir.display()
-        );
-    }
-    if let Some(s) = &state
-        && let Some(diff) = first_difference(&s.config, &run_config, "")
-    {
-        bail!(
-            "the options changed since the checkpoint in {} ({diff}); resume with the same ones",
-            checkpoint_dir.display()
-        );
-    }
-    if args.resume && state.is_none() && leader {
-        eprintln!("no checkpoint in {}: starting from the beginning", checkpoint_dir.display());
-    }
+    let state = checkpoint::resume_from(
+        &checkpoint_dir, args.resume, &run_config, leader, "delete it to start again", "the options",
+    )?;
     let (beir, instances) = args.instances.load()?;
     let device = args.backend.device()?;
     let ad = device.autodiff();
