@@ -77,6 +77,30 @@ pub fn resume_from(
     Ok(state)
 }
 
+/// Loads the checkpoint of `state` (from [`resume_from`]) into `model` and `optimizer`, and says
+/// so; returns the step it resumes after (`None`, and both unchanged, without a checkpoint).
+pub fn restore<M: Module>(
+    dir: &Path,
+    state: Option<&crate::train_loop::CheckpointState>,
+    model: M,
+    optimizer: Optimizer,
+    total_steps: usize,
+) -> Result<(M, Optimizer, Option<usize>)> {
+    let Some(s) = state else { return Ok((model, optimizer, None)) };
+    let model = load_model(dir, model)?;
+    let optimizer = load_optimizer(dir, optimizer)?;
+    eprintln!("resuming at step {} of {total_steps}", s.step);
+    Ok((model, optimizer, Some(s.step)))
+}
+
+/// Deletes the checkpoint of a finished run: it is no longer needed, and would block a rerun.
+pub fn remove(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Renames the newest complete `.NAME.old-*` beside `dir` back to `dir`, if there is one.
 fn restore_replaced(dir: &Path) -> Result<()> {
     let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else { return Ok(()) };

@@ -105,13 +105,10 @@ pub fn run(args: DistillArgs) -> Result<()> {
         config.seed,
     );
     let total_steps = schedule.steps();
-    let mut optimizer = Optimizer::new(&config.optimizer, total_steps, &[]);
-    let resumed_at = state.as_ref().map(|s| s.step);
-    if let Some(s) = &state {
-        student.bert = checkpoint::load_model(&checkpoint_dir, student.bert)?;
-        optimizer = checkpoint::load_optimizer(&checkpoint_dir, optimizer)?;
-        eprintln!("resuming at step {} of {total_steps}", s.step);
-    }
+    let optimizer = Optimizer::new(&config.optimizer, total_steps, &[]);
+    let (bert, mut optimizer, resumed_at) =
+        checkpoint::restore(&checkpoint_dir, state.as_ref(), student.bert, optimizer, total_steps)?;
+    student.bert = bert;
     let log = leader.then(|| StepLog::resume(&out.join("log.jsonl"), resumed_at.unwrap_or(0))).transpose()?;
     let peers = args.peers.connect()?;
     let mut task = DistillTask {
@@ -147,10 +144,7 @@ pub fn run(args: DistillArgs) -> Result<()> {
     }
     let student_dir = out.join("student");
     write_folder(&student_dir, &student.files(config.student.save_half)?)?;
-    // The run is complete: its checkpoint is no longer needed (and would block a rerun).
-    if checkpoint_dir.exists() {
-        std::fs::remove_dir_all(&checkpoint_dir).with_context(|| format!("removing {}", checkpoint_dir.display()))?;
-    }
+    checkpoint::remove(&checkpoint_dir)?;
     eprintln!(
         "distilled {} ({:?}) for {} steps in {:.1} s; student saved to {}",
         examples.len(),

@@ -12,7 +12,7 @@ use adam_core::dark::{SplitMix64, mix_seed};
 use adam_core::model::BertForMaskedLm;
 use adam_core::save::{SaveOptions, student_files, write_folder};
 use adam_core::tokenize::TextTokenizer;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
@@ -128,20 +128,16 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let device = args.backend.device()?;
     let ad = device.autodiff();
     ad.seed(args.seed);
-    let mut model = BertForMaskedLm::new(&config, &ad);
+    let model = BertForMaskedLm::new(&config, &ad);
     initialize_params(&model);
     let schedule = Schedule::new(texts, args.batch_size, 1, args.steps, args.epochs, args.seed);
     let total_steps = schedule.steps();
     if total_steps == 0 {
         bail!("nothing to train: --epochs or --steps is 0");
     }
-    let mut optimizer = Optimizer::new(&optim_config, total_steps, &[]);
-    let resumed_at = state.as_ref().map(|s| s.step);
-    if let Some(s) = &state {
-        model = checkpoint::load_model(&checkpoint_dir, model)?;
-        optimizer = checkpoint::load_optimizer(&checkpoint_dir, optimizer)?;
-        eprintln!("resuming at step {} of {total_steps}", s.step);
-    }
+    let optimizer = Optimizer::new(&optim_config, total_steps, &[]);
+    let (model, mut optimizer, resumed_at) =
+        checkpoint::restore(&checkpoint_dir, state.as_ref(), model, optimizer, total_steps)?;
     let log = args.log.as_deref().map(|p| StepLog::resume(p, resumed_at.unwrap_or(0))).transpose()?;
     let mut task = PretrainTask {
         args: &args,
@@ -167,9 +163,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let sentence = SentenceConfig { pooling: Pooling::Mean, normalize: true, max_seq_length: tokenizer.max_length() };
     let files = student_files(&model.bert.valid(), &config, &sentence, &tokenizer, &[], SaveOptions { half: false })?;
     write_folder(&args.output, &files)?;
-    if checkpoint_dir.exists() {
-        std::fs::remove_dir_all(&checkpoint_dir).with_context(|| format!("removing {}", checkpoint_dir.display()))?;
-    }
+    checkpoint::remove(&checkpoint_dir)?;
     eprintln!(
         "pre-trained {} steps on {texts} texts in {:.1} s; model saved to {}",
         total_steps - resumed_at.unwrap_or(0),

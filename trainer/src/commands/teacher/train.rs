@@ -10,7 +10,7 @@ use adam_core::loader::LoadedCrossEncoder;
 use adam_core::loss::contrastive_loss;
 use adam_core::model::CrossEncoderModel;
 use adam_core::tokenize::TextTokenizer;
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use crate::backend::Backend;
@@ -189,14 +189,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (true, Architecture::Bert) => &["classifier"],
         (true, Architecture::MPNet) => &["classifier", "pooler"],
     };
-    let mut optimizer = Optimizer::new(&optim_config, total_steps, head);
-    let resumed_at = state.as_ref().map(|s| s.step);
-    let mut model = model;
-    if let Some(s) = &state {
-        model = checkpoint::load_model(&checkpoint_dir, model)?;
-        optimizer = checkpoint::load_optimizer(&checkpoint_dir, optimizer)?;
-        eprintln!("resuming at step {} of {total_steps}", s.step);
-    }
+    let optimizer = Optimizer::new(&optim_config, total_steps, head);
+    let (model, mut optimizer, resumed_at) =
+        checkpoint::restore(&checkpoint_dir, state.as_ref(), model, optimizer, total_steps)?;
     // Written as training goes (one flushed line per step), so a long run can be followed; by
     // peer 0 alone in a data-parallel run. A resumed run keeps the lines up to its checkpoint.
     let log =
@@ -234,10 +229,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         return Ok(());
     }
     save_cross_encoder(&args.output, &model, &config, &tokenizer, args.model.as_deref(), args.half)?;
-    // The run is complete: its checkpoint is no longer needed (and would block a rerun).
-    if checkpoint_dir.exists() {
-        std::fs::remove_dir_all(&checkpoint_dir).with_context(|| format!("removing {}", checkpoint_dir.display()))?;
-    }
+    checkpoint::remove(&checkpoint_dir)?;
     eprintln!(
         "trained {} steps on {n} queries in {:.1} s; teacher saved to {}",
         total_steps - resumed_at.unwrap_or(0),
