@@ -17,7 +17,8 @@
 # negatives of both group files), canonical (BM25 once every form of a value is one token: what a
 # teacher that knows only the synonyms could reach), pretrain (the teacher's config as a masked
 # language model on the training world's passages and queries, $PRETRAIN_STEPS steps of 64 texts,
-# default 5000, into WORK/mlm: train with FROM=mlm to start from it). Default: world negatives
+# default 5000, into WORK/mlm: train with FROM=mlm to start from it), heldin ($NAME reranks BM25's
+# top 100 for 200 new queries over the training world's own passages). Default: world negatives
 # train measure.
 # TWINS=P: the training world gets near twins after P % of its creature passages (minimal pairs:
 # `adam teaching-set --near-twins`); use a fresh WORK for it.
@@ -128,6 +129,20 @@ for s in "${steps[@]}"; do
         --data "$work/train" --split train --output "$work/mlm" --steps "${PRETRAIN_STEPS:-5000}" --batch-size 64 \
         --max-length 64 --lr 1e-3 --warmup-ratio 0.05 --log "$work/mlm.log.jsonl" --checkpoint-every 500 --resume
       ;;
+    heldin)
+      # 200 new queries over the training world's own passages: the same seed and sizes, so the
+      # same corpus and training queries, then 200 test queries none of them trained on.
+      step "$work/heldin" "$adam" teaching-set --world paraphrase --seed 1042 --passages 20000 \
+        --train-queries 16000 --dev-queries 10 --test-queries 200 --near-twins "${TWINS:-0}" --output "$work/heldin"
+      cmp -s "$work/heldin/corpus.jsonl" "$work/train/corpus.jsonl" || { echo "heldin: another corpus" >&2; exit 1; }
+      step "$work/heldin.bm25.test.run" "$adam" negatives --data "$work/heldin" --split test \
+        --output "$work/heldin.neg.test.jsonl" --top-k 1 --depth 100 --rel-threshold 2 --run "$work/heldin.bm25.test.run"
+      step "$work/heldin.$name.test.run" "$adam" teacher rerank --model "$work/$name" --data "$work/heldin" --split test \
+        --run "$work/heldin.bm25.test.run" --depth 100 --output "$work/heldin.$name.test.run" --max-length 96
+      for run in bm25 "$name"; do
+        echo "heldin $run: $("$adam" eval --data "$work/heldin" --split test --run "$work/heldin.$run.test.run" --rel-threshold 2 --json)"
+      done
+      ;;
     negatives)
       step "$work/negatives.train.jsonl" "$adam" negatives --data "$work/train" --split train \
         --output "$work/negatives.train.jsonl" --top-k 30 --depth 100
@@ -169,7 +184,7 @@ for s in "${steps[@]}"; do
       python3 "$repo/scripts/canonical_bm25.py" "$work/test"
       ;;
     *)
-      echo "unknown step $s (world, negatives, train, measure, marked, overlap, canonical, pretrain)" >&2
+      echo "unknown step $s (world, negatives, train, measure, marked, overlap, canonical, pretrain, heldin)" >&2
       exit 1
       ;;
   esac
