@@ -35,7 +35,7 @@ pub struct PretrainArgs {
     #[arg(long, value_name = "FILE")]
     pub tokenizer: PathBuf,
     /// Dataset (BEIR or MS MARCO folder): every corpus passage is a text, and so is every query
-    /// of --split.
+    /// judged in --split (never another split's: no test query is read).
     #[arg(long, value_name = "DIR")]
     pub data: PathBuf,
     /// The split whose queries are texts too (`none`: passages only).
@@ -120,8 +120,14 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     )?;
     let splits: Vec<&str> = if args.split == "none" { vec![] } else { vec![args.split.as_str()] };
     let beir = Collection::load(&args.data, &splits)?;
+    // A BEIR folder keeps every split's queries in one file: only those of --split's qrels count.
+    let mut queries: Vec<usize> = match splits.first() {
+        Some(split) => beir.qrels(split)?.keys().filter_map(|q| beir.query_index.get(q).copied()).collect(),
+        None => Vec::new(),
+    };
+    queries.sort_unstable();
     let (config, tokenizer) = read_scratch_model(&args.config, &args.tokenizer, args.max_length)?;
-    let texts = beir.corpus.len() + beir.queries.len();
+    let texts = beir.corpus.len() + queries.len();
     if texts == 0 {
         bail!("{}: no passages or queries to learn from", args.data.display());
     }
@@ -142,6 +148,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
     let mut task = PretrainTask {
         args: &args,
         beir: &beir,
+        queries: &queries,
         tokenizer: &tokenizer,
         pieces: PieceCache::new(&tokenizer),
         device: &ad,
@@ -177,6 +184,8 @@ pub fn run(args: PretrainArgs) -> Result<()> {
 struct PretrainTask<'a> {
     args: &'a PretrainArgs,
     beir: &'a Collection,
+    /// The queries that are texts (indices into `beir.queries`); items past the corpus index this.
+    queries: &'a [usize],
     tokenizer: &'a TextTokenizer,
     pieces: PieceCache<'a>,
     device: &'a Device,
@@ -185,8 +194,12 @@ struct PretrainTask<'a> {
 impl PretrainTask<'_> {
     fn pieces(&mut self, item: usize) -> Result<Vec<u32>> {
         let docs = self.beir.corpus.len();
-        Ok(if item < docs { self.pieces.doc(self.beir, item)? } else { self.pieces.query(self.beir, item - docs)? }
-            .to_vec())
+        Ok(if item < docs {
+            self.pieces.doc(self.beir, item)?
+        } else {
+            self.pieces.query(self.beir, self.queries[item - docs])?
+        }
+        .to_vec())
     }
 }
 
@@ -256,6 +269,10 @@ impl Task<BertForMaskedLm> for PretrainTask<'_> {
 
     fn item_name(&self, item: usize) -> String {
         let docs = self.beir.corpus.len();
-        if item < docs { self.beir.corpus[item].id.clone() } else { self.beir.queries[item - docs].id.clone() }
+        if item < docs {
+            self.beir.corpus[item].id.clone()
+        } else {
+            self.beir.queries[self.queries[item - docs]].id.clone()
+        }
     }
 }
