@@ -308,7 +308,7 @@ fn pretraining_lowers_the_masked_word_loss_and_starts_a_teacher() {
     let config = tiny_config(&dir, 0.0);
     let pretrain = |name: &str| {
         let (output, log) = (dir.join(name), dir.join(format!("{name}.log.jsonl")));
-        run_ok(&[
+        let out = adam(&[
             "teacher",
             "pretrain",
             "--config",
@@ -330,6 +330,13 @@ fn pretraining_lowers_the_masked_word_loss_and_starts_a_teacher() {
             "--log",
             s(&log),
         ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        // The texts: every passage and the queries of the train qrels, none of another split's.
+        let passages = std::fs::read_to_string(setup.data.join("corpus.jsonl")).unwrap().lines().count();
+        let qrels = std::fs::read_to_string(setup.data.join("qrels/train.tsv")).unwrap();
+        let queries: HashSet<&str> = qrels.lines().skip(1).map(|l| l.split('\t').next().unwrap()).collect();
+        let texts = format!("on {} texts", passages + queries.len());
+        assert!(stderr(&out).contains(&texts), "not {texts}: {}", stderr(&out));
         (std::fs::read(output.join("model.safetensors")).unwrap(), log_lines(&log))
     };
     let (weights, log) = pretrain("mlm");
