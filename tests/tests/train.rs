@@ -239,41 +239,10 @@ fn a_resumed_teacher_ends_like_an_uninterrupted_one() {
     // micro-batches per step (so must the data position), 6 steps, a checkpoint every 2.
     let config = tiny_config(&dir, 0.1);
     let train = |name: &str, extra: &[&str]| {
-        let mut args = vec![
-            "teacher",
-            "train",
-            "--config",
-            s(&config),
-            "--tokenizer",
-            s(&setup.tokenizer),
-            "--data",
-            s(&setup.data),
-            "--negatives",
-            s(&setup.negatives),
-            "--steps",
-            "6",
-            "--batch-size",
-            "2",
-            "--grad-accumulation",
-            "2",
-            "--group-size",
-            "4",
-            "--negatives-depth",
-            "6",
-            "--lr",
-            "1e-3",
-            "--warmup-ratio",
-            "0.2",
-            "--max-length",
-            "48",
-            "--checkpoint-every",
-            "2",
-        ];
-        let (output, log) = (dir.join(name), dir.join(format!("{name}.log.jsonl")));
-        let (output, log) = (output.to_str().unwrap().to_string(), log.to_str().unwrap().to_string());
-        args.extend(["--output", &output, "--log", &log]);
-        args.extend(extra);
-        adam(&args)
+        let mut extra = extra.to_vec();
+        extra.extend(["--warmup-ratio", "0.2", "--checkpoint-every", "2"]);
+        let args = tiny_teacher_args(setup, &config, &dir.join(name), "6", &extra);
+        adam(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let whole = train("whole", &[]);
     assert!(whole.status.success(), "{}", stderr(&whole));
@@ -282,7 +251,7 @@ fn a_resumed_teacher_ends_like_an_uninterrupted_one() {
     assert!(cut.status.success(), "{}", stderr(&cut));
     assert!(!dir.join("cut").exists(), "a halted run wrote the teacher");
     assert!(dir.join("cut.checkpoint/state.json").is_file());
-    assert_eq!(log_lines(&dir.join("cut.log.jsonl")).len(), 5);
+    assert_eq!(log_lines(&dir.join("cut.jsonl")).len(), 5);
     // Without --resume the checkpoint is not overwritten; with other options it is refused.
     let refused = train("cut", &[]);
     assert!(!refused.status.success() && stderr(&refused).contains("--resume"), "{}", stderr(&refused));
@@ -294,8 +263,8 @@ fn a_resumed_teacher_ends_like_an_uninterrupted_one() {
     assert!(!dir.join("cut.checkpoint").exists(), "a finished run keeps its checkpoint");
 
     let text = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
-    assert_eq!(text("whole.log.jsonl").lines().count(), 6);
-    assert_eq!(text("whole.log.jsonl"), text("cut.log.jsonl"), "losses of the resumed run differ");
+    assert_eq!(text("whole.jsonl").lines().count(), 6);
+    assert_eq!(text("whole.jsonl"), text("cut.jsonl"), "losses of the resumed run differ");
     let weights = |name: &str| std::fs::read(dir.join(name).join("model.safetensors")).unwrap();
     assert!(weights("whole") == weights("cut"), "final weights differ");
 }
@@ -386,6 +355,45 @@ fn pretraining_lowers_the_masked_word_loss_and_starts_a_teacher() {
         "1",
     ]);
     assert!(!out.status.success() && stderr(&out).contains("--new-head"), "{}", stderr(&out));
+}
+
+/// `adam teacher train` of a tiny teacher from scratch (`config`) on the setup's negatives: `steps`
+/// steps of two micro-batches of 2 groups of 4, into `output` with its log at `output.jsonl`,
+/// then `extra`.
+fn tiny_teacher_args(setup: &Setup, config: &Path, output: &Path, steps: &str, extra: &[&str]) -> Vec<String> {
+    let log = output.with_extension("jsonl");
+    let mut args = vec![
+        "teacher",
+        "train",
+        "--config",
+        s(config),
+        "--tokenizer",
+        s(&setup.tokenizer),
+        "--data",
+        s(&setup.data),
+        "--negatives",
+        s(&setup.negatives),
+        "--output",
+        s(output),
+        "--log",
+        s(&log),
+        "--steps",
+        steps,
+        "--batch-size",
+        "2",
+        "--grad-accumulation",
+        "2",
+        "--group-size",
+        "4",
+        "--negatives-depth",
+        "6",
+        "--lr",
+        "1e-3",
+        "--max-length",
+        "48",
+    ];
+    args.extend(extra);
+    args.into_iter().map(String::from).collect()
 }
 
 /// A tiny BERT config (vocabulary of all-MiniLM-L6-v2's tokenizer).
@@ -984,41 +992,7 @@ fn data_parallel_teacher_training_ends_like_one_process() {
     let dir = setup.dir.join("dp-teacher");
     std::fs::create_dir_all(&dir).unwrap();
     let config = tiny_config(&dir, 0.1);
-    let args = |out: &Path| -> Vec<String> {
-        [
-            "teacher",
-            "train",
-            "--config",
-            s(&config),
-            "--tokenizer",
-            s(&setup.tokenizer),
-            "--data",
-            s(&setup.data),
-            "--negatives",
-            s(&setup.negatives),
-            "--output",
-            s(out),
-            "--steps",
-            "3",
-            "--batch-size",
-            "2",
-            "--grad-accumulation",
-            "2",
-            "--group-size",
-            "4",
-            "--negatives-depth",
-            "6",
-            "--lr",
-            "1e-3",
-            "--max-length",
-            "48",
-            "--log",
-            s(&out.with_extension("jsonl")),
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect()
-    };
+    let args = |out: &Path| tiny_teacher_args(setup, &config, out, "3", &[]);
     let one = dir.join("one");
     let a = args(&one);
     run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
