@@ -315,6 +315,7 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
             assert_eq!(r["auto_backend"].as_str(), Some("cpu"), "the page's own choice on SwiftShader: {r}");
             let why = r["auto_why"].as_str().unwrap_or("");
             assert!(why.contains("software") && why.contains("?backend=webgpu"), "the reason shown: {why}");
+            assert!(why.contains("?backend=gpu is neither cpu nor webgpu"), "an unknown ?backend= unnamed: {why}");
         }
         assert_close(&floats(&r["teacher"]), &floats(&expected["teacher"]), &format!("{mode} teacher"));
         assert_close(&floats(&r["student"]), &floats(&expected["student"]), &format!("{mode} student"));

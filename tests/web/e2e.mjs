@@ -29,7 +29,8 @@ try {
   if (mode === 'webgpu') {
     // Left to itself the page runs on the CPU when the only adapter is a software one (this
     // machine's SwiftShader); ?backend=webgpu makes it use the adapter so its figures are measured.
-    await page.goto(url);
+    // Asked for a backend it does not know (?backend=gpu), it says so and chooses by itself.
+    await page.goto(url + (url.includes('?') ? '&' : '?') + 'backend=gpu');
     await page.waitForFunction(() => {
       const b = document.querySelector('[data-testid=backend]');
       return b && b.textContent.trim() !== 'choosing…';

@@ -35,17 +35,27 @@ impl Backend {
 /// CPU backend; the string says why. A software adapter (SwiftShader, lavapipe, WARP) emulates the
 /// GPU on the processor and runs these models 25-130x slower than the CPU path (BENCHMARKS.md, "The
 /// page's wasm"), so the CPU is chosen there unless `?backend=webgpu` asks for it; `?backend=cpu`
-/// skips WebGPU everywhere.
+/// skips WebGPU everywhere; any other value is named in the reason and otherwise ignored.
 pub async fn pick_device() -> (Backend, Device, String) {
     let asked = url_param("backend");
-    if asked.as_deref() == Some("cpu") {
+    let (backend, device, why) = choose_device(asked.as_deref()).await;
+    match asked.as_deref() {
+        Some(other) if !matches!(other, "cpu" | "webgpu") => {
+            (backend, device, format!("?backend={other} is neither cpu nor webgpu, so it chose: {why}"))
+        }
+        _ => (backend, device, why),
+    }
+}
+
+async fn choose_device(asked: Option<&str>) -> (Backend, Device, String) {
+    if asked == Some("cpu") {
         return (Backend::Cpu, Device::flex(), "?backend=cpu".into());
     }
     let gpu = web_sys::window().and_then(|w| js_sys::Reflect::get(&w.navigator(), &JsValue::from_str("gpu")).ok());
     let Some(gpu) = gpu.filter(|g| !g.is_undefined() && !g.is_null()) else {
         return (Backend::Cpu, Device::flex(), "this browser has no WebGPU (navigator.gpu)".into());
     };
-    let forced = asked.as_deref() == Some("webgpu");
+    let forced = asked == Some("webgpu");
     if !forced && let Some(name) = software_adapter(&gpu).await {
         return (
             Backend::Cpu,
