@@ -250,7 +250,7 @@ impl Task<BertForMaskedLm> for PretrainTask<'_> {
         for (r, &item) in micro.items.iter().enumerate() {
             // The masks depend on the seed, the epoch and the text, not on the batch it lands in.
             let mut rng =
-                SplitMix64::new(mix_seed(mix_seed(self.args.seed ^ 0x6d6c_6d, micro.epoch as u64), item as u64));
+                SplitMix64::new(mix_seed(mix_seed(self.args.seed ^ 0x006d_6c6d, micro.epoch as u64), item as u64));
             let row = &mut tokens.ids[r * width..(r + 1) * width];
             let vocab = self.tokenizer.vocab_size();
             for (i, original) in mask_row(row, &mut rng, self.args.mask_prob, vocab, self.tokenizer) {
