@@ -43,6 +43,12 @@ pub fn load_state<S: DeserializeOwned>(dir: &Path) -> Result<Option<S>> {
     }
 }
 
+/// `<output>.checkpoint`, beside an output folder that is written only at the end of the run.
+pub fn beside(output: &Path) -> std::path::PathBuf {
+    let name = output.file_name().map_or_else(|| "output".into(), |n| n.to_string_lossy().into_owned());
+    output.with_file_name(format!("{name}.checkpoint"))
+}
+
 /// The checkpoint a run should resume from: `None` to start afresh. Refuses to overwrite a
 /// checkpoint without `resume` (`instead` says what else the user can do) and to resume one whose
 /// recorded config differs from `config` (`settings` names where the user set it); peers other

@@ -11,12 +11,11 @@ use adam_core::config::{Pooling, SentenceConfig};
 use adam_core::dark::{SplitMix64, mix_seed};
 use adam_core::model::BertForMaskedLm;
 use adam_core::save::{SaveOptions, student_files, write_folder};
-use adam_core::tokenize::TextTokenizer;
+use adam_core::tokenize::{SpecialTokens, TextTokenizer};
 use anyhow::{Result, bail};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use super::train::checkpoint_dir;
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::instances::{Collection, PieceCache};
@@ -114,7 +113,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         "batch_size": args.batch_size, "max_length": args.max_length, "mask_prob": args.mask_prob, "lr": args.lr,
         "warmup_ratio": args.warmup_ratio, "weight_decay": args.weight_decay, "seed": args.seed,
     });
-    let checkpoint_dir = checkpoint_dir(&args.output);
+    let checkpoint_dir = checkpoint::beside(&args.output);
     let state = checkpoint::resume_from(
         &checkpoint_dir, args.resume, &run_config, true, "delete it to start again", "the options",
     )?;
@@ -210,9 +209,8 @@ fn mask_row(
     rng: &mut SplitMix64,
     prob: f64,
     vocab: usize,
-    tokenizer: &TextTokenizer,
+    special: SpecialTokens,
 ) -> Vec<(usize, u32)> {
-    let special = tokenizer.special();
     let candidates: Vec<usize> = (0..row.len()).filter(|&i| !special.is_special(row[i])).collect();
     let mut chosen: Vec<usize> = candidates.iter().copied().filter(|_| (rng.unit_f32() as f64) < prob).collect();
     if chosen.is_empty() && !candidates.is_empty() {
@@ -247,13 +245,13 @@ impl Task<BertForMaskedLm> for PretrainTask<'_> {
         let mut tokens = self.tokenizer.encode_pieces(&refs, self.args.max_length);
         let width = tokens.seq_len;
         let (mut positions, mut targets) = (Vec::new(), Vec::new());
+        let (vocab, special) = (self.tokenizer.vocab_size(), self.tokenizer.special());
         for (r, &item) in micro.items.iter().enumerate() {
             // The masks depend on the seed, the epoch and the text, not on the batch it lands in.
             let mut rng =
                 SplitMix64::new(mix_seed(mix_seed(self.args.seed ^ 0x006d_6c6d, micro.epoch as u64), item as u64));
             let row = &mut tokens.ids[r * width..(r + 1) * width];
-            let vocab = self.tokenizer.vocab_size();
-            for (i, original) in mask_row(row, &mut rng, self.args.mask_prob, vocab, self.tokenizer) {
+            for (i, original) in mask_row(row, &mut rng, self.args.mask_prob, vocab, special) {
                 positions.push((r * width + i) as i64);
                 targets.push(original as i64);
             }

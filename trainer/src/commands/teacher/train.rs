@@ -1,7 +1,7 @@
 //! `adam teacher train`: fine-tune a cross-encoder (or train one from scratch) with listwise
 //! cross-entropy over (positive, negatives) groups.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use adam_core::config::Architecture;
@@ -130,12 +130,6 @@ impl TrainArgs {
     }
 }
 
-/// `<output>.checkpoint`, beside the output folder (which is written only at the end).
-pub fn checkpoint_dir(output: &Path) -> PathBuf {
-    let name = output.file_name().map_or_else(|| "teacher".into(), |n| n.to_string_lossy().into_owned());
-    output.with_file_name(format!("{name}.checkpoint"))
-}
-
 /// A `[rows, cols]` mask, true where `present[r]` is less than or equal to the column.
 fn padding_mask(present: &[usize], cols: usize, device: &Device) -> Tensor<2, Bool> {
     let data: Vec<bool> = present.iter().flat_map(|&n| (0..cols).map(move |c| c >= n)).collect();
@@ -162,7 +156,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // Peers other than 0 read and write no checkpoint: peer 0 gives them its weights and step.
     let leader = args.peers.is_leader();
     let run_config = args.run_config();
-    let checkpoint_dir = checkpoint_dir(&args.output);
+    let checkpoint_dir = checkpoint::beside(&args.output);
     let state = checkpoint::resume_from(
         &checkpoint_dir, args.resume, &run_config, leader, "delete it to start again", "the options",
     )?;
