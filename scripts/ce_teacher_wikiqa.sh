@@ -16,7 +16,9 @@
 # with $STEPS, that many steps instead of 55, named <method>-...-s<STEPS>-seed<k>; with
 # $NOISY = delete, noisy positives with pieces deleted instead of masked (`[adam.dark] noisy_mode`,
 # which must match WORK/scores.jsonl's), named <method>-delete-...),
-# full (those students retrieving from all of WikiQA test's sentences), ensemble (CE + MPNet,
+# full (those students retrieving from all of WikiQA test's sentences), dl (those students
+# zero-shot on TREC DL19 and DL21: their own top 100 of each pooled corpus, grade >= 2),
+# ensemble (CE + MPNet,
 # the weight chosen on 300 SelQA dev questions), rerank-student (CE over the zero-shot
 # student's top 100).
 # students and full need only WORK/scores.jsonl: for MPNet's students, gunzip
@@ -31,7 +33,7 @@ set -euo pipefail
 work="${1:?usage: ce_teacher_wikiqa.sh WORK [STEP...]}"
 shift
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(teacher measure score students full ensemble rerank-student)
+[ ${#steps[@]} -gt 0 ] || steps=(teacher measure score students full dl ensemble rerank-student)
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 fix="$(cd "${ADAM_FIXTURES:-$repo/../shared}" && pwd)"
 adam="${ADAM:-adam}"
@@ -152,6 +154,20 @@ full_eval() { # METHOD
     eval_json "$wikiqa" test "$work/$name.full.run" "$work/$name.full"
 }
 
+# The student zero-shot on TREC DL19 and DL21 (MS MARCO passages, up to 256 tokens).
+dl_eval() { # METHOD
+  local name set
+  name="$(run_name "$1")"
+  for set in dl19 dl21; do
+    step "$work/$name.$set.run" bash -c "'$adam' eval --model '$work/runs/$name/student' \
+      --data '$fix/data/trec-$set' --rel-threshold 2 --no-cache --max-length 256 \
+      --run-out '$work/$name.$set.run.tmp' > /dev/null && mv '$work/$name.$set.run.tmp' '$work/$name.$set.run'"
+    step "$work/$name.$set.per-query.jsonl" bash -c "'$adam' eval --data '$fix/data/trec-$set' \
+      --rel-threshold 2 --run '$work/$name.$set.run' --per-query --json > '$work/$name.$set.pq.tmp' \
+      && mv '$work/$name.$set.pq.tmp' '$work/$name.$set.per-query.jsonl'"
+  done
+}
+
 # in_parallel FUNC METHOD...: FUNC for each method, $JOBS at a time, one thread each (adam,
 # the slowest, first in the default list, beside the others).
 in_parallel() {
@@ -222,6 +238,9 @@ for s in "${steps[@]}"; do
   full)
     in_parallel full_eval $methods
     ;;
+  dl)
+    in_parallel dl_eval $methods
+    ;;
   ensemble)
     # Weights are chosen on 300 SelQA dev questions (the teacher trained on SelQA test), never on
     # WikiQA test: the first 300 dev questions in qrels order, every labelled candidate.
@@ -263,7 +282,7 @@ with open('$fix/data/selqa/qrels/dev.tsv') as f, open('$work/selqa/qrels.tmp/dev
       "$work/ce.rerank-student.run" "$work/ce.rerank-student"
     ;;
   *)
-    echo "unknown step $s (teacher, measure, score, students, full, ensemble, rerank-student)" >&2
+    echo "unknown step $s (teacher, measure, score, students, full, dl, ensemble, rerank-student)" >&2
     exit 2
     ;;
   esac
