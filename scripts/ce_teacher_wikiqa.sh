@@ -15,7 +15,9 @@
 # <method>-lK-seed<k>; with $LR, that learning rate instead of 2e-5, named <method>-lr<LR>-...;
 # with $STEPS, that many steps instead of 55, named <method>-...-s<STEPS>-seed<k>; with
 # $NOISY = delete, noisy positives with pieces deleted instead of masked (`[adam.dark] noisy_mode`,
-# which must match WORK/scores.jsonl's), named <method>-delete-...),
+# which must match WORK/scores.jsonl's), named <method>-delete-...; with $DROP = 1, only the
+# dark examples the search brought into the band (`[train] drop_outside_band`), named
+# <method>-drop-...),
 # full (those students retrieving from all of WikiQA test's sentences), dl (those students
 # zero-shot on TREC DL19 and DL21: their own top 100 of each pooled corpus, grade >= 2),
 # ensemble (CE + MPNet,
@@ -49,6 +51,7 @@ train_steps="${STEPS:-}"
 base="${BASE:-$minilm}"
 teacher_lr="${TEACHER_LR:-5e-5}"
 noisy="${NOISY:-}"
+drop="${DROP:-}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 teacher="${TEACHER:-$work/teacher}"
@@ -113,10 +116,11 @@ score_shards() {
     --max-length 128 --merge 2
 }
 
-# A student's run name: METHOD, -delete for deleted noisy positives, -lK for a K-layer student,
+# A student's run name: METHOD, -delete for deleted noisy positives, -drop for dark examples
+# kept only in the band, -lK for a K-layer student,
 # -lrX for another learning rate, -sN for another number of steps, -seedN.
 run_name() { # METHOD
-  echo "$1${noisy:+-$noisy}${layers:+-l$layers}${lr:+-lr$lr}${train_steps:+-s$train_steps}-seed$seed"
+  echo "$1${noisy:+-$noisy}${drop:+-drop}${layers:+-l$layers}${lr:+-lr$lr}${train_steps:+-s$train_steps}-seed$seed"
 }
 
 student_config() { # METHOD
@@ -129,6 +133,7 @@ student_config() { # METHOD
     -e "${lr:+s|^lr = .*|lr = $lr|}" \
     -e "${train_steps:+s|^steps = .*|steps = $train_steps|}" \
     -e "${noisy:+s|^noisy_mode = .*|noisy_mode = \"$noisy\"|}" \
+    -e "${drop:+s|^negatives = .*|&\\ndrop_outside_band = true|}" \
     -e "s|^model = .*|model = \"$minilm\"${layers:+\\nlayers = $layers}|" \
     "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$dir/distill.toml"
 }
