@@ -79,11 +79,13 @@ EOF
   mv "$2.tmp" "$2"
 }
 
-eval_json() { # DATA SPLIT RUN OUT_PREFIX
-  "$adam" eval --data "$1" --split "$2" --run "$3" --json > "$4.json.tmp"
-  "$adam" eval --data "$1" --split "$2" --run "$3" --per-query --json > "$4.per-query.jsonl.tmp"
-  mv "$4.per-query.jsonl.tmp" "$4.per-query.jsonl"
-  mv "$4.json.tmp" "$4.json"
+eval_json() { # DATA SPLIT RUN OUT_PREFIX [EVAL_ARG...]
+  local data="$1" split="$2" run="$3" out="$4"
+  shift 4
+  "$adam" eval --data "$data" --split "$split" --run "$run" "$@" --json > "$out.json.tmp"
+  "$adam" eval --data "$data" --split "$split" --run "$run" "$@" --per-query --json > "$out.per-query.jsonl.tmp"
+  mv "$out.per-query.jsonl.tmp" "$out.per-query.jsonl"
+  mv "$out.json.tmp" "$out.json"
 }
 
 train_teacher() {
@@ -164,12 +166,10 @@ dl_eval() { # METHOD
   local name set
   name="$(run_name "$1")"
   for set in dl19 dl21; do
-    step "$work/$name.$set.run" bash -c "'$adam' eval --model '$work/runs/$name/student' \
-      --data '$fix/data/trec-$set' --rel-threshold 2 --no-cache --max-length 256 \
-      --run-out '$work/$name.$set.run.tmp' > /dev/null && mv '$work/$name.$set.run.tmp' '$work/$name.$set.run'"
-    step "$work/$name.$set.per-query.jsonl" bash -c "'$adam' eval --data '$fix/data/trec-$set' \
-      --rel-threshold 2 --run '$work/$name.$set.run' --per-query --json > '$work/$name.$set.pq.tmp' \
-      && mv '$work/$name.$set.pq.tmp' '$work/$name.$set.per-query.jsonl'"
+    step "$work/$name.$set.run" dense_run_to "$work/runs/$name/student" "$work/$name.$set.run" \
+      "$fix/data/trec-$set" --rel-threshold 2 --max-length 256
+    step "$work/$name.$set.per-query.jsonl" eval_json "$fix/data/trec-$set" test \
+      "$work/$name.$set.run" "$work/$name.$set" --rel-threshold 2
   done
 }
 
@@ -192,10 +192,12 @@ in_parallel() {
   done
 }
 
-# MODEL's own top 100 over all of WikiQA test's sentences.
-dense_run_to() { # MODEL OUT
-  "$adam" eval --model "$1" --data "$wikiqa" --split test --no-cache --run-out "$2.tmp"
-  mv "$2.tmp" "$2"
+# MODEL's own top 100 over all of DATA's corpus (default WikiQA test's sentences), for its test split.
+dense_run_to() { # MODEL OUT [DATA [EVAL_ARG...]]
+  local model="$1" out="$2" data="${3:-$wikiqa}"
+  shift $(($# < 3 ? $# : 3))
+  "$adam" eval --model "$model" --data "$data" --split test --no-cache "$@" --run-out "$out.tmp"
+  mv "$out.tmp" "$out"
 }
 
 rerank_to() { # MODEL KIND RUN OUT [DATA SPLIT]
