@@ -86,12 +86,19 @@ fn parse_record(line: &str, n: usize, path: &Path) -> Result<(String, Option<Str
 /// Reads a BEIR `corpus.jsonl` (`{"_id", "title", "text"}` per line).
 pub fn read_corpus(reader: impl BufRead, path: &Path) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
-    for_each_line(reader, path, |n, line| {
-        let (id, title, text) = parse_record(line, n, path)?;
-        docs.push(Document { id, title: title.unwrap_or_default(), text });
+    for_each_document(reader, path, |doc| {
+        docs.push(doc);
         Ok(())
     })?;
     Ok(docs)
+}
+
+/// Calls `f` with each document of a BEIR `corpus.jsonl` in file order, holding one at a time.
+pub fn for_each_document(reader: impl BufRead, path: &Path, mut f: impl FnMut(Document) -> Result<()>) -> Result<()> {
+    for_each_line(reader, path, |n, line| {
+        let (id, title, text) = parse_record(line, n, path)?;
+        f(Document { id, title: title.unwrap_or_default(), text })
+    })
 }
 
 /// Reads a BEIR `queries.jsonl` (`{"_id", "text"}` per line).
@@ -120,12 +127,23 @@ fn split_tsv_line<'a>(line: &'a str, n: usize, path: &Path, id_field: &str) -> R
 /// Reads an MS MARCO `collection.tsv` (`pid<TAB>passage` per line). Passages have no title.
 pub fn read_collection_tsv(reader: impl BufRead, path: &Path) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
-    for_each_line(reader, path, |n, line| {
-        let (id, text) = split_tsv_line(line, n, path, "pid")?;
-        docs.push(Document { id: id.to_string(), title: String::new(), text: text.to_string() });
+    for_each_collection_document(reader, path, |doc| {
+        docs.push(doc);
         Ok(())
     })?;
     Ok(docs)
+}
+
+/// Calls `f` with each passage of an MS MARCO `collection.tsv` in file order, one at a time.
+pub fn for_each_collection_document(
+    reader: impl BufRead,
+    path: &Path,
+    mut f: impl FnMut(Document) -> Result<()>,
+) -> Result<()> {
+    for_each_line(reader, path, |n, line| {
+        let (id, text) = split_tsv_line(line, n, path, "pid")?;
+        f(Document { id: id.to_string(), title: String::new(), text: text.to_string() })
+    })
 }
 
 /// Reads MS MARCO queries (`queries.train.tsv`, ...: `qid<TAB>query` per line).

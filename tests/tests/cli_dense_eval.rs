@@ -194,6 +194,22 @@ fn cache_follows_the_corpus_and_matches_an_uncached_run() {
     let (second, log) = eval_json(&cached);
     assert!(log.contains(&format!("reusing cached embeddings of {n} documents")), "{log}");
     assert_eq!(first, second);
+    // A damaged entry is noticed (after its blocks were read), ignored and written again.
+    let payload = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "f32"))
+        .unwrap();
+    let mut bytes = std::fs::read(&payload).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&payload, &bytes).unwrap();
+    let (third, log) = eval_json(&cached);
+    assert!(log.contains("ignoring the cached embeddings") && log.contains("does not match the hash"), "{log}");
+    assert!(log.contains(&format!("embedded {n} documents")) && log.contains("cached the embeddings"), "{log}");
+    assert_eq!(first, third);
+    let (_, log) = eval_json(&cached);
+    assert!(log.contains(&format!("reusing cached embeddings of {n} documents")), "rewritten: {log}");
     let (uncached, log) = eval_json(&[&base[..], &["--no-cache"]].concat());
     assert!(!log.contains("cache"), "{log}");
     assert_eq!(first, uncached, "retrieve() and the cached path agree");

@@ -12,7 +12,8 @@
 use std::path::{Path, PathBuf};
 
 use adam_core::data::{
-    Document, Qrels, Query, read_collection_tsv, read_corpus, read_qrels, read_queries, read_queries_tsv,
+    Document, Qrels, Query, for_each_collection_document, for_each_document, read_collection_tsv, read_corpus,
+    read_qrels, read_queries, read_queries_tsv,
 };
 use anyhow::{Result, anyhow, bail};
 
@@ -131,6 +132,30 @@ impl DatasetFiles {
             Layout::Beir => read_corpus(open_text(path)?, path)?,
             Layout::MsMarco => read_collection_tsv(open_text(path)?, path)?,
         })
+    }
+
+    /// Calls `f` with each document of the corpus in file order, holding one at a time (the
+    /// streaming twin of [`Self::read_corpus`]); stops at the first error, `f`'s or the file's.
+    pub fn for_each_document(&self, mut f: impl FnMut(Document) -> Result<()>) -> Result<()> {
+        let path = self.corpus_path()?;
+        let mut failed: Option<anyhow::Error> = None;
+        let read = {
+            // The reader wants adam-core's error; `f`'s own is kept aside and returned as it is.
+            let mut call = |doc: Document| {
+                f(doc).map_err(|e| {
+                    failed = Some(e);
+                    adam_core::Error::Invalid("stopped".into())
+                })
+            };
+            match self.layout {
+                Layout::Beir => for_each_document(open_text(path)?, path, &mut call),
+                Layout::MsMarco => for_each_collection_document(open_text(path)?, path, &mut call),
+            }
+        };
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(read?),
+        }
     }
 
     pub fn read_queries(&self) -> Result<Vec<Query>> {

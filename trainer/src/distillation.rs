@@ -419,7 +419,7 @@ pub fn dev_set(beir: &Collection, eval: &EvalConfig) -> Result<DevSet> {
 
 pub fn dev_measures(student: &Student, dev: &DevSet, eval: &EvalConfig, device: &Device) -> Result<Measures> {
     let encoder = student.encoder(device);
-    let run = retrieve(&encoder, &dev.corpus, &dev.queries, eval.depth, eval.batch_size)?;
+    let run = retrieve(&encoder, dev.corpus.as_slice(), &dev.queries, eval.depth, eval.batch_size)?;
     Ok(evaluate(&run, &dev.qrels, eval.rel_threshold).mean)
 }
 

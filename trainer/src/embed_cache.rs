@@ -9,7 +9,7 @@
 //! atomically, the header last, so a crash leaves no entry that looks complete; on load the
 //! payload's size and hash are checked against the header.
 
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use adam_core::data::Document;
@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3Default;
 
+use crate::corpus_texts::CorpusTexts;
 use crate::io::AtomicFile;
 use crate::retrieval::Embeddings;
 use crate::shard::Shard;
@@ -53,11 +54,11 @@ pub struct Header {
 impl Header {
     /// The header an entry for `corpus` embedded by `encoder` (loaded from `model_dir`) must
     /// have. Reads and hashes the model's files.
-    pub fn describe(
+    pub fn describe<C: CorpusTexts + ?Sized>(
         model_dir: &Path,
         encoder: &SentenceEncoder,
         corpus_path: &Path,
-        corpus: &[Document],
+        corpus: &C,
     ) -> Result<Self> {
         let sentence = &encoder.model.sentence;
         let mut header = Header {
@@ -72,7 +73,7 @@ impl Header {
             pooling: format!("{:?}", sentence.pooling).to_lowercase(),
             normalize: sentence.normalize,
             max_seq_length: sentence.max_seq_length,
-            corpus_xxh3: hash_corpus(corpus),
+            corpus_xxh3: corpus.xxh3(),
             documents: corpus.len(),
             dim: encoder.dim(),
             dtype: "f32-le".to_string(),
@@ -196,11 +197,152 @@ impl EmbeddingCache {
         let mut payload = AtomicFile::create(payload_path)?;
         payload.writer().write_all(bytes).with_context(|| format!("writing {}", payload_path.display()))?;
         payload.commit()?;
-        let mut file = AtomicFile::create(header_path)?;
-        serde_json::to_writer_pretty(file.writer(), header)
-            .with_context(|| format!("writing {}", header_path.display()))?;
-        file.writer().write_all(b"\n").with_context(|| format!("writing {}", header_path.display()))?;
-        file.commit()
+        write_header(header_path, header)
+    }
+}
+
+/// What [`EmbeddingCache::stream`] found.
+pub enum Streamed {
+    /// No entry for this model and corpus.
+    Absent,
+    /// Every row was handed over and the payload matches its header.
+    Complete,
+    /// The entry is unreadable or does not match its header (found before or after rows were
+    /// handed over): whatever was made from them must be discarded.
+    Damaged(anyhow::Error),
+}
+
+impl EmbeddingCache {
+    /// Hands `wanted`'s cached vectors to `f` in blocks of at most `block_rows` rows, in corpus
+    /// order (`f(first_row, values)`), so a corpus's vectors are never all in memory at once.
+    /// The payload's hash is known only at the end: see [`Streamed::Damaged`].
+    pub fn stream(
+        &self,
+        wanted: &Header,
+        block_rows: usize,
+        mut f: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<Streamed> {
+        let header_path = self.header_path(wanted);
+        let text = match std::fs::read_to_string(&header_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Streamed::Absent),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", header_path.display())),
+        };
+        let found: Header = match serde_json::from_str(&text) {
+            Ok(found) => found,
+            Err(e) => {
+                let e =
+                    anyhow::Error::new(e).context(format!("{}: not an adam embedding header", header_path.display()));
+                return Ok(Streamed::Damaged(e));
+            }
+        };
+        if !found.same_content(wanted) {
+            let e = anyhow::anyhow!("{}: header does not describe this model and corpus", header_path.display());
+            return Ok(Streamed::Damaged(e));
+        }
+        let payload_path = self.payload_path(wanted);
+        let mut file = match std::fs::File::open(&payload_path) {
+            Ok(file) => file,
+            Err(e) => {
+                return Ok(Streamed::Damaged(
+                    anyhow::Error::new(e).context(format!("reading {}", payload_path.display())),
+                ));
+            }
+        };
+        let expected = (found.documents * found.dim * 4) as u64;
+        let size = file.metadata().with_context(|| format!("reading {}", payload_path.display()))?.len();
+        if size != expected {
+            let e = anyhow::anyhow!(
+                "{}: {size} bytes, the header says {} × {} f32 = {expected}",
+                payload_path.display(),
+                found.documents,
+                found.dim
+            );
+            return Ok(Streamed::Damaged(e));
+        }
+        let mut hasher = Xxh3Default::new();
+        let mut bytes = vec![0u8; block_rows.max(1) * found.dim * 4];
+        for first in (0..found.documents).step_by(block_rows.max(1)) {
+            let rows = block_rows.max(1).min(found.documents - first);
+            let block = &mut bytes[..rows * found.dim * 4];
+            file.read_exact(block).with_context(|| format!("reading {}", payload_path.display()))?;
+            hasher.update(block);
+            f(first, &f32_values(block))?;
+        }
+        if hex(hasher.digest128()) != found.payload_xxh3 {
+            let e = anyhow::anyhow!("{}: content does not match the hash in its header", payload_path.display());
+            return Ok(Streamed::Damaged(e));
+        }
+        Ok(Streamed::Complete)
+    }
+
+    /// A writer of `header`'s entry that takes its rows in any order.
+    pub fn payload_writer(&self, header: &Header) -> Result<PayloadWriter> {
+        std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
+        let path = self.payload_path(header);
+        let file = AtomicFile::create(&path)?;
+        Ok(PayloadWriter { header: header.clone(), path, file, written: vec![false; header.documents], position: 0 })
+    }
+}
+
+/// An entry's payload written row by row in any order (the vectors come longest text first, the
+/// payload is in corpus order), then hashed and committed with its header: the same two files as
+/// [`EmbeddingCache::store`], without the whole payload in memory.
+pub struct PayloadWriter {
+    header: Header,
+    path: PathBuf,
+    file: AtomicFile,
+    written: Vec<bool>,
+    /// Byte offset the file is at, so that consecutive rows need no seek.
+    position: u64,
+}
+
+impl PayloadWriter {
+    /// Writes the vectors of documents `docs` (rows of `values`, in that order).
+    pub fn write_rows(&mut self, docs: &[usize], values: &[f32]) -> Result<()> {
+        let dim = self.header.dim;
+        if values.len() != docs.len() * dim {
+            anyhow::bail!("{} values for {} rows of {dim}", values.len(), docs.len());
+        }
+        let context = || format!("writing {}", self.path.display());
+        for (&doc, row) in docs.iter().zip(values.chunks_exact(dim)) {
+            if doc >= self.header.documents || std::mem::replace(&mut self.written[doc], true) {
+                anyhow::bail!("row {doc} written twice or out of range ({} documents)", self.header.documents);
+            }
+            let offset = (doc * dim * 4) as u64;
+            let writer = self.file.writer();
+            if offset != self.position {
+                writer.seek(SeekFrom::Start(offset)).with_context(context)?;
+            }
+            writer.write_all(&f32_bytes(row)).with_context(context)?;
+            self.position = offset + (dim * 4) as u64;
+        }
+        Ok(())
+    }
+
+    /// Hashes the payload, moves it into place, then writes the header (each atomically).
+    pub fn commit(mut self, cache: &EmbeddingCache) -> Result<()> {
+        let missing = self.written.iter().filter(|w| !**w).count();
+        if missing > 0 {
+            anyhow::bail!("{missing} of {} rows of {} were never written", self.header.documents, self.path.display());
+        }
+        let context = || format!("reading back {}", self.path.display());
+        let writer = self.file.writer();
+        writer.flush().with_context(context)?;
+        let file = writer.get_mut();
+        file.seek(SeekFrom::Start(0)).with_context(context)?;
+        let mut hasher = Xxh3Default::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).with_context(context)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        self.file.commit()?;
+        let header = Header { payload_xxh3: hex(hasher.digest128()), ..self.header };
+        write_header(&cache.header_path(&header), &header)
     }
 }
 
@@ -241,6 +383,11 @@ impl EmbeddingCache {
             &self.shard_path(header, shard, "json"),
             &stored,
         )
+    }
+
+    /// Whether shard `shard` of `header`'s entry has a header in the folder.
+    pub fn has_shard(&self, header: &Header, shard: Shard) -> bool {
+        self.shard_path(header, shard, "json").is_file()
     }
 
     /// Shard `shard` of `header`'s entry: `None` when absent; an error when present but not
@@ -294,6 +441,14 @@ impl EmbeddingCache {
     }
 }
 
+/// A header as pretty JSON, atomically.
+fn write_header(path: &Path, header: &impl Serialize) -> Result<()> {
+    let mut file = AtomicFile::create(path)?;
+    serde_json::to_writer_pretty(file.writer(), header).with_context(|| format!("writing {}", path.display()))?;
+    file.writer().write_all(b"\n").with_context(|| format!("writing {}", path.display()))?;
+    file.commit()
+}
+
 /// The default cache folder: `$XDG_CACHE_HOME/adam/embeddings`, else `~/.cache/adam/embeddings`.
 pub fn default_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
@@ -338,13 +493,32 @@ fn hash_file(path: &Path) -> Result<String> {
 
 /// Hash of what is embedded, in order: each document's id, title and text.
 pub fn hash_corpus(corpus: &[Document]) -> String {
-    let mut h = Xxh3Default::new();
+    let mut h = CorpusHasher::default();
     for doc in corpus {
-        update_framed(&mut h, doc.id.as_bytes());
-        update_framed(&mut h, doc.title.as_bytes());
-        update_framed(&mut h, doc.text.as_bytes());
+        h.add(doc);
     }
-    hex(h.digest128())
+    h.finish()
+}
+
+/// [`hash_corpus`] fed one document at a time, for a corpus that is read as a stream.
+pub struct CorpusHasher(Xxh3Default);
+
+impl Default for CorpusHasher {
+    fn default() -> Self {
+        Self(Xxh3Default::new())
+    }
+}
+
+impl CorpusHasher {
+    pub fn add(&mut self, doc: &Document) {
+        update_framed(&mut self.0, doc.id.as_bytes());
+        update_framed(&mut self.0, doc.title.as_bytes());
+        update_framed(&mut self.0, doc.text.as_bytes());
+    }
+
+    pub fn finish(&self) -> String {
+        hex(self.0.digest128())
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +582,63 @@ mod tests {
         assert_eq!(cache.load(&h).unwrap(), None);
         std::fs::write(cache.header_path(&h), "{not json").unwrap();
         assert_eq!(cache.load(&h).unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Everything `stream` hands over, as one vector, or why it did not.
+    fn streamed(cache: &EmbeddingCache, h: &Header, block_rows: usize) -> Result<Vec<f32>, String> {
+        let mut rows = Vec::new();
+        let mut next = 0;
+        let found = cache
+            .stream(h, block_rows, |first, values| {
+                assert_eq!(first, next, "blocks in corpus order");
+                next += values.len() / h.dim;
+                rows.extend_from_slice(values);
+                Ok(())
+            })
+            .unwrap();
+        match found {
+            Streamed::Complete => Ok(rows),
+            Streamed::Absent => Err("absent".into()),
+            Streamed::Damaged(e) => Err(format!("damaged: {e:#}")),
+        }
+    }
+
+    #[test]
+    fn rows_written_out_of_order_make_the_entry_store_makes() {
+        let dir = temp_dir("writer");
+        let cache = EmbeddingCache::new(dir.clone());
+        let h = header("abc");
+        let e = Embeddings { dim: 2, values: vec![1.0, -2.5, 3.25, 0.0, f32::MIN_POSITIVE, 7.0] };
+        cache.store(&h, &e).unwrap();
+        let stored = (std::fs::read(cache.payload_path(&h)).unwrap(), std::fs::read(cache.header_path(&h)).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        assert_eq!(streamed(&cache, &h, 2), Err("absent".into()));
+        let mut writer = cache.payload_writer(&h).unwrap();
+        writer.write_rows(&[2, 0], &[f32::MIN_POSITIVE, 7.0, 1.0, -2.5]).unwrap();
+        assert!(writer.write_rows(&[0], &[1.0, -2.5]).is_err(), "a row written twice");
+        writer.write_rows(&[1], &[3.25, 0.0]).unwrap();
+        writer.commit(&cache).unwrap();
+        let written = (std::fs::read(cache.payload_path(&h)).unwrap(), std::fs::read(cache.header_path(&h)).unwrap());
+        assert_eq!(written, stored, "the same two files, byte for byte");
+        for block_rows in [1, 2, 3, 10] {
+            assert_eq!(streamed(&cache, &h, block_rows), Ok(e.values.clone()), "blocks of {block_rows}");
+        }
+
+        let mut bytes = written.0.clone();
+        bytes[20] ^= 1;
+        std::fs::write(cache.payload_path(&h), &bytes).unwrap();
+        let err = streamed(&cache, &h, 2).unwrap_err();
+        assert!(err.contains("damaged") && err.contains("does not match the hash"), "{err}");
+        std::fs::write(cache.payload_path(&h), &bytes[..12]).unwrap();
+        let err = streamed(&cache, &h, 2).unwrap_err();
+        assert!(err.contains("12 bytes"), "{err}");
+
+        let mut short = cache.payload_writer(&h).unwrap();
+        short.write_rows(&[0], &[1.0, -2.5]).unwrap();
+        let err = short.commit(&cache).unwrap_err().to_string();
+        assert!(err.contains("2 of 3 rows"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -35,7 +35,14 @@ impl AtomicFile {
     pub fn create(dest: &Path) -> Result<Self> {
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let tmp = dest.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-        let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        // Readable too, so that a payload written out of order can be hashed before the rename.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
         Ok(Self { tmp, dest: dest.to_path_buf(), writer: BufWriter::new(file) })
     }
 

@@ -13,6 +13,7 @@ pub mod bm25;
 pub mod checkpoint;
 pub mod cli;
 pub mod commands;
+pub mod corpus_texts;
 pub mod data_parallel;
 pub mod dataset;
 pub mod distill_config;

@@ -14,9 +14,11 @@ use adam_core::data::{Document, Query, Run, RunEntry};
 use adam_core::encoder::SentenceEncoder;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Device, Tensor, TensorData};
+use indicatif::ProgressBar;
 
+use crate::corpus_texts::{self, CorpusTexts};
 use crate::dataset::DatasetFiles;
-use crate::embed_cache::{EmbeddingCache, Header, ShardHeader, default_dir};
+use crate::embed_cache::{EmbeddingCache, Header, ShardHeader, Streamed, default_dir};
 use crate::models::ModelArgs;
 use crate::progress;
 use crate::shard::Shard;
@@ -26,6 +28,11 @@ use crate::shard::Shard;
 const QUERY_BLOCK: usize = 256;
 /// Documents per block uploaded to the device (32,768 × 384 f32 = 48 MiB for MiniLM).
 const DOC_BLOCK: usize = 32_768;
+/// Documents read from the embedding cache at a time (6 MiB for MiniLM): each block is held
+/// three times over (bytes, floats, the device's copy) beside its scores.
+const CACHE_BLOCK: usize = 4_096;
+/// Batches encoded per block by [`encode_in_blocks`] before they are scored and let go.
+const ENCODE_BATCHES: usize = 32;
 
 /// Row-major text vectors `[len, dim]`.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,21 +53,22 @@ impl Embeddings {
 
 /// The top `depth` documents of `corpus` for each query, by the dot product of their
 /// embeddings. Ties (equal f32 scores) are broken by document id, descending byte order, which is
-/// how trec_eval orders them, so the run's ranks are the ranks `adam eval` scores.
-pub fn retrieve(
+/// how trec_eval orders them, so the run's ranks are the ranks `adam eval` scores. The corpus is
+/// encoded and scored a block at a time, so its vectors are never all in memory.
+pub fn retrieve<C: CorpusTexts + ?Sized>(
     encoder: &SentenceEncoder,
-    corpus: &[Document],
+    corpus: &C,
     queries: &[Query],
     depth: usize,
     batch_size: usize,
 ) -> Result<Run> {
-    check_unique_ids(corpus.iter().map(|d| d.id.as_str()), "document")?;
+    check_unique_ids((0..corpus.len()).map(|d| corpus.id(d)), "document")?;
     check_unique_ids(queries.iter().map(|q| q.id.as_str()), "query")?;
-    let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
-    let docs = embed_texts(encoder, &texts, batch_size, "passages")?;
     let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
     let query_vectors = embed_texts(encoder, &query_texts, batch_size, "queries")?;
-    search(&encoder.device, corpus, &docs, queries, &query_vectors, depth)
+    let mut best = TopK::new(&encoder.device, corpus, &query_vectors, depth)?;
+    encode_in_blocks(encoder, corpus, batch_size, |docs, rows| best.add(docs, rows))?;
+    best.into_run(corpus, queries)
 }
 
 /// Fails on the first id that appears twice: a run with a duplicate document is invalid for
@@ -83,13 +91,28 @@ pub fn embed_texts<T: AsRef<str>>(
     batch_size: usize,
     what: &str,
 ) -> Result<Embeddings> {
+    let progress = progress::bar(texts.len() as u64, &format!("embedding {what}"));
+    let name = |i: usize| format!("{what} #{}", i + 1);
+    let embeddings = embed_in_order(encoder, texts, &encoding_order(texts), batch_size, &progress, &name)?;
+    progress.finish_and_clear();
+    Ok(embeddings)
+}
+
+/// Embeds `texts` in batches of `batch_size` taken along `order`; the vectors come back in input
+/// order. `name(i)` names text `i` in an error.
+fn embed_in_order<T: AsRef<str>>(
+    encoder: &SentenceEncoder,
+    texts: &[T],
+    order: &[usize],
+    batch_size: usize,
+    progress: &ProgressBar,
+    name: &dyn Fn(usize) -> String,
+) -> Result<Embeddings> {
     if batch_size == 0 {
         bail!("batch size must be at least 1");
     }
     let dim = encoder.dim();
-    let order = encoding_order(texts);
     let mut values = vec![0.0f32; texts.len() * dim];
-    let progress = progress::bar(texts.len() as u64, &format!("embedding {what}"));
     for batch in order.chunks(batch_size) {
         let refs: Vec<&str> = batch.iter().map(|&i| texts[i].as_ref()).collect();
         let tokens = encoder.model.tokenizer.encode(&refs)?;
@@ -101,14 +124,39 @@ pub fn embed_texts<T: AsRef<str>>(
             .map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
         for (&i, v) in batch.iter().zip(flat.chunks_exact(dim)) {
             if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
-                bail!("the model gave a non-finite value ({bad}) in the embedding of {what} #{}", i + 1);
+                bail!("the model gave a non-finite value ({bad}) in the embedding of {}", name(i));
             }
             values[i * dim..(i + 1) * dim].copy_from_slice(v);
         }
         progress.inc(batch.len() as u64);
     }
-    progress.finish_and_clear();
     Ok(Embeddings { dim, values })
+}
+
+/// Encodes a corpus longest text first (the order and batches of [`embed_texts`] over all of
+/// it, so the same vectors), [`ENCODE_BATCHES`] batches at a time, and hands each block to
+/// `sink(documents, rows)`: the corpus's vectors are never all in memory.
+pub fn encode_in_blocks<C: CorpusTexts + ?Sized>(
+    encoder: &SentenceEncoder,
+    corpus: &C,
+    batch_size: usize,
+    mut sink: impl FnMut(&[usize], &[f32]) -> Result<()>,
+) -> Result<()> {
+    if batch_size == 0 {
+        bail!("batch size must be at least 1");
+    }
+    let order = corpus_texts::encoding_order(corpus);
+    let progress = progress::bar(order.len() as u64, "embedding documents");
+    for block in order.chunks(batch_size * ENCODE_BATCHES) {
+        let texts = corpus.texts(block)?;
+        // Already longest first: embedding them in this order keeps the batches of one pass.
+        let identity: Vec<usize> = (0..block.len()).collect();
+        let name = |i: usize| format!("document `{}`", corpus.id(block[i]));
+        let vectors = embed_in_order(encoder, &texts, &identity, batch_size, &progress, &name)?;
+        sink(block, &vectors.values)?;
+    }
+    progress.finish_and_clear();
+    Ok(())
 }
 
 /// The order in which [`embed_texts`] encodes `texts`: longest first, equal lengths in input
@@ -122,12 +170,12 @@ pub fn encoding_order<T: AsRef<str>>(texts: &[T]) -> Vec<usize> {
 /// Encodes shard `shard` of the corpus (whole batches of the unsharded encoding order) into
 /// `cache`, unless it is there already; `adam eval --model` without `--shard` then joins the
 /// shards. Returns the documents the shard holds.
-pub fn encode_corpus_shard(
+pub fn encode_corpus_shard<C: CorpusTexts + ?Sized>(
     encoder: &SentenceEncoder,
     model_args: &ModelArgs,
     cache: &EmbeddingCache,
     corpus_path: &Path,
-    corpus: &[Document],
+    corpus: &C,
     shard: Shard,
 ) -> Result<usize> {
     let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
@@ -135,12 +183,11 @@ pub fn encode_corpus_shard(
         eprintln!("shard {shard} of these embeddings is cached already in {}", cache.dir.display());
         return Ok(0);
     }
-    let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
-    let order = encoding_order(&texts);
-    let range = corpus_shard(&texts, &order, model_args.batch_size, encoder.model.sentence.max_seq_length, shard);
+    let order = corpus_texts::encoding_order(corpus);
+    let range = corpus_shard(corpus, &order, model_args.batch_size, encoder.model.sentence.max_seq_length, shard);
     // Already longest first: embed_texts keeps this order, and the batches start where the
     // unsharded run's do, so the vectors are the same.
-    let part: Vec<&str> = order[range.clone()].iter().map(|&i| texts[i].as_str()).collect();
+    let part = corpus.texts(&order[range.clone()])?;
     let start = Instant::now();
     let vectors = embed_texts(encoder, &part, model_args.batch_size, "documents")?;
     let shard_header = ShardHeader {
@@ -167,12 +214,18 @@ pub fn encode_corpus_shard(
 /// length (characters, at most four per token of the limit): the corpus is encoded longest first,
 /// so equal counts would give the first shard the slowest batches (DL19 in three: 430, 134 and
 /// 96 s).
-fn corpus_shard(texts: &[String], order: &[usize], batch_size: usize, max_tokens: usize, shard: Shard) -> Range<usize> {
+fn corpus_shard<C: CorpusTexts + ?Sized>(
+    corpus: &C,
+    order: &[usize],
+    batch_size: usize,
+    max_tokens: usize,
+    shard: Shard,
+) -> Range<usize> {
     let batch_size = batch_size.max(1);
     let costs: Vec<u64> = order
         .chunks(batch_size)
         .map(|batch| {
-            let longest = texts[batch[0]].chars().count().min(4 * max_tokens.max(1)) as u64;
+            let longest = corpus.chars(batch[0]).min(4 * max_tokens.max(1)) as u64;
             batch.len() as u64 * (longest + 1)
         })
         .collect();
@@ -180,12 +233,13 @@ fn corpus_shard(texts: &[String], order: &[usize], batch_size: usize, max_tokens
     (units.start * batch_size).min(order.len())..(units.end * batch_size).min(order.len())
 }
 
-/// The corpus vectors joined from the shards in `cache`, when shards of this entry are there:
-/// every shard of one count must be present and cover the corpus once.
-fn joined_shards(cache: &EmbeddingCache, header: &Header, corpus: &[Document]) -> Result<Option<Embeddings>> {
+/// Joins the shards of `header`'s entry in `cache`, when there are any, into the entry itself
+/// (one shard in memory at a time) and says whether it did: every shard of one count must be
+/// present and cover the corpus once.
+fn join_shards<C: CorpusTexts + ?Sized>(cache: &EmbeddingCache, header: &Header, corpus: &C) -> Result<bool> {
     let counts = cache.shard_counts(header)?;
     let count = match counts.as_slice() {
-        [] => return Ok(None),
+        [] => return Ok(false),
         [n] => *n,
         _ => bail!(
             "{} holds shards of these embeddings for several counts ({:?}); delete the ones you do not mean",
@@ -193,14 +247,8 @@ fn joined_shards(cache: &EmbeddingCache, header: &Header, corpus: &[Document]) -
             counts
         ),
     };
-    let mut parts = Vec::new();
-    let mut missing = Vec::new();
-    for shard in Shard::all(count) {
-        match cache.load_shard(header, shard)? {
-            Some(part) => parts.push(part),
-            None => missing.push(shard.to_string()),
-        }
-    }
+    let missing: Vec<String> =
+        Shard::all(count).filter(|&shard| !cache.has_shard(header, shard)).map(|shard| shard.to_string()).collect();
     if !missing.is_empty() {
         bail!(
             "the corpus embeddings are sharded in {} but shard(s) {} are missing: run `adam eval --model ... --shard I/{count}` for them (same model, data and --batch-size)",
@@ -208,28 +256,30 @@ fn joined_shards(cache: &EmbeddingCache, header: &Header, corpus: &[Document]) -
             missing.join(", ")
         );
     }
-    let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
-    let order = encoding_order(&texts);
-    let dim = header.dim;
-    let mut values = vec![0.0f32; corpus.len() * dim];
-    for (shard, (found, vectors)) in Shard::all(count).zip(&parts) {
-        let want = corpus_shard(&texts, &order, found.batch_size, header.max_seq_length, shard);
-        if found.batch_size != parts[0].0.batch_size || (found.start, found.end) != (want.start, want.end) {
+    let order = corpus_texts::encoding_order(corpus);
+    let mut payload = cache.payload_writer(header)?;
+    let mut first_batch_size = None;
+    for shard in Shard::all(count) {
+        let Some((found, vectors)) = cache.load_shard(header, shard)? else {
+            bail!("shard {shard} of the corpus embeddings vanished from {} while joining", cache.dir.display());
+        };
+        let batch_size = *first_batch_size.get_or_insert(found.batch_size);
+        let want = corpus_shard(corpus, &order, found.batch_size, header.max_seq_length, shard);
+        if found.batch_size != batch_size || (found.start, found.end) != (want.start, want.end) {
             bail!(
-                "shard {shard} in {} was made with --batch-size {} (documents {}..{}), shard 1/{count} with {}: rerun it with the same batch size",
+                "shard {shard} in {} was made with --batch-size {} (documents {}..{}), shard 1/{count} with {batch_size}: rerun it with the same batch size",
                 cache.dir.display(),
                 found.batch_size,
                 found.start,
                 found.end,
-                parts[0].0.batch_size
             );
         }
-        for (&doc, v) in order[want].iter().zip(vectors.values.chunks_exact(dim)) {
-            values[doc * dim..(doc + 1) * dim].copy_from_slice(v);
-        }
+        payload.write_rows(&order[want], &vectors.values)?;
     }
+    payload.commit(cache)?;
     eprintln!("joined {count} shards of the corpus embeddings from {}", cache.dir.display());
-    Ok(Some(Embeddings { dim, values }))
+    eprintln!("cached the joined embeddings in {}", cache.payload_path(header).display());
+    Ok(true)
 }
 
 /// The corpus of a dataset folder and its path, refused when empty or when an id repeats.
@@ -267,14 +317,15 @@ impl CacheFlags {
 
 /// Exact dense retrieval of `queries` over `corpus` (read from `corpus_path`), the corpus
 /// vectors taken from `cache` when it has them for this model and corpus, else encoded (and
-/// stored there). `adam eval --model` and `adam negatives --method dense` share it, so mining
-/// negatives after evaluating the same model encodes nothing but the queries.
-pub fn dense_retrieve(
+/// stored there), a block at a time either way: memory does not grow with the corpus's vectors.
+/// `adam eval --model` and `adam negatives --method dense` share it, so mining negatives after
+/// evaluating the same model encodes nothing but the queries.
+pub fn dense_retrieve<C: CorpusTexts + ?Sized>(
     encoder: &SentenceEncoder,
     model_args: &ModelArgs,
     cache: Option<&EmbeddingCache>,
     corpus_path: &Path,
-    corpus: &[Document],
+    corpus: &C,
     queries: &[Query],
     depth: usize,
 ) -> Result<Run> {
@@ -282,19 +333,28 @@ pub fn dense_retrieve(
     let run = match cache {
         None => retrieve(encoder, corpus, queries, depth, model_args.batch_size)?,
         Some(cache) => {
-            let docs = corpus_embeddings(encoder, model_args, Some(cache), corpus_path, corpus)?;
+            check_unique_ids(queries.iter().map(|q| q.id.as_str()), "query")?;
+            let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
             let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
-            let embed_start = Instant::now();
             let query_vectors = embed_texts(encoder, &query_texts, model_args.batch_size, "queries")?;
             let search_start = Instant::now();
-            let run = search(&encoder.device, corpus, &docs, queries, &query_vectors, depth)?;
-            eprintln!(
-                "embedded {} queries in {:.2} s, scored and ranked in {:.2} s",
-                queries.len(),
-                (search_start - embed_start).as_secs_f64(),
-                search_start.elapsed().as_secs_f64()
-            );
-            run
+            if let Some(run) = search_cached(encoder, cache, &header, corpus, queries, &query_vectors, depth)? {
+                eprintln!(
+                    "reusing cached embeddings of {} documents ({} dims) from {}",
+                    corpus.len(),
+                    header.dim,
+                    cache.payload_path(&header).display()
+                );
+                eprintln!(
+                    "embedded {} queries in {:.2} s, scored and ranked in {:.2} s",
+                    queries.len(),
+                    (search_start - start).as_secs_f64(),
+                    search_start.elapsed().as_secs_f64()
+                );
+                run
+            } else {
+                encode_search_and_cache(encoder, model_args, cache, &header, corpus, queries, &query_vectors, depth)?
+            }
         }
     };
     eprintln!(
@@ -307,8 +367,82 @@ pub fn dense_retrieve(
     Ok(run)
 }
 
-/// The corpus vectors from the cache when it has an entry for this model and corpus; otherwise
-/// encoded (and stored there when there is a cache).
+/// The run from `header`'s cached vectors (joined from shards first when only those are there),
+/// read a block at a time; `None` when the cache has neither, or its entry is damaged (said on
+/// stderr; it is then encoded and written again).
+fn search_cached<C: CorpusTexts + ?Sized>(
+    encoder: &SentenceEncoder,
+    cache: &EmbeddingCache,
+    header: &Header,
+    corpus: &C,
+    queries: &[Query],
+    query_vectors: &Embeddings,
+    depth: usize,
+) -> Result<Option<Run>> {
+    let mut joined = false;
+    loop {
+        let mut best = TopK::new(&encoder.device, corpus, query_vectors, depth)?;
+        let streamed = cache.stream(header, CACHE_BLOCK, |first, rows| {
+            let docs: Vec<usize> = (first..first + rows.len() / header.dim).collect();
+            best.add(&docs, rows)
+        })?;
+        match streamed {
+            Streamed::Complete => return best.into_run(corpus, queries).map(Some),
+            Streamed::Damaged(e) => {
+                eprintln!("warning: ignoring the cached embeddings: {e:#}");
+                return Ok(None);
+            }
+            Streamed::Absent if !joined && join_shards(cache, header, corpus)? => joined = true,
+            Streamed::Absent => return Ok(None),
+        }
+    }
+}
+
+/// Encodes the corpus a block at a time, scoring each block and writing it into `cache` as it
+/// goes. The cache only saves time: failing to write it warns and does not lose the evaluation.
+#[allow(clippy::too_many_arguments)]
+fn encode_search_and_cache<C: CorpusTexts + ?Sized>(
+    encoder: &SentenceEncoder,
+    model_args: &ModelArgs,
+    cache: &EmbeddingCache,
+    header: &Header,
+    corpus: &C,
+    queries: &[Query],
+    query_vectors: &Embeddings,
+    depth: usize,
+) -> Result<Run> {
+    let start = Instant::now();
+    let mut best = TopK::new(&encoder.device, corpus, query_vectors, depth)?;
+    let mut payload = match cache.payload_writer(header) {
+        Ok(writer) => Some(writer),
+        Err(e) => {
+            eprintln!("warning: could not cache the embeddings: {e:#}");
+            None
+        }
+    };
+    encode_in_blocks(encoder, corpus, model_args.batch_size, |docs, rows| {
+        if let Some(writer) = &mut payload
+            && let Err(e) = writer.write_rows(docs, rows)
+        {
+            eprintln!("warning: could not cache the embeddings: {e:#}");
+            payload = None;
+        }
+        best.add(docs, rows)
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!("embedded {} documents in {secs:.1} s ({:.0}/s)", corpus.len(), corpus.len() as f64 / secs);
+    if let Some(writer) = payload {
+        match writer.commit(cache) {
+            Ok(()) => eprintln!("cached the embeddings in {}", cache.payload_path(header).display()),
+            Err(e) => eprintln!("warning: could not cache the embeddings: {e:#}"),
+        }
+    }
+    best.into_run(corpus, queries)
+}
+
+/// The corpus vectors, all in memory (an index is built from all of them), from the cache when
+/// it has an entry for this model and corpus; otherwise encoded (and stored there when there is
+/// a cache).
 pub fn corpus_embeddings(
     encoder: &SentenceEncoder,
     model_args: &ModelArgs,
@@ -321,7 +455,11 @@ pub fn corpus_embeddings(
         return embed_texts(encoder, &texts, model_args.batch_size, "documents");
     };
     let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
-    if let Some(found) = cache.load(&header)? {
+    let mut found = cache.load(&header)?;
+    if found.is_none() && join_shards(cache, &header, corpus)? {
+        found = cache.load(&header)?;
+    }
+    if let Some(found) = found {
         eprintln!(
             "reusing cached embeddings of {} documents ({} dims) from {}",
             found.len(),
@@ -329,11 +467,6 @@ pub fn corpus_embeddings(
             cache.payload_path(&header).display()
         );
         return Ok(found);
-    }
-    if let Some(joined) = joined_shards(cache, &header, corpus)? {
-        cache.store(&header, &joined)?;
-        eprintln!("cached the joined embeddings in {}", cache.payload_path(&header).display());
-        return Ok(joined);
     }
     let start = Instant::now();
     let texts: Vec<String> = corpus.iter().map(Document::full_text).collect();
@@ -386,12 +519,6 @@ pub fn search(
     query_vectors: &Embeddings,
     depth: usize,
 ) -> Result<Run> {
-    if depth == 0 {
-        bail!("depth must be at least 1");
-    }
-    if corpus.is_empty() {
-        bail!("the corpus is empty: nothing to retrieve");
-    }
     if doc_vectors.len() != corpus.len() || query_vectors.len() != queries.len() {
         bail!(
             "{} document vectors for {} documents, {} query vectors for {} queries",
@@ -404,63 +531,125 @@ pub fn search(
     if doc_vectors.dim != query_vectors.dim {
         bail!("documents have {} dimensions, queries {}", doc_vectors.dim, query_vectors.dim);
     }
-    if corpus.len() > u32::MAX as usize {
-        bail!("corpus of {} documents is larger than this search supports (2^32)", corpus.len());
-    }
-    let id_rank = id_ranks(corpus);
-    let depth = depth.min(corpus.len());
+    let mut best = TopK::new(device, corpus, query_vectors, depth)?;
     let dim = doc_vectors.dim;
-    // Min-heaps (worst on top) of each query's best documents so far.
-    let mut best: Vec<BinaryHeap<std::cmp::Reverse<Candidate>>> =
-        (0..queries.len()).map(|_| BinaryHeap::with_capacity(depth + 1)).collect();
-    let doc_blocks = corpus.len().div_ceil(DOC_BLOCK);
-    let query_blocks = queries.len().div_ceil(QUERY_BLOCK);
-    let progress = progress::bar((doc_blocks * query_blocks) as u64, "scoring blocks");
+    let progress = progress::bar(corpus.len().div_ceil(DOC_BLOCK) as u64, "scoring blocks");
     for doc_start in (0..corpus.len()).step_by(DOC_BLOCK) {
         let doc_end = (doc_start + DOC_BLOCK).min(corpus.len());
-        let block = doc_vectors.values[doc_start * dim..doc_end * dim].to_vec();
+        let docs: Vec<usize> = (doc_start..doc_end).collect();
+        best.add(&docs, &doc_vectors.values[doc_start * dim..doc_end * dim])?;
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    best.into_run(corpus, queries)
+}
+
+/// Each query's best `depth` documents so far, over blocks of documents scored as they come
+/// (in any order: the result does not depend on it).
+pub struct TopK {
+    device: Device,
+    /// The queries in blocks of [`QUERY_BLOCK`], uploaded once.
+    query_blocks: Vec<(Range<usize>, Tensor<2>)>,
+    dim: usize,
+    id_rank: Vec<u32>,
+    depth: usize,
+    /// Min-heaps (worst on top) of each query's best documents so far.
+    best: Vec<BinaryHeap<std::cmp::Reverse<Candidate>>>,
+}
+
+impl TopK {
+    pub fn new<C: CorpusTexts + ?Sized>(
+        device: &Device,
+        corpus: &C,
+        query_vectors: &Embeddings,
+        depth: usize,
+    ) -> Result<Self> {
+        if depth == 0 {
+            bail!("depth must be at least 1");
+        }
+        if corpus.is_empty() {
+            bail!("the corpus is empty: nothing to retrieve");
+        }
+        if corpus.len() > u32::MAX as usize {
+            bail!("corpus of {} documents is larger than this search supports (2^32)", corpus.len());
+        }
+        let dim = query_vectors.dim;
+        let queries = query_vectors.len();
+        let query_blocks = (0..queries)
+            .step_by(QUERY_BLOCK)
+            .map(|start| {
+                let end = (start + QUERY_BLOCK).min(queries);
+                let rows = query_vectors.values[start * dim..end * dim].to_vec();
+                (start..end, Tensor::<2>::from_data(TensorData::new(rows, [end - start, dim]), device))
+            })
+            .collect();
+        let depth = depth.min(corpus.len());
+        Ok(Self {
+            device: device.clone(),
+            query_blocks,
+            dim,
+            id_rank: id_ranks(corpus),
+            depth,
+            best: (0..queries).map(|_| BinaryHeap::with_capacity(depth + 1)).collect(),
+        })
+    }
+
+    /// Scores documents `docs` (their vectors are the rows of `rows`) for every query.
+    pub fn add(&mut self, docs: &[usize], rows: &[f32]) -> Result<()> {
+        if rows.len() != docs.len() * self.dim {
+            bail!("{} values for {} documents of {} dimensions", rows.len(), docs.len(), self.dim);
+        }
+        if docs.is_empty() {
+            return Ok(());
+        }
         // [dim, docs]: a transposed view, which the GEMM reads without copying.
-        let docs_t = Tensor::<2>::from_data(TensorData::new(block, [doc_end - doc_start, dim]), device).transpose();
-        for query_start in (0..queries.len()).step_by(QUERY_BLOCK) {
-            let query_end = (query_start + QUERY_BLOCK).min(queries.len());
-            let rows = query_vectors.values[query_start * dim..query_end * dim].to_vec();
-            let q = Tensor::<2>::from_data(TensorData::new(rows, [query_end - query_start, dim]), device);
+        let docs_t =
+            Tensor::<2>::from_data(TensorData::new(rows.to_vec(), [docs.len(), self.dim]), &self.device).transpose();
+        for (range, q) in &self.query_blocks {
             let scores: Vec<f32> = q
+                .clone()
                 .matmul(docs_t.clone())
                 .try_into_data()
                 .map_err(|e| anyhow::anyhow!("reading scores from the device: {e:?}"))?
                 .try_into_vec_as::<f32>()
                 .map_err(|e| anyhow::anyhow!("reading scores: {e:?}"))?;
-            let width = doc_end - doc_start;
-            for (row, heap) in scores.chunks_exact(width).zip(&mut best[query_start..query_end]) {
-                keep_best(heap, row, doc_start, &id_rank, depth);
+            for (row, heap) in scores.chunks_exact(docs.len()).zip(&mut self.best[range.clone()]) {
+                keep_best(heap, row, docs, &self.id_rank, self.depth);
             }
-            progress.inc(1);
         }
+        Ok(())
     }
-    progress.finish_and_clear();
-    let mut run = Run::new();
-    for (query, heap) in queries.iter().zip(best) {
-        let ranked = heap.into_sorted_vec(); // ascending Reverse = best first
-        let entries = ranked
-            .into_iter()
-            .map(|std::cmp::Reverse(c)| RunEntry { doc: corpus[c.doc as usize].id.clone(), score: c.score as f64 })
-            .collect();
-        run.insert(query.id.clone(), entries);
+
+    /// Each query's documents, best first.
+    pub fn into_run<C: CorpusTexts + ?Sized>(self, corpus: &C, queries: &[Query]) -> Result<Run> {
+        if queries.len() != self.best.len() {
+            bail!("{} queries for {} query vectors", queries.len(), self.best.len());
+        }
+        let mut run = Run::new();
+        for (query, heap) in queries.iter().zip(self.best) {
+            let ranked = heap.into_sorted_vec(); // ascending Reverse = best first
+            let entries = ranked
+                .into_iter()
+                .map(|std::cmp::Reverse(c)| RunEntry {
+                    doc: corpus.id(c.doc as usize).to_string(),
+                    score: c.score as f64,
+                })
+                .collect();
+            run.insert(query.id.clone(), entries);
+        }
+        Ok(run)
     }
-    Ok(run)
 }
 
-/// Merges one query's scores for documents `offset..offset + scores.len()` into its heap.
+/// Merges one query's scores for documents `docs` into its heap.
 fn keep_best(
     heap: &mut BinaryHeap<std::cmp::Reverse<Candidate>>,
     scores: &[f32],
-    offset: usize,
+    docs: &[usize],
     id_rank: &[u32],
     depth: usize,
 ) {
-    for (j, &score) in scores.iter().enumerate() {
-        let doc = offset + j;
+    for (&doc, &score) in docs.iter().zip(scores) {
         let candidate = Candidate { score, id_rank: id_rank[doc], doc: doc as u32 };
         if heap.len() < depth {
             heap.push(std::cmp::Reverse(candidate));
@@ -473,9 +662,9 @@ fn keep_best(
 }
 
 /// Each document's position when ids are sorted by bytes (ids are unique).
-fn id_ranks(corpus: &[Document]) -> Vec<u32> {
+fn id_ranks<C: CorpusTexts + ?Sized>(corpus: &C) -> Vec<u32> {
     let mut order: Vec<usize> = (0..corpus.len()).collect();
-    order.sort_by(|&a, &b| corpus[a].id.as_bytes().cmp(corpus[b].id.as_bytes()));
+    order.sort_by(|&a, &b| corpus.id(a).as_bytes().cmp(corpus.id(b).as_bytes()));
     let mut rank = vec![0u32; corpus.len()];
     for (r, &i) in order.iter().enumerate() {
         rank[i] = r as u32;
@@ -593,7 +782,7 @@ mod tests {
         let queries: Vec<Query> =
             corpus.iter().step_by(7).map(|d| Query { id: format!("q-{}", d.id), text: d.full_text() }).collect();
         // An odd batch size, so the last batch is partial.
-        let run = retrieve(&encoder, &corpus, &queries, 5, 7).unwrap();
+        let run = retrieve(&encoder, corpus.as_slice(), &queries, 5, 7).unwrap();
         assert_eq!(run.len(), queries.len());
         for (q, d) in queries.iter().zip(corpus.iter().step_by(7)) {
             let ranked = &run[&q.id];

@@ -538,7 +538,7 @@ fn test_metrics(dir: &Path, test: &Dataset, plan: &Plan, backend: Backend) -> Re
         backend,
     })?;
     let queries: Vec<Query> = test.queries.iter().filter(|q| test.qrels.contains_key(&q.id)).cloned().collect();
-    let run = retrieve(&encoder, &test.corpus, &queries, 100, 64)?;
+    let run = retrieve(&encoder, test.corpus.as_slice(), &queries, 100, 64)?;
     let metrics = evaluate(&run, &test.qrels, plan.rel_threshold).mean.to_map();
     write_json(&cached, &serde_json::to_value(&metrics)?)?;
     Ok(metrics)

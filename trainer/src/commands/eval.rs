@@ -8,6 +8,7 @@ use adam_core::data::{Qrels, Query, Run, read_run, write_run};
 use adam_core::metrics::{Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
+use crate::corpus_texts::SpilledCorpus;
 use crate::dataset::DatasetFiles;
 use crate::io::{AtomicFile, open};
 use crate::models::{EncoderFlags, load_encoder};
@@ -141,14 +142,18 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
         bail!("--depth must be at least 1");
     }
     let queries = split_queries(files, qrels)?;
-    let (corpus_path, corpus) = load_corpus(files)?;
-
     let model_args = args.encoder.with_model(model.to_path_buf());
-    let encoder = load_encoder(&model_args)?;
     let cache = args.embedding_cache.open();
     let run = match &args.index {
-        None => dense_retrieve(&encoder, &model_args, cache.as_ref(), &corpus_path, &corpus, &queries, depth)?,
+        None => {
+            // Read before the model loads, so a bad corpus fails at once.
+            let corpus = SpilledCorpus::read(files)?;
+            let encoder = load_encoder(&model_args)?;
+            dense_retrieve(&encoder, &model_args, cache.as_ref(), &corpus.path, &corpus, &queries, depth)?
+        }
         Some(index_path) => {
+            let (corpus_path, corpus) = load_corpus(files)?;
+            let encoder = load_encoder(&model_args)?;
             let ann = IndexSearch {
                 path: index_path,
                 expansion: args.expansion_search.unwrap_or(DEFAULT_EXPANSION_SEARCH),
@@ -172,13 +177,13 @@ fn dense_run(args: &EvalArgs, files: &DatasetFiles, model: &Path, qrels: &Qrels)
 /// `--shard I/N`: encode one shard of the corpus into the cache.
 fn encode_shard(args: &EvalArgs, files: &DatasetFiles, shard: Shard) -> Result<()> {
     let Some(model) = &args.model else { bail!("--shard needs --model DIR") };
-    let (corpus_path, corpus) = load_corpus(files)?;
+    let corpus = SpilledCorpus::read(files)?;
     let model_args = args.encoder.with_model(model.to_path_buf());
     let encoder = load_encoder(&model_args)?;
     let Some(cache) = args.embedding_cache.open() else {
         bail!("--shard writes into the embedding cache: give --cache DIR (no default cache folder: HOME is not set)");
     };
-    encode_corpus_shard(&encoder, &model_args, &cache, &corpus_path, &corpus, shard)?;
+    encode_corpus_shard(&encoder, &model_args, &cache, &corpus.path, &corpus, shard)?;
     eprintln!(
         "when every shard of {} is in {}, run this command without --shard to evaluate",
         shard.count,

@@ -64,7 +64,7 @@ pub fn run(args: IndexArgs) -> Result<()> {
     let model_args = args.encoder.with_model(args.model.clone());
     let encoder = load_encoder(&model_args)?;
     let cache = args.embedding_cache.open();
-    let header = Header::describe(&args.model, &encoder, &corpus_path, &corpus)?;
+    let header = Header::describe(&args.model, &encoder, &corpus_path, corpus.as_slice())?;
     let vectors = corpus_embeddings(&encoder, &model_args, cache.as_ref(), &corpus_path, &corpus)?;
 
     let start = Instant::now();

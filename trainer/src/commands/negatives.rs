@@ -132,8 +132,15 @@ pub fn run(args: NegativesArgs) -> Result<()> {
                 work.iter().map(|(id, text, _)| Query { id: id.to_string(), text: text.to_string() }).collect();
             let cache = args.embedding_cache.open();
             let corpus_path = data.files.corpus_path()?;
-            let run =
-                dense_retrieve(&encoder, &model, cache.as_ref(), corpus_path, &data.corpus, &queries, args.depth)?;
+            let run = dense_retrieve(
+                &encoder,
+                &model,
+                cache.as_ref(),
+                corpus_path,
+                data.corpus.as_slice(),
+                &queries,
+                args.depth,
+            )?;
             let doc_index: std::collections::HashMap<&str, usize> =
                 data.corpus.iter().enumerate().map(|(i, d)| (d.id.as_str(), i)).collect();
             let hits = queries
