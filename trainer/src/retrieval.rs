@@ -338,7 +338,8 @@ pub fn dense_retrieve<C: CorpusTexts + ?Sized>(
             let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
             let query_vectors = embed_texts(encoder, &query_texts, model_args.batch_size, "queries")?;
             let search_start = Instant::now();
-            if let Some(run) = search_cached(encoder, cache, &header, corpus, queries, &query_vectors, depth)? {
+            let wanted = Wanted { encoder, corpus, queries, query_vectors: &query_vectors, depth };
+            if let Some(run) = search_cached(&wanted, cache, &header)? {
                 eprintln!(
                     "reusing cached embeddings of {} documents ({} dims) from {}",
                     corpus.len(),
@@ -353,7 +354,7 @@ pub fn dense_retrieve<C: CorpusTexts + ?Sized>(
                 );
                 run
             } else {
-                encode_search_and_cache(encoder, model_args, cache, &header, corpus, queries, &query_vectors, depth)?
+                encode_search_and_cache(&wanted, model_args.batch_size, cache, &header)?
             }
         }
     };
@@ -367,32 +368,44 @@ pub fn dense_retrieve<C: CorpusTexts + ?Sized>(
     Ok(run)
 }
 
+/// What a cached or encoding search retrieves: the best `depth` documents of `corpus` for
+/// `queries`, whose vectors `encoder` made.
+struct Wanted<'a, C: ?Sized> {
+    encoder: &'a SentenceEncoder,
+    corpus: &'a C,
+    queries: &'a [Query],
+    query_vectors: &'a Embeddings,
+    depth: usize,
+}
+
+impl<C: CorpusTexts + ?Sized> Wanted<'_, C> {
+    fn top_k(&self) -> Result<TopK> {
+        TopK::new(&self.encoder.device, self.corpus, self.query_vectors, self.depth)
+    }
+}
+
 /// The run from `header`'s cached vectors (joined from shards first when only those are there),
 /// read a block at a time; `None` when the cache has neither, or its entry is damaged (said on
 /// stderr; it is then encoded and written again).
 fn search_cached<C: CorpusTexts + ?Sized>(
-    encoder: &SentenceEncoder,
+    wanted: &Wanted<C>,
     cache: &EmbeddingCache,
     header: &Header,
-    corpus: &C,
-    queries: &[Query],
-    query_vectors: &Embeddings,
-    depth: usize,
 ) -> Result<Option<Run>> {
     let mut joined = false;
     loop {
-        let mut best = TopK::new(&encoder.device, corpus, query_vectors, depth)?;
+        let mut best = wanted.top_k()?;
         let streamed = cache.stream(header, CACHE_BLOCK, |first, rows| {
             let docs: Vec<usize> = (first..first + rows.len() / header.dim).collect();
             best.add(&docs, rows)
         })?;
         match streamed {
-            Streamed::Complete => return best.into_run(corpus, queries).map(Some),
+            Streamed::Complete => return best.into_run(wanted.corpus, wanted.queries).map(Some),
             Streamed::Damaged(e) => {
                 eprintln!("warning: ignoring the cached embeddings: {e:#}");
                 return Ok(None);
             }
-            Streamed::Absent if !joined && join_shards(cache, header, corpus)? => joined = true,
+            Streamed::Absent if !joined && join_shards(cache, header, wanted.corpus)? => joined = true,
             Streamed::Absent => return Ok(None),
         }
     }
@@ -400,19 +413,15 @@ fn search_cached<C: CorpusTexts + ?Sized>(
 
 /// Encodes the corpus a block at a time, scoring each block and writing it into `cache` as it
 /// goes. The cache only saves time: failing to write it warns and does not lose the evaluation.
-#[allow(clippy::too_many_arguments)]
 fn encode_search_and_cache<C: CorpusTexts + ?Sized>(
-    encoder: &SentenceEncoder,
-    model_args: &ModelArgs,
+    wanted: &Wanted<C>,
+    batch_size: usize,
     cache: &EmbeddingCache,
     header: &Header,
-    corpus: &C,
-    queries: &[Query],
-    query_vectors: &Embeddings,
-    depth: usize,
 ) -> Result<Run> {
+    let (encoder, corpus) = (wanted.encoder, wanted.corpus);
     let start = Instant::now();
-    let mut best = TopK::new(&encoder.device, corpus, query_vectors, depth)?;
+    let mut best = wanted.top_k()?;
     let mut payload = match cache.payload_writer(header) {
         Ok(writer) => Some(writer),
         Err(e) => {
@@ -420,7 +429,7 @@ fn encode_search_and_cache<C: CorpusTexts + ?Sized>(
             None
         }
     };
-    encode_in_blocks(encoder, corpus, model_args.batch_size, |docs, rows| {
+    encode_in_blocks(encoder, corpus, batch_size, |docs, rows| {
         if let Some(writer) = &mut payload
             && let Err(e) = writer.write_rows(docs, rows)
         {
@@ -437,7 +446,7 @@ fn encode_search_and_cache<C: CorpusTexts + ?Sized>(
             Err(e) => eprintln!("warning: could not cache the embeddings: {e:#}"),
         }
     }
-    best.into_run(corpus, queries)
+    best.into_run(corpus, wanted.queries)
 }
 
 /// The corpus vectors, all in memory (an index is built from all of them), from the cache when
