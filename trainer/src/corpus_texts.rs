@@ -29,6 +29,8 @@ pub trait CorpusTexts {
     fn texts(&self, docs: &[usize]) -> Result<Vec<String>>;
     /// [`crate::embed_cache::hash_corpus`] of the corpus.
     fn xxh3(&self) -> String;
+    /// Fails on an id that appears twice (a run naming a document twice is invalid).
+    fn check_unique_ids(&self) -> Result<()>;
 }
 
 impl CorpusTexts for [Document] {
@@ -46,6 +48,9 @@ impl CorpusTexts for [Document] {
     }
     fn xxh3(&self) -> String {
         crate::embed_cache::hash_corpus(self)
+    }
+    fn check_unique_ids(&self) -> Result<()> {
+        crate::retrieval::check_unique_ids(self.iter().map(|d| d.id.as_str()), "document")
     }
 }
 
@@ -102,13 +107,13 @@ impl SpilledCorpus {
         }
         let spill = writer.into_inner().map_err(|e| e.into_error()).context("writing the corpus texts")?;
         let corpus = Self { path, ids, id_ends, chars, text_ends, spill: Mutex::new(spill), xxh3: hasher.finish() };
-        corpus.check_unique_ids()?;
+        corpus.refuse_repeated_ids()?;
         Ok(corpus)
     }
 
     /// Fails on an id that appears twice, naming the pair whose second entry comes first in the
     /// file (as [`crate::retrieval::check_unique_ids`] does), without a hash set of every id.
-    fn check_unique_ids(&self) -> Result<()> {
+    fn refuse_repeated_ids(&self) -> Result<()> {
         let by_id = self.ids_in_byte_order();
         let duplicate = by_id
             .windows(2)
@@ -163,6 +168,9 @@ impl CorpusTexts for SpilledCorpus {
     }
     fn xxh3(&self) -> String {
         self.xxh3.clone()
+    }
+    fn check_unique_ids(&self) -> Result<()> {
+        Ok(()) // refused when read
     }
 }
 

@@ -62,7 +62,7 @@ pub fn retrieve<C: CorpusTexts + ?Sized>(
     depth: usize,
     batch_size: usize,
 ) -> Result<Run> {
-    check_unique_ids((0..corpus.len()).map(|d| corpus.id(d)), "document")?;
+    corpus.check_unique_ids()?;
     check_unique_ids(queries.iter().map(|q| q.id.as_str()), "query")?;
     let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
     let query_vectors = embed_texts(encoder, &query_texts, batch_size, "queries")?;
@@ -333,6 +333,7 @@ pub fn dense_retrieve<C: CorpusTexts + ?Sized>(
     let run = match cache {
         None => retrieve(encoder, corpus, queries, depth, model_args.batch_size)?,
         Some(cache) => {
+            corpus.check_unique_ids()?;
             check_unique_ids(queries.iter().map(|q| q.id.as_str()), "query")?;
             let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
             let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
