@@ -23,6 +23,9 @@ use crate::io::AtomicFile;
 use crate::retrieval::Embeddings;
 use crate::shard::Shard;
 
+/// Rows read at a time by [`EmbeddingCache::load`], which keeps only the floats.
+const STREAM_BLOCK_ROWS: usize = 4_096;
+
 /// Bumped whenever the layout or the meaning of a key changes.
 const FORMAT: &str = "adam-corpus-embeddings/2";
 
@@ -131,47 +134,19 @@ impl EmbeddingCache {
     /// unreadable, or whose payload does not match its header, is reported and treated as absent
     /// (it will be overwritten).
     pub fn load(&self, wanted: &Header) -> Result<Option<Embeddings>> {
-        let header_path = self.header_path(wanted);
-        let text = match std::fs::read_to_string(&header_path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("reading {}", header_path.display())),
-        };
-        match self.read_entry(wanted, &header_path, &text) {
-            Ok(embeddings) => Ok(Some(embeddings)),
-            Err(e) => {
+        let mut values = Vec::with_capacity(wanted.documents * wanted.dim);
+        let found = self.stream(wanted, STREAM_BLOCK_ROWS, |_, rows| {
+            values.extend_from_slice(rows);
+            Ok(())
+        })?;
+        match found {
+            Streamed::Complete => Ok(Some(Embeddings { dim: wanted.dim, values })),
+            Streamed::Absent => Ok(None),
+            Streamed::Damaged(e) => {
                 eprintln!("warning: ignoring the cached embeddings: {e:#}");
                 Ok(None)
             }
         }
-    }
-
-    fn read_entry(&self, wanted: &Header, header_path: &Path, text: &str) -> Result<Embeddings> {
-        let found: Header = serde_json::from_str(text)
-            .with_context(|| format!("{}: not an adam embedding header", header_path.display()))?;
-        if !found.same_content(wanted) {
-            anyhow::bail!("{}: header does not describe this model and corpus", header_path.display());
-        }
-        let payload_path = self.payload_path(wanted);
-        let mut bytes = Vec::new();
-        std::fs::File::open(&payload_path)
-            .and_then(|mut f| f.read_to_end(&mut bytes))
-            .with_context(|| format!("reading {}", payload_path.display()))?;
-        let expected = found.documents * found.dim * 4;
-        if bytes.len() != expected {
-            anyhow::bail!(
-                "{}: {} bytes, the header says {} × {} f32 = {expected}",
-                payload_path.display(),
-                bytes.len(),
-                found.documents,
-                found.dim
-            );
-        }
-        if hex(xxhash_rust::xxh3::xxh3_128(&bytes)) != found.payload_xxh3 {
-            anyhow::bail!("{}: content does not match the hash in its header", payload_path.display());
-        }
-        let values = f32_values(&bytes);
-        Ok(Embeddings { dim: found.dim, values })
     }
 
     /// Stores `embeddings` under `header`'s key: payload first, then the header, each atomically.
@@ -228,44 +203,41 @@ impl EmbeddingCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Streamed::Absent),
             Err(e) => return Err(e).with_context(|| format!("reading {}", header_path.display())),
         };
-        let found: Header = match serde_json::from_str(&text) {
-            Ok(found) => found,
-            Err(e) => {
-                let e =
-                    anyhow::Error::new(e).context(format!("{}: not an adam embedding header", header_path.display()));
-                return Ok(Streamed::Damaged(e));
-            }
-        };
-        if !found.same_content(wanted) {
-            let e = anyhow::anyhow!("{}: header does not describe this model and corpus", header_path.display());
-            return Ok(Streamed::Damaged(e));
-        }
+        // From here on a failure is the entry's, reported as damage, not this command's error.
         let payload_path = self.payload_path(wanted);
-        let mut file = match std::fs::File::open(&payload_path) {
-            Ok(file) => file,
-            Err(e) => {
-                return Ok(Streamed::Damaged(
-                    anyhow::Error::new(e).context(format!("reading {}", payload_path.display())),
-                ));
+        let opened = (|| {
+            let found: Header = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not an adam embedding header", header_path.display()))?;
+            if !found.same_content(wanted) {
+                anyhow::bail!("{}: header does not describe this model and corpus", header_path.display());
             }
+            let file =
+                std::fs::File::open(&payload_path).with_context(|| format!("reading {}", payload_path.display()))?;
+            let expected = (found.documents * found.dim * 4) as u64;
+            let size = file.metadata().with_context(|| format!("reading {}", payload_path.display()))?.len();
+            if size != expected {
+                anyhow::bail!(
+                    "{}: {size} bytes, the header says {} × {} f32 = {expected}",
+                    payload_path.display(),
+                    found.documents,
+                    found.dim
+                );
+            }
+            Ok((found, file))
+        })();
+        let (found, mut file) = match opened {
+            Ok(opened) => opened,
+            Err(e) => return Ok(Streamed::Damaged(e)),
         };
-        let expected = (found.documents * found.dim * 4) as u64;
-        let size = file.metadata().with_context(|| format!("reading {}", payload_path.display()))?.len();
-        if size != expected {
-            let e = anyhow::anyhow!(
-                "{}: {size} bytes, the header says {} × {} f32 = {expected}",
-                payload_path.display(),
-                found.documents,
-                found.dim
-            );
-            return Ok(Streamed::Damaged(e));
-        }
         let mut hasher = Xxh3Default::new();
         let mut bytes = vec![0u8; block_rows.max(1) * found.dim * 4];
         for first in (0..found.documents).step_by(block_rows.max(1)) {
             let rows = block_rows.max(1).min(found.documents - first);
             let block = &mut bytes[..rows * found.dim * 4];
-            file.read_exact(block).with_context(|| format!("reading {}", payload_path.display()))?;
+            if let Err(e) = file.read_exact(block) {
+                let e = anyhow::Error::new(e).context(format!("reading {}", payload_path.display()));
+                return Ok(Streamed::Damaged(e));
+            }
             hasher.update(block);
             f(first, &f32_values(block))?;
         }
@@ -331,17 +303,9 @@ impl PayloadWriter {
         writer.flush().with_context(context)?;
         let file = writer.get_mut();
         file.seek(SeekFrom::Start(0)).with_context(context)?;
-        let mut hasher = Xxh3Default::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buf).with_context(context)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
+        let payload_xxh3 = hash_reader(&*file, &self.path)?;
         self.file.commit()?;
-        let header = Header { payload_xxh3: hex(hasher.digest128()), ..self.header };
+        let header = Header { payload_xxh3, ..self.header };
         write_header(&cache.header_path(&header), &header)
     }
 }
@@ -478,11 +442,16 @@ fn hex(v: u128) -> String {
 }
 
 fn hash_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    hash_reader(file, path)
+}
+
+/// xxh3-128 of everything `reader` (the file at `path`, for messages) has left.
+fn hash_reader(mut reader: impl Read, path: &Path) -> Result<String> {
     let mut h = Xxh3Default::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
+        let n = reader.read(&mut buf).with_context(|| format!("reading {}", path.display()))?;
         if n == 0 {
             break;
         }
