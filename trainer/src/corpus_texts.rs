@@ -2,7 +2,7 @@
 //! encoding order), the texts of a few documents at a time, and its hash (the embedding cache's
 //! key). A parsed corpus in memory provides them; so does [`SpilledCorpus`], which reads the
 //! corpus file once and keeps only ids and offsets in memory, the texts in an anonymous temporary
-//! file: `adam eval --model` then holds about 24 bytes plus the id per document instead of every
+//! file: `adam eval --model` then holds about 80 bytes per document (measured) instead of every
 //! text twice (BENCHMARKS.md, "Peak memory").
 
 use std::fs::File;
@@ -59,11 +59,24 @@ fn full_text_chars(doc: &Document) -> usize {
     if doc.title.is_empty() { text } else { doc.title.chars().count() + 1 + text }
 }
 
-/// The order in which a corpus is encoded: longest text first, equal lengths in corpus order (a
-/// stable sort, as [`crate::retrieval::encoding_order`] sorts texts), so batches pad little.
+/// The order in which a corpus is encoded: longest text first, equal lengths in corpus order, so
+/// batches pad little ([`crate::retrieval::encoding_order`] for plain texts).
 pub fn encoding_order<C: CorpusTexts + ?Sized>(corpus: &C) -> Vec<usize> {
+    longest_first(corpus.len(), |i| corpus.chars(i))
+}
+
+/// `0..count` by `chars(i)` descending, equal lengths in index order (a stable sort, so batching
+/// is deterministic).
+pub fn longest_first(count: usize, chars: impl Fn(usize) -> usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..count).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(chars(i)));
+    order
+}
+
+/// Document numbers sorted by id bytes (stable: equal ids in corpus order).
+pub fn ids_in_byte_order<C: CorpusTexts + ?Sized>(corpus: &C) -> Vec<usize> {
     let mut order: Vec<usize> = (0..corpus.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(corpus.chars(i)));
+    order.sort_by(|&a, &b| corpus.id(a).as_bytes().cmp(corpus.id(b).as_bytes()));
     order
 }
 
@@ -114,11 +127,11 @@ impl SpilledCorpus {
     /// Fails on an id that appears twice, naming the pair whose second entry comes first in the
     /// file (as [`crate::retrieval::check_unique_ids`] does), without a hash set of every id.
     fn refuse_repeated_ids(&self) -> Result<()> {
-        let by_id = self.ids_in_byte_order();
+        let by_id = ids_in_byte_order(self);
         let duplicate = by_id
             .windows(2)
-            .filter(|w| self.id(w[0] as usize) == self.id(w[1] as usize))
-            .map(|w| (w[0].min(w[1]) as usize, w[0].max(w[1]) as usize))
+            .filter(|w| self.id(w[0]) == self.id(w[1]))
+            .map(|w| (w[0].min(w[1]), w[0].max(w[1])))
             .min_by_key(|&(first, second)| (second, first));
         if let Some((first, second)) = duplicate {
             bail!(
@@ -130,13 +143,6 @@ impl SpilledCorpus {
             );
         }
         Ok(())
-    }
-
-    /// Document numbers sorted by id bytes (stable: equal ids in corpus order).
-    pub fn ids_in_byte_order(&self) -> Vec<u32> {
-        let mut order: Vec<u32> = (0..self.len() as u32).collect();
-        order.sort_by(|&a, &b| self.id(a as usize).as_bytes().cmp(self.id(b as usize).as_bytes()));
-        order
     }
 }
 
@@ -210,7 +216,7 @@ mod tests {
             encoding_order(&spilled),
             crate::retrieval::encoding_order(&parsed.as_slice().texts(&[0, 1, 2]).unwrap())
         );
-        assert_eq!(spilled.ids_in_byte_order(), vec![1, 0, 2]);
+        assert_eq!(ids_in_byte_order(&spilled), vec![1, 0, 2]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

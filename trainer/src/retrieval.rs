@@ -162,9 +162,7 @@ pub fn encode_in_blocks<C: CorpusTexts + ?Sized>(
 /// The order in which [`embed_texts`] encodes `texts`: longest first, equal lengths in input
 /// order (a stable sort, so batching is deterministic).
 pub fn encoding_order<T: AsRef<str>>(texts: &[T]) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..texts.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(texts[i].as_ref().chars().count()));
-    order
+    corpus_texts::longest_first(texts.len(), |i| texts[i].as_ref().chars().count())
 }
 
 /// Encodes shard `shard` of the corpus (whole batches of the unsharded encoding order) into
@@ -337,6 +335,7 @@ pub fn dense_retrieve<C: CorpusTexts + ?Sized>(
             check_unique_ids(queries.iter().map(|q| q.id.as_str()), "query")?;
             let header = Header::describe(&model_args.model, encoder, corpus_path, corpus)?;
             let query_texts: Vec<&str> = queries.iter().map(|q| q.text.as_str()).collect();
+            let embed_start = Instant::now();
             let query_vectors = embed_texts(encoder, &query_texts, model_args.batch_size, "queries")?;
             let search_start = Instant::now();
             let wanted = Wanted { encoder, corpus, queries, query_vectors: &query_vectors, depth };
@@ -350,7 +349,7 @@ pub fn dense_retrieve<C: CorpusTexts + ?Sized>(
                 eprintln!(
                     "embedded {} queries in {:.2} s, scored and ranked in {:.2} s",
                     queries.len(),
-                    (search_start - start).as_secs_f64(),
+                    (search_start - embed_start).as_secs_f64(),
                     search_start.elapsed().as_secs_f64()
                 );
                 run
@@ -673,8 +672,7 @@ fn keep_best(
 
 /// Each document's position when ids are sorted by bytes (ids are unique).
 fn id_ranks<C: CorpusTexts + ?Sized>(corpus: &C) -> Vec<u32> {
-    let mut order: Vec<usize> = (0..corpus.len()).collect();
-    order.sort_by(|&a, &b| corpus.id(a).as_bytes().cmp(corpus.id(b).as_bytes()));
+    let order = corpus_texts::ids_in_byte_order(corpus);
     let mut rank = vec![0u32; corpus.len()];
     for (r, &i) in order.iter().enumerate() {
         rank[i] = r as u32;
