@@ -943,6 +943,43 @@ fn data_parallel_distillation_ends_like_one_process_and_resumes() {
     assert!(result(&cut) == expected, "the resumed data-parallel run ends elsewhere");
 }
 
+/// Workers (a step's micro-batches computed at once in one process, one per core) change
+/// nothing: dropout on, 2 micro-batches per step, for distillation and teacher training alike.
+#[test]
+fn workers_train_the_same_bytes_as_one_thread() {
+    let Some(setup) = setup() else { return };
+    let result = |c: &Path| {
+        let run = c.parent().unwrap().join("run");
+        (
+            std::fs::read_to_string(run.join("log.jsonl")).unwrap(),
+            std::fs::read(run.join("student/model.safetensors")).unwrap(),
+        )
+    };
+    let one = data_parallel_config(setup, "workers-1");
+    let out = adam(&["distill", "--config", s(&one), "--workers", "1"]);
+    assert!(out.status.success() && !stderr(&out).contains("workers:"), "{}", stderr(&out));
+    let two = data_parallel_config(setup, "workers-2");
+    let out = adam(&["distill", "--config", s(&two), "--workers", "2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 workers: 2 micro-batches of each step at once"), "{}", stderr(&out));
+    let (got, expected) = (result(&two), result(&one));
+    assert_eq!(got.0, expected.0, "the log of 2 workers differs from 1 worker's");
+    assert!(got.1 == expected.1, "the student of 2 workers differs from 1 worker's");
+
+    let dir = setup.dir.join("workers-teacher");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = tiny_config(&dir, 0.1);
+    let teacher = |name: &str, workers: &str| {
+        let out = dir.join(name);
+        let a = tiny_teacher_args(setup, &config, &out, "3", &["--workers", workers]);
+        run_ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        (log_lines(&out.with_extension("jsonl")), std::fs::read(out.join("model.safetensors")).unwrap())
+    };
+    let (one, two) = (teacher("one", "1"), teacher("two", "2"));
+    assert_eq!(two.0, one.0);
+    assert!(two.1 == one.1, "the teachers of 1 and 2 workers differ");
+}
+
 #[test]
 fn a_peer_that_dies_or_differs_stops_the_others_with_a_clear_error() {
     let Some(setup) = setup() else { return };

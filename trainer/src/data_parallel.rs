@@ -42,9 +42,20 @@ pub struct PeerArgs {
     /// longer than the slowest step plus a dev evaluation.
     #[arg(long, value_name = "SECONDS", default_value_t = 600, help_heading = "Data-parallel training")]
     pub peer_timeout: u64,
+    /// Micro-batches this process computes at once, each on one core (flex only; the result
+    /// does not change). Default: one per core, up to the micro-batches each step gives this
+    /// process (grad_accumulation / peers), so 1 without gradient accumulation. Each worker holds
+    /// a micro-batch's activations.
+    #[arg(long, value_name = "N", help_heading = "Data-parallel training")]
+    pub workers: Option<usize>,
 }
 
 impl PeerArgs {
+    /// How many workers this process runs ([`crate::workers::worker_count`]).
+    pub fn worker_count(&self, device: &Device, grad_accumulation: usize) -> usize {
+        crate::workers::worker_count(self.workers, device, grad_accumulation / self.peers.max(1))
+    }
+
     /// Connects to the other peers, or `None` when training alone.
     pub fn connect(&self) -> Result<Option<Peers>> {
         if self.peers == 0 {

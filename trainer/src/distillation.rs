@@ -27,6 +27,7 @@ use crate::optim::initialize_params;
 use crate::retrieval::retrieve;
 use crate::score_cache::{self, Cache};
 use crate::train_loop::Trainee;
+use crate::workers::own_leaves;
 
 /// A student being trained: its network and what is needed to save or evaluate it.
 pub struct Student {
@@ -113,6 +114,16 @@ impl Trainee for Student {
 
     fn map_module(self, f: impl FnOnce(BertModel) -> Result<BertModel>) -> Result<Self> {
         Ok(Student { bert: f(self.bert)?, ..self })
+    }
+
+    fn worker_copy(&self) -> Self {
+        Student {
+            bert: own_leaves(self.bert.clone()),
+            config: self.config.clone(),
+            sentence: self.sentence.clone(),
+            tokenizer: self.tokenizer.clone(),
+            side_files: self.side_files.clone(),
+        }
     }
 }
 

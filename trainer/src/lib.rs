@@ -33,3 +33,4 @@ pub mod svg;
 pub mod teacher_model;
 pub mod train_loop;
 pub mod vector_index;
+pub mod workers;

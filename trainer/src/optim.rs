@@ -221,6 +221,11 @@ impl<M: Module> Accumulator<M> {
         self.inner.accumulate(model, grads);
     }
 
+    /// Adds gradients computed elsewhere (a worker's, on a copy with the same parameter ids).
+    pub fn add(&mut self, model: &M, grads: GradientsParams) {
+        self.inner.accumulate(model, grads);
+    }
+
     pub fn take(&mut self) -> GradientsParams {
         self.inner.grads()
     }

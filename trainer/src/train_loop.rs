@@ -13,15 +13,21 @@
 //! of each step with the same seeds, the gradients are summed over the peers
 //! ([`crate::data_parallel`]) and every peer takes the same step: the run is the one-process run
 //! with its micro-batch gradients added in another order.
+//!
+//! Workers ([`Training::workers`]): a process computes its micro-batches of a step several at a
+//! time, one per worker thread ([`crate::workers`]); each micro-batch seeds its own dropout
+//! masks and the gradients are added in the micro-batches' order, so the run is the same with
+//! any number of workers.
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use adam_core::dark::mix_seed;
-use adam_core::model::CrossEncoderModel;
+use adam_core::model::{CrossEncoderModel, seed_dropout};
 use anyhow::{Context, Result};
 use burn::module::Module;
+use burn::optim::GradientsParams;
 use burn::tensor::{Bytes, Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +37,7 @@ use crate::instances::permutation;
 use crate::io::round_sig;
 use crate::optim::{Accumulator, Optimizer, non_finite};
 use crate::progress;
+use crate::workers::{Workers, own_leaves};
 
 /// How a run walks its data: `batch_size` items per micro-batch, in an order shuffled afresh each
 /// epoch, `grad_accumulation` micro-batches per optimiser step.
@@ -86,10 +93,12 @@ pub struct MicroBatch<'a> {
 }
 
 /// A micro-batch's loss: the tensor to differentiate, already divided by
-/// [`MicroBatch::in_step`], and its value, which the step's log line sums.
-pub struct MicroLoss {
+/// [`MicroBatch::in_step`], its value, which the step's log line sums, and what else it adds to
+/// the log line ([`Task::add_parts`]).
+pub struct MicroLoss<P> {
     pub loss: Tensor<1>,
     pub value: f64,
+    pub parts: P,
 }
 
 /// A finished optimiser step.
@@ -103,13 +112,17 @@ pub struct StepDone {
 }
 
 /// What the loop trains: a network, alone or inside what runs it.
-pub trait Trainee: Sized {
+pub trait Trainee: Sized + Send + Sync {
     type Module: Module;
 
     fn module(&self) -> &Self::Module;
 
     /// This trainee with its network replaced by `f(network)`.
     fn map_module(self, f: impl FnOnce(Self::Module) -> Result<Self::Module>) -> Result<Self>;
+
+    /// A copy for a worker thread: the same weights as new autodiff leaves
+    /// ([`own_leaves`]).
+    fn worker_copy(&self) -> Self;
 }
 
 /// A teacher trains as the bare cross-encoder it is.
@@ -123,12 +136,22 @@ impl Trainee for CrossEncoderModel {
     fn map_module(self, f: impl FnOnce(CrossEncoderModel) -> Result<CrossEncoderModel>) -> Result<Self> {
         f(self)
     }
+
+    fn worker_copy(&self) -> Self {
+        own_leaves(self.clone())
+    }
 }
 
 /// A run's own part of the loop.
-pub trait Task<T> {
-    /// The loss of one micro-batch.
-    fn loss(&mut self, trainee: &T, micro: &MicroBatch) -> Result<MicroLoss>;
+pub trait Task<T>: Sync {
+    /// What a micro-batch adds to its step's log line besides the loss.
+    type Parts: Send;
+
+    /// The loss of one micro-batch. Workers call it from their threads, several at once.
+    fn loss(&self, trainee: &T, micro: &MicroBatch) -> Result<MicroLoss<Self::Parts>>;
+
+    /// Adds a micro-batch's parts to its step's, in the micro-batches' order.
+    fn add_parts(&mut self, parts: Self::Parts);
 
     /// An item's name (a query id), for the message that stops a run.
     fn item_name(&self, item: usize) -> String;
@@ -236,6 +259,8 @@ pub struct Training<'a> {
     /// checkpoint's optimizer and step when it resumes); only peer 0 should have a log and
     /// checkpoints.
     pub peers: Option<&'a Peers>,
+    /// Micro-batches this process computes at once ([`crate::workers::worker_count`]).
+    pub workers: usize,
 }
 
 /// How a run ended.
@@ -254,7 +279,15 @@ pub fn train<T: Trainee>(
     training: Training<'_>,
     task: &mut impl Task<T>,
 ) -> Result<Outcome<T>> {
-    let Training { device, schedule, label, mut log, checkpoints, resumed_at, halt_after_step, peers } = training;
+    let Training { device, schedule, label, mut log, checkpoints, resumed_at, halt_after_step, peers, workers } =
+        training;
+    let workers = Workers::new(workers)?;
+    if workers.count() > 1 {
+        eprintln!(
+            "{0} workers: {0} micro-batches of each step at once, one per core (--workers 1 for one at a time)",
+            workers.count()
+        );
+    }
     let (total, accum, per_epoch) = (schedule.steps(), schedule.grad_accumulation, schedule.per_epoch());
     let mut resumed_at = resumed_at;
     if let Some(peers) = peers {
@@ -281,6 +314,7 @@ pub fn train<T: Trainee>(
         let (mut loss, mut items, mut epoch) = (0.0f64, 0usize, 0usize);
         let mut step_queries: Vec<String> = Vec::new();
         // Peer r computes micro-batches r, r + N, … of the step; the others it only counts.
+        let mut mine: Vec<(usize, usize, Vec<usize>)> = Vec::new(); // (index, epoch, items)
         for a in 0..in_step {
             let index = step * accum + a;
             epoch = index / per_epoch;
@@ -292,19 +326,46 @@ pub fn train<T: Trainee>(
             let batch = &order[b * schedule.batch_size..((b + 1) * schedule.batch_size).min(schedule.items)];
             step_queries.extend(batch.iter().map(|&i| task.item_name(i)));
             items += batch.len();
-            if a % size != rank || !loss.is_finite() {
-                continue;
+            if a % size == rank {
+                mine.push((index, epoch, batch.to_vec()));
             }
-            device.seed(mix_seed(schedule.seed ^ 0xd50f, index as u64)); // dropout masks
-            let micro = task.loss(&trainee, &MicroBatch { step, epoch, items: batch, in_step })?;
-            loss += micro.value;
-            if !micro.value.is_finite() {
-                if peers.is_none() {
-                    return Err(stop(step, &step_queries, last_checkpoint, format!("the loss is {}", micro.value)));
+        }
+        // The workers take this peer's micro-batches a round at a time; their gradients join
+        // the step's in the micro-batches' order.
+        for round in mine.chunks(workers.count()) {
+            if !loss.is_finite() {
+                break;
+            }
+            let copies: Vec<T> =
+                if round.len() > 1 { round.iter().map(|_| trainee.worker_copy()).collect() } else { Vec::new() };
+            let task_ref: &_ = task;
+            let results = workers.run(round.len(), |w| -> Result<(f64, _, Option<GradientsParams>)> {
+                let (index, epoch, items) = &round[w];
+                let seed = mix_seed(schedule.seed ^ 0xd50f, *index as u64); // dropout masks
+                seed_dropout(seed);
+                if round.len() == 1 {
+                    device.seed(seed); // the devices whose masks come from their own generator
                 }
-                continue; // the peers learn of it from the summed loss, and all stop
+                let own = copies.get(w).unwrap_or(&trainee);
+                let micro = task_ref.loss(own, &MicroBatch { step, epoch: *epoch, items, in_step })?;
+                if !micro.value.is_finite() {
+                    return Ok((micro.value, micro.parts, None));
+                }
+                let grads = GradientsParams::from_grads(micro.loss.backward(), own.module());
+                Ok((micro.value, micro.parts, Some(grads)))
+            });
+            for result in results {
+                let (value, parts, grads) = result?;
+                loss += value;
+                task.add_parts(parts);
+                match grads {
+                    Some(grads) if loss.is_finite() => acc.add(trainee.module(), grads),
+                    _ if peers.is_none() => {
+                        return Err(stop(step, &step_queries, last_checkpoint, format!("the loss is {value}")));
+                    }
+                    _ => {} // the peers learn of it from the summed loss, and all stop
+                }
             }
-            acc.backward(trainee.module(), micro.loss);
         }
         let mut grads = acc.take();
         if let Some(peers) = peers {
@@ -437,6 +498,10 @@ mod tests {
         fn map_module(self, f: impl FnOnce(Linear) -> Result<Linear>) -> Result<Self> {
             f(self)
         }
+
+        fn worker_copy(&self) -> Self {
+            own_leaves(self.clone())
+        }
     }
 
     /// Records the micro-batches it is given; its loss at step `nan_at` is NaN.
@@ -448,13 +513,19 @@ mod tests {
     }
 
     impl Task<Linear> for Recorder {
-        fn loss(&mut self, model: &Linear, micro: &MicroBatch) -> Result<MicroLoss> {
-            self.seen.push((micro.step, micro.epoch, micro.items.to_vec(), micro.in_step));
+        type Parts = (usize, usize, Vec<usize>, usize);
+
+        fn loss(&self, model: &Linear, micro: &MicroBatch) -> Result<MicroLoss<Self::Parts>> {
+            let parts = (micro.step, micro.epoch, micro.items.to_vec(), micro.in_step);
             let out = model.forward(Tensor::<2>::ones([1, 1], &self.device));
             let loss = out.square().sum().div_scalar(micro.in_step as f32);
             let value =
                 if self.nan_at == Some(micro.step) { f64::NAN } else { loss.clone().into_scalar::<f32>() as f64 };
-            Ok(MicroLoss { loss, value })
+            Ok(MicroLoss { loss, value, parts })
+        }
+
+        fn add_parts(&mut self, parts: Self::Parts) {
+            self.seen.push(parts);
         }
 
         fn item_name(&self, item: usize) -> String {
@@ -486,6 +557,7 @@ mod tests {
             resumed_at: None,
             halt_after_step,
             peers: None,
+            workers: 1,
         };
         let finished = train(model, &mut optimizer, training, &mut task).map(|o| matches!(o, Outcome::Finished(_)));
         (finished, task)

@@ -1,3 +1,4 @@
+use super::dropout::dropout;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu_approximate, relu};
@@ -85,7 +86,7 @@ impl ResidualOutput {
     }
 
     pub(super) fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let x = self.dropout.forward(self.dense.forward(x));
+        let x = dropout(&self.dropout, self.dense.forward(x));
         self.layer_norm.forward(x + residual)
     }
 }

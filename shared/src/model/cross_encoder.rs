@@ -7,6 +7,7 @@
 //! serves both and the loader and saver rename. Public rerankers (e.g. the ms-marco MiniLM
 //! cross-encoders) load as they are.
 
+use super::dropout::dropout;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear};
 use burn::tensor::activation::tanh;
@@ -72,11 +73,11 @@ impl CrossEncoderModel {
         let first = tokens.narrow(1, 0, 1).reshape([b, h]);
         let first = match self.transformer {
             // MPNetClassificationHead drops out the first token's vector before its dense layer.
-            Transformer::MPNet(_) => self.dropout.forward(first),
+            Transformer::MPNet(_) => dropout(&self.dropout, first),
             Transformer::Bert(_) => first,
         };
         let pooled = tanh(self.pooler.dense.forward(first));
-        self.classifier.forward(self.dropout.forward(pooled))
+        self.classifier.forward(dropout(&self.dropout, pooled))
     }
 
     /// One relevance score per pair `[b]`: the single logit, or for a two-label head the

@@ -1,3 +1,4 @@
+use super::dropout::dropout;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor};
@@ -40,6 +41,6 @@ impl BertEmbeddings {
         // broadcast it instead of gathering a [batch, seq] index tensor.
         let positions = self.position_embeddings.weight.val().narrow(0, 0, seq).unsqueeze::<3>();
         let x = words + types + positions;
-        self.dropout.forward(self.layer_norm.forward(x))
+        dropout(&self.dropout, self.layer_norm.forward(x))
     }
 }

@@ -4,6 +4,7 @@
 
 mod bert;
 mod cross_encoder;
+mod dropout;
 mod embedding;
 mod gelu;
 mod mlm;
@@ -15,6 +16,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 
 pub use bert::{BertEncoder, BertLayer, BertModel};
 pub use cross_encoder::{CrossEncoderModel, Pooler};
+pub use dropout::{dropout, seed_dropout};
 pub use embedding::BertEmbeddings;
 pub use gelu::gelu;
 pub use mlm::{BertForMaskedLm, MlmHead};

@@ -9,6 +9,7 @@
 //!
 //! Field names follow the Hugging Face tensor names, so loading is a fixed renaming.
 
+use super::dropout::dropout;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::module::attention;
@@ -113,7 +114,7 @@ impl MPNetEmbeddings {
         // positions differ from the reference's (it puts them at `pad`) but are masked out.
         let first = self.pad_token_id + 1;
         let positions = self.position_embeddings.weight.val().narrow(0, first, seq).unsqueeze::<3>();
-        self.dropout.forward(self.layer_norm.forward(words + positions))
+        dropout(&self.dropout, self.layer_norm.forward(words + positions))
     }
 }
 
@@ -156,7 +157,7 @@ impl MPNetLayer {
 
     fn forward(&self, x: Tensor<3>, mask: Tensor<4, Bool>, bias: Tensor<4>) -> Tensor<3> {
         let attended = self.attention.attn.forward(x.clone(), mask, bias);
-        let x = self.attention.layer_norm.forward(self.attention.dropout.forward(attended) + x);
+        let x = self.attention.layer_norm.forward(dropout(&self.attention.dropout, attended) + x);
         let inner = self.intermediate.forward(x.clone(), self.activation);
         self.output.forward(inner, x)
     }

@@ -1,6 +1,8 @@
 //! `adam bench-train`: training throughput (pairs/s) of forward + backward + AdamW for a
 //! cross-encoder, each step a batch of (passage, passage) pairs padded to the full length,
-//! with the time split into forward, backward and optimiser step.
+//! with the time split into forward, backward and optimiser step. With workers the step's
+//! groups are shared among them, one micro-batch each, as `teacher train` with gradient
+//! accumulation shares them.
 //! `scripts/bench_train_pytorch.py` does the same in PyTorch.
 
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use crate::io::open;
 use crate::memory::peak_rss_mib;
 use crate::models::load_teacher;
 use crate::optim::{Accumulator, OptimConfig, Optimizer};
+use crate::workers::{Workers, own_leaves, worker_count};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchTrainArgs {
@@ -36,6 +39,10 @@ pub struct BenchTrainArgs {
     pub steps: usize,
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Flex, Backend::Ndarray])]
     pub backends: Vec<Backend>,
+    /// Micro-batches computed at once, one per core (flex only): the step's groups of 8 pairs
+    /// shared among them. Default: one per core, up to the groups.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 fn sync(device: &Device) -> Result<()> {
@@ -45,6 +52,9 @@ fn sync(device: &Device) -> Result<()> {
 pub fn run(args: BenchTrainArgs) -> Result<()> {
     if args.batch_size < 2 || args.steps == 0 {
         bail!("--batch-size must be at least 2 and --steps at least 1");
+    }
+    if args.batch_size > 8 && !args.batch_size.is_multiple_of(8) {
+        bail!("--batch-size {} is not a multiple of 8: a step is groups of 8 pairs", args.batch_size);
     }
     let docs = read_corpus(open(&args.corpus)?, &args.corpus)?;
     // Long passages, so that each pair fills max_length.
@@ -61,6 +71,9 @@ pub fn run(args: BenchTrainArgs) -> Result<()> {
         args.steps,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    // Groups of (up to) 8 pairs, the first the "positive", as in `teacher train`.
+    let group = 8.min(args.batch_size);
+    let groups = args.batch_size / group;
     for backend in &args.backends {
         let device = backend.device()?;
         let ad = device.autodiff();
@@ -73,28 +86,41 @@ pub fn run(args: BenchTrainArgs) -> Result<()> {
             args.steps + 1,
             &["classifier"],
         );
+        let workers = Workers::new(worker_count(args.workers, &ad, groups).min(groups))?;
+        let n = workers.count();
         let (mut fwd, mut bwd, mut opt) = (0.0f64, 0.0f64, 0.0f64);
         let mut seq_len = 0;
         for step in 0..=args.steps {
-            let pairs: Vec<(&str, &str)> = (0..args.batch_size)
-                .map(|i| {
-                    let k = 2 * (step * args.batch_size + i);
+            // Worker w's micro-batch: groups w, w + n, …
+            let mut micro: Vec<Vec<(&str, &str)>> = vec![Vec::new(); n];
+            for g in 0..groups {
+                micro[g % n].extend((0..group).map(|i| {
+                    let k = 2 * (step * args.batch_size + g * group + i);
                     (texts[k], texts[k + 1])
-                })
-                .collect();
-            let batch = tokenizer.encode_pairs(&pairs)?;
-            seq_len = batch.seq_len;
-            let (ids, types, pad) = batch.to_tensors(&ad);
+                }));
+            }
+            let batches = micro.iter().map(|pairs| tokenizer.encode_pairs(pairs)).collect::<Result<Vec<_>, _>>()?;
+            seq_len = batches[0].seq_len;
+            let copies: Vec<_> = if n > 1 { (0..n).map(|_| own_leaves(model.clone())).collect() } else { Vec::new() };
+            let forwards_done = std::sync::Barrier::new(n);
             let t0 = Instant::now();
-            // Groups of (up to) 8 pairs, the first the "positive", as in `teacher train`.
-            let group = 8.min(args.batch_size);
-            let groups = args.batch_size / group;
-            let scores = model.score(ids, types, pad).narrow(0, 0, groups * group).reshape([groups, group]);
-            let loss = contrastive_loss(scores, &vec![0; groups], None, 1.0).mean();
-            let _ = loss.clone().into_scalar::<f32>();
-            let t1 = Instant::now();
+            let results = workers.run(n, |w| {
+                let own = copies.get(w).unwrap_or(&model);
+                let (ids, types, pad) = batches[w].to_tensors(&ad);
+                let rows = batches[w].batch / group;
+                let scores = own.score(ids, types, pad).reshape([rows, group]);
+                let loss = contrastive_loss(scores, &vec![0; rows], None, 1.0).sum().div_scalar(groups as f32);
+                let _ = loss.clone().into_scalar::<f32>();
+                forwards_done.wait();
+                let t1 = Instant::now();
+                let grads = burn::optim::GradientsParams::from_grads(loss.backward(), own);
+                (t1, grads)
+            });
+            let t1 = results[0].0;
             let mut acc = Accumulator::default();
-            acc.backward(&model, loss);
+            for (_, grads) in results {
+                acc.add(&model, grads);
+            }
             let grads = acc.take();
             sync(&ad)?;
             let t2 = Instant::now();
@@ -111,7 +137,7 @@ pub fn run(args: BenchTrainArgs) -> Result<()> {
         let total = fwd + bwd + opt;
         let pairs = (args.batch_size * args.steps) as f64;
         println!(
-            "{{\"engine\":\"adam-{backend}\",\"pairs_per_s\":{:.2},\"seq_len\":{seq_len},\"forward_s\":{:.3},\"backward_s\":{:.3},\"optimizer_s\":{:.3},\"steps\":{}}}",
+            "{{\"engine\":\"adam-{backend}\",\"workers\":{n},\"pairs_per_s\":{:.2},\"seq_len\":{seq_len},\"forward_s\":{:.3},\"backward_s\":{:.3},\"optimizer_s\":{:.3},\"steps\":{}}}",
             pairs / total,
             fwd / args.steps as f64,
             bwd / args.steps as f64,

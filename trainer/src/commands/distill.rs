@@ -133,6 +133,7 @@ pub fn run(args: DistillArgs) -> Result<()> {
         resumed_at,
         halt_after_step: args.halt_after_step,
         peers: peers.as_ref(),
+        workers: args.peers.worker_count(&ad, accumulation),
     };
     let student = match train(student, &mut optimizer, training, &mut task)? {
         Outcome::Finished(student) => student,
@@ -172,7 +173,7 @@ struct DistillTask<'a> {
     last_dev: Option<Measures>,
 }
 
-/// A step's sums of what its micro-batches report besides the loss.
+/// A step's sums of what its micro-batches report besides the loss (or one micro-batch's).
 #[derive(Default)]
 struct StepParts {
     contrastive: Option<f64>,
@@ -210,27 +211,39 @@ impl StepParts {
 }
 
 impl Task<Student> for DistillTask<'_> {
-    fn loss(&mut self, student: &Student, micro: &MicroBatch) -> Result<MicroLoss> {
+    type Parts = StepParts;
+
+    fn loss(&self, student: &Student, micro: &MicroBatch) -> Result<MicroLoss<StepParts>> {
         let loss = self.objective.batch_loss(student, micro.items, micro.epoch, micro.step, self.total_steps);
         let scale = 1.0 / micro.in_step as f32;
         let value = |t: Tensor<1>| t.into_scalar::<f32>() as f64 * scale as f64;
         let total = value(loss.total.clone());
+        let parts = StepParts {
+            contrastive: loss.contrastive.map(value),
+            kd: loss.kd.map(value),
+            kept: loss.kept,
+            dark: loss.dark,
+            lambda: loss.lambda,
+        };
+        Ok(MicroLoss { loss: loss.total.mul_scalar(scale), value: total, parts })
+    }
+
+    fn add_parts(&mut self, micro: StepParts) {
         let parts = &mut self.parts;
-        if let Some(c) = loss.contrastive {
-            *parts.contrastive.get_or_insert(0.0) += value(c);
+        if let Some(c) = micro.contrastive {
+            *parts.contrastive.get_or_insert(0.0) += c;
         }
-        if let Some(k) = loss.kd {
-            *parts.kd.get_or_insert(0.0) += value(k);
+        if let Some(k) = micro.kd {
+            *parts.kd.get_or_insert(0.0) += k;
         }
-        if let Some(k) = loss.kept {
+        if let Some(k) = micro.kept {
             *parts.kept.get_or_insert(0) += k;
         }
-        if let Some((fed, dropped)) = loss.dark {
+        if let Some((fed, dropped)) = micro.dark {
             let d: &mut (usize, usize) = parts.dark.get_or_insert((0, 0));
             *d = (d.0 + fed, d.1 + dropped);
         }
-        parts.lambda = loss.lambda.or(parts.lambda);
-        Ok(MicroLoss { loss: loss.total.mul_scalar(scale), value: total })
+        parts.lambda = micro.lambda.or(parts.lambda);
     }
 
     fn item_name(&self, item: usize) -> String {

@@ -5,6 +5,7 @@
 //! become `[MASK]`, 10 % a random piece and 10 % stay, and the model predicts the originals.
 
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use adam_core::config::{Pooling, SentenceConfig};
@@ -24,6 +25,7 @@ use crate::optim::{OptimConfig, Optimizer, initialize_params};
 use crate::train_loop::{
     Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepLog, Task, Trainee, Training, train,
 };
+use crate::workers::own_leaves;
 
 #[derive(clap::Args, Debug)]
 pub struct PretrainArgs {
@@ -90,6 +92,10 @@ impl Trainee for BertForMaskedLm {
     fn map_module(self, f: impl FnOnce(BertForMaskedLm) -> Result<BertForMaskedLm>) -> Result<Self> {
         f(self)
     }
+
+    fn worker_copy(&self) -> Self {
+        own_leaves(self.clone())
+    }
 }
 
 pub fn run(args: PretrainArgs) -> Result<()> {
@@ -149,7 +155,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         beir: &beir,
         queries: &queries,
         tokenizer: &tokenizer,
-        pieces: PieceCache::new(&tokenizer),
+        pieces: Mutex::new(PieceCache::new(&tokenizer)),
         device: &ad,
     };
     let start = Instant::now();
@@ -162,6 +168,7 @@ pub fn run(args: PretrainArgs) -> Result<()> {
         resumed_at,
         halt_after_step: None,
         peers: None,
+        workers: 1, // one micro-batch per step: nothing to share
     };
     let Outcome::Finished(model) = train(model, &mut optimizer, training, &mut task)? else {
         unreachable!("a run without --halt-after-step finishes");
@@ -186,17 +193,19 @@ struct PretrainTask<'a> {
     /// The queries that are texts (indices into `beir.queries`); items past the corpus index this.
     queries: &'a [usize],
     tokenizer: &'a TextTokenizer,
-    pieces: PieceCache<'a>,
+    /// Shared by the workers.
+    pieces: Mutex<PieceCache<'a>>,
     device: &'a Device,
 }
 
 impl PretrainTask<'_> {
-    fn pieces(&mut self, item: usize) -> Result<Vec<u32>> {
+    fn pieces(&self, item: usize) -> Result<Vec<u32>> {
         let docs = self.beir.corpus.len();
+        let mut pieces = self.pieces.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(if item < docs {
-            self.pieces.doc(self.beir, item)?
+            pieces.doc(self.beir, item)?
         } else {
-            self.pieces.query(self.beir, self.queries[item - docs])?
+            pieces.query(self.beir, self.queries[item - docs])?
         }
         .to_vec())
     }
@@ -239,7 +248,9 @@ fn mask_row(
 }
 
 impl Task<BertForMaskedLm> for PretrainTask<'_> {
-    fn loss(&mut self, model: &BertForMaskedLm, micro: &MicroBatch) -> Result<MicroLoss> {
+    type Parts = ();
+
+    fn loss(&self, model: &BertForMaskedLm, micro: &MicroBatch) -> Result<MicroLoss<()>> {
         let sequences: Vec<Vec<u32>> = micro.items.iter().map(|&i| self.pieces(i)).collect::<Result<_>>()?;
         let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
         let mut tokens = self.tokenizer.encode_pieces(&refs, self.args.max_length);
@@ -262,8 +273,10 @@ impl Task<BertForMaskedLm> for PretrainTask<'_> {
         let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [n]), self.device);
         let loss = model.loss(ids, types, pad, positions, targets).div_scalar(micro.in_step as f32);
         let value = loss.clone().into_scalar::<f32>() as f64;
-        Ok(MicroLoss { loss, value })
+        Ok(MicroLoss { loss, value, parts: () })
     }
+
+    fn add_parts(&mut self, (): ()) {}
 
     fn item_name(&self, item: usize) -> String {
         let docs = self.beir.corpus.len();

@@ -2,6 +2,7 @@
 //! cross-entropy over (positive, negatives) groups.
 
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
 use adam_core::config::Architecture;
@@ -196,7 +197,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         beir: &beir,
         instances: &instances,
         tokenizer: &tokenizer,
-        pieces: PieceCache::new(&tokenizer),
+        pieces: Mutex::new(PieceCache::new(&tokenizer)),
         device: &ad,
     };
     let start = Instant::now();
@@ -213,6 +214,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         resumed_at,
         halt_after_step: args.halt_after_step,
         peers: peers.as_ref(),
+        workers: args.peers.worker_count(&ad, schedule.grad_accumulation),
     };
     let model = match train(model, &mut optimizer, training, &mut task)? {
         Outcome::Finished(model) => model,
@@ -240,13 +242,17 @@ struct TeacherTask<'a> {
     beir: &'a Collection,
     instances: &'a [Instance],
     tokenizer: &'a TextTokenizer,
-    pieces: PieceCache<'a>,
+    /// Shared by the workers.
+    pieces: Mutex<PieceCache<'a>>,
     device: &'a Device,
 }
 
 impl Task<CrossEncoderModel> for TeacherTask<'_> {
-    fn loss(&mut self, model: &CrossEncoderModel, micro: &MicroBatch) -> Result<MicroLoss> {
+    type Parts = ();
+
+    fn loss(&self, model: &CrossEncoderModel, micro: &MicroBatch) -> Result<MicroLoss<()>> {
         let (args, beir, batch, epoch) = (self.args, self.beir, micro.items, micro.epoch);
+        let mut pieces = self.pieces.lock().unwrap_or_else(PoisonError::into_inner);
         let k = args.group_size - 1;
         let mut pairs: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
         let mut present = Vec::new();
@@ -261,16 +267,17 @@ impl Task<CrossEncoderModel> for TeacherTask<'_> {
                 beir.corpus.len(),
                 mix_seed(mix_seed(args.seed, epoch as u64), key),
             );
-            let q = self.pieces.query(beir, inst.query)?.to_vec();
+            let q = pieces.query(beir, inst.query)?.to_vec();
             present.push(1 + negatives.len());
             for d in std::iter::once(positive).chain(negatives.iter().copied()) {
-                pairs.push((q.clone(), self.pieces.doc(beir, d)?.to_vec()));
+                pairs.push((q.clone(), pieces.doc(beir, d)?.to_vec()));
             }
             // Absent negatives (a tiny corpus) are padded and masked out of the softmax.
             for _ in negatives.len()..k {
                 pairs.push((q.clone(), Vec::new()));
             }
         }
+        drop(pieces);
         let refs: Vec<(&[u32], &[u32])> = pairs.iter().map(|(a, b)| (&a[..], &b[..])).collect();
         let tokens = self.tokenizer.encode_piece_pairs(&refs);
         let (ids, types, pad) = tokens.to_tensors(self.device);
@@ -279,8 +286,10 @@ impl Task<CrossEncoderModel> for TeacherTask<'_> {
         let targets = vec![0; batch.len()];
         let loss = contrastive_loss(scores, &targets, Some(&mask), 1.0).mean().div_scalar(micro.in_step as f32);
         let value = loss.clone().into_scalar::<f32>() as f64;
-        Ok(MicroLoss { loss, value })
+        Ok(MicroLoss { loss, value, parts: () })
     }
+
+    fn add_parts(&mut self, (): ()) {}
 
     fn item_name(&self, item: usize) -> String {
         self.beir.queries[self.instances[item].query].id.clone()

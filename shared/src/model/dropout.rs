@@ -1,0 +1,121 @@
+//! Hidden dropout whose masks can come from the calling thread's own generator.
+//!
+//! burn's `Dropout` draws its masks from the device's one generator, behind a lock. Two
+//! micro-batches computed at once in one process (the trainer's workers) would then take their
+//! masks from it in whatever order the threads reach it, and a run would no longer repeat. After
+//! [`seed_dropout`] a thread draws its masks from a generator of its own: flex's generator
+//! (rand's `StdRng` seeded the same way) read through the same `TensorData::random`, so on the
+//! flex device the masks, and the run, are the same bytes as with `device.seed` and burn's
+//! `Dropout`. Other devices (wgpu, ndarray) and unseeded threads keep burn's path.
+
+use burn::nn::Dropout;
+use burn::tensor::{Device, Distribution, Tensor};
+
+#[cfg(not(target_arch = "wasm32"))]
+mod thread_rng {
+    use std::cell::RefCell;
+
+    use burn::tensor::{Distribution, Shape, TensorData};
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    thread_local! {
+        static RNG: RefCell<Option<StdRng>> = const { RefCell::new(None) };
+    }
+
+    pub fn seed(seed: u64) {
+        RNG.with(|rng| *rng.borrow_mut() = Some(StdRng::seed_from_u64(seed)));
+    }
+
+    /// Draws `shape`'s values from the thread's generator, if it has been seeded.
+    pub fn draw(shape: Shape, distribution: Distribution) -> Option<TensorData> {
+        RNG.with(|rng| rng.borrow_mut().as_mut().map(|rng| TensorData::random::<f32, _, _>(shape, distribution, rng)))
+    }
+}
+
+/// Seeds the calling thread's dropout masks on the flex device (one generator per thread).
+pub fn seed_dropout(seed: u64) {
+    #[cfg(not(target_arch = "wasm32"))]
+    thread_rng::seed(seed);
+    #[cfg(target_arch = "wasm32")]
+    let _ = seed; // no training in the browser
+}
+
+/// `layer`'s dropout of `input`, as burn's `Dropout::forward` computes it.
+pub fn dropout<const D: usize>(layer: &Dropout, input: Tensor<D>) -> Tensor<D> {
+    let device = input.device();
+    if !layer.training.is_enabled() || !device.is_autodiff() || layer.prob == 0.0 {
+        return input;
+    }
+    let keep = 1.0 - layer.prob;
+    let distribution = Distribution::Bernoulli(keep);
+    #[cfg(not(target_arch = "wasm32"))]
+    if device.clone().inner() == Device::flex()
+        && input.dtype() == burn::tensor::DType::F32
+        && let Some(mask) = thread_rng::draw(input.shape(), distribution)
+    {
+        let mask = Tensor::from_data(mask, &device);
+        return input * mask * (1.0 / keep);
+    }
+    let mask = input.random_like(distribution);
+    input * mask * (1.0 / keep)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use burn::nn::DropoutConfig;
+    use burn::tensor::{Device, Tensor};
+
+    use super::*;
+
+    fn values(t: Tensor<2>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().expect("f32")
+    }
+
+    /// The point of the thread's generator: the same masks as burn's dropout seeded through the
+    /// device, so runs keep their bytes.
+    #[test]
+    fn a_seeded_thread_draws_burns_masks_on_flex() {
+        let device = Device::flex().autodiff();
+        let layer = DropoutConfig::new(0.3).init();
+        let input = || Tensor::<2>::ones([7, 33], &device);
+        device.seed(11);
+        let burns = values(layer.forward(input()));
+        seed_dropout(11);
+        let ours = values(dropout(&layer, input()));
+        assert_eq!(ours, burns);
+        assert!(ours.contains(&0.0) && ours.iter().any(|&v| v > 1.0), "a mask with both values");
+        // The next draw goes on from the generator's state, as burn's does.
+        let burns_next = values(layer.forward(input()));
+        let ours_next = values(dropout(&layer, input()));
+        assert_ne!(ours_next, ours);
+        // (burn's second draw continues the device generator, left where seed(11)'s first draw put it.)
+        assert_eq!(ours_next, burns_next);
+    }
+
+    #[test]
+    fn threads_draw_their_own_masks_whatever_the_order() {
+        let device = Device::flex().autodiff();
+        let layer = DropoutConfig::new(0.5).init();
+        let draw = |seed: u64| {
+            seed_dropout(seed);
+            values(dropout(&layer, Tensor::<2>::ones([16, 16], &device)))
+        };
+        let (a, b) = (draw(1), draw(2));
+        let (b2, a2) = std::thread::scope(|s| {
+            let b = s.spawn(|| draw(2));
+            let a = s.spawn(|| draw(1));
+            (b.join().expect("thread"), a.join().expect("thread"))
+        });
+        assert_ne!(a, b);
+        assert_eq!((a2, b2), (a, b));
+    }
+
+    #[test]
+    fn inference_is_untouched() {
+        let layer = DropoutConfig::new(0.5).init();
+        let x = Tensor::<2>::ones([4, 4], &Device::flex());
+        seed_dropout(3);
+        assert_eq!(values(dropout(&layer, x.clone())), values(x));
+    }
+}
