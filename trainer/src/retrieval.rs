@@ -22,6 +22,7 @@ use crate::embed_cache::{EmbeddingCache, Header, ShardHeader, Streamed, default_
 use crate::models::ModelArgs;
 use crate::progress;
 use crate::shard::Shard;
+use crate::workers::{Workers, worker_count};
 
 /// Queries scored per matmul. With [`DOC_BLOCK`] this bounds one score block to 256 × 32,768
 /// f32 (32 MiB), large enough for the GEMM to run at full speed.
@@ -85,26 +86,39 @@ pub fn check_unique_ids<'a>(ids: impl Iterator<Item = &'a str>, what: &str) -> R
 
 /// Embeds `texts` in batches of `batch_size`, longest first (as sentence-transformers does, so
 /// batches pad little), and returns the vectors in input order. Draws a progress bar on stderr.
-pub fn embed_texts<T: AsRef<str>>(
+pub fn embed_texts<T: AsRef<str> + Sync>(
     encoder: &SentenceEncoder,
     texts: &[T],
     batch_size: usize,
     what: &str,
 ) -> Result<Embeddings> {
+    embed_texts_with_workers(encoder, texts, batch_size, what, None)
+}
+
+/// [`embed_texts`] with `workers` batches at once ([`worker_count`]; the vectors do not change).
+pub fn embed_texts_with_workers<T: AsRef<str> + Sync>(
+    encoder: &SentenceEncoder,
+    texts: &[T],
+    batch_size: usize,
+    what: &str,
+    workers: Option<usize>,
+) -> Result<Embeddings> {
     let progress = progress::bar(texts.len() as u64, &format!("embedding {what}"));
     let name = |i: usize| format!("{what} #{}", i + 1);
-    let embeddings = embed_in_order(encoder, texts, &encoding_order(texts), batch_size, &progress, &name)?;
+    let order = encoding_order(texts);
+    let embeddings = embed_in_order(encoder, texts, &order, batch_size, workers, &progress, &name)?;
     progress.finish_and_clear();
     Ok(embeddings)
 }
 
 /// Embeds `texts` in batches of `batch_size` taken along `order`; the vectors come back in input
 /// order. `name(i)` names text `i` in an error.
-fn embed_in_order<T: AsRef<str>>(
+fn embed_in_order<T: AsRef<str> + Sync>(
     encoder: &SentenceEncoder,
     texts: &[T],
     order: &[usize],
     batch_size: usize,
+    workers: Option<usize>,
     progress: &ProgressBar,
     name: &dyn Fn(usize) -> String,
 ) -> Result<Embeddings> {
@@ -113,22 +127,29 @@ fn embed_in_order<T: AsRef<str>>(
     }
     let dim = encoder.dim();
     let mut values = vec![0.0f32; texts.len() * dim];
-    for batch in order.chunks(batch_size) {
-        let refs: Vec<&str> = batch.iter().map(|&i| texts[i].as_ref()).collect();
-        let tokens = encoder.model.tokenizer.encode(&refs)?;
-        let flat: Vec<f32> = encoder
-            .embed_batch(&tokens)
-            .try_into_data()
-            .map_err(|e| anyhow::anyhow!("reading embeddings from the device: {e:?}"))?
-            .try_into_vec_as::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
-        for (&i, v) in batch.iter().zip(flat.chunks_exact(dim)) {
-            if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
-                bail!("the model gave a non-finite value ({bad}) in the embedding of {}", name(i));
+    let batches: Vec<&[usize]> = order.chunks(batch_size).collect();
+    // A batch per worker at once, one per core: flex runs much of a pass on one thread.
+    let workers = Workers::new(worker_count(workers, &encoder.device, batches.len()))?;
+    for round in batches.chunks(workers.count()) {
+        let vectors = workers.run(round.len(), |w| -> Result<Vec<f32>> {
+            let refs: Vec<&str> = round[w].iter().map(|&i| texts[i].as_ref()).collect();
+            let tokens = encoder.model.tokenizer.encode(&refs)?;
+            encoder
+                .embed_batch(&tokens)
+                .try_into_data()
+                .map_err(|e| anyhow::anyhow!("reading embeddings from the device: {e:?}"))?
+                .try_into_vec_as::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))
+        });
+        for (batch, flat) in round.iter().zip(vectors) {
+            for (&i, v) in batch.iter().zip(flat?.chunks_exact(dim)) {
+                if let Some(bad) = v.iter().find(|x| !x.is_finite()) {
+                    bail!("the model gave a non-finite value ({bad}) in the embedding of {}", name(i));
+                }
+                values[i * dim..(i + 1) * dim].copy_from_slice(v);
             }
-            values[i * dim..(i + 1) * dim].copy_from_slice(v);
+            progress.inc(batch.len() as u64);
         }
-        progress.inc(batch.len() as u64);
     }
     Ok(Embeddings { dim, values })
 }
@@ -152,7 +173,7 @@ pub fn encode_in_blocks<C: CorpusTexts + ?Sized>(
         // Already longest first: embedding them in this order keeps the batches of one pass.
         let identity: Vec<usize> = (0..block.len()).collect();
         let name = |i: usize| format!("document `{}`", corpus.id(block[i]));
-        let vectors = embed_in_order(encoder, &texts, &identity, batch_size, &progress, &name)?;
+        let vectors = embed_in_order(encoder, &texts, &identity, batch_size, None, &progress, &name)?;
         sink(block, &vectors.values)?;
     }
     progress.finish_and_clear();

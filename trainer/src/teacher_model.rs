@@ -16,6 +16,7 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
 use crate::models::load_teacher;
+use crate::workers::{Workers, worker_count};
 
 /// How the teacher scores a pair.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -161,15 +162,20 @@ fn score_piece_pairs(
     let mut order: Vec<usize> = (0..pairs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(pairs[i].0.len() + pairs[i].1.len()));
     let mut scores = vec![0.0f32; pairs.len()];
-    for chunk in order.chunks(batch_size.max(1)) {
+    let chunks: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+    // A batch per core at once (the scores do not change).
+    let workers = Workers::new(worker_count(None, device, chunks.len()))?;
+    let batches = workers.map(&chunks, |chunk| -> Result<Vec<f32>> {
         let batch: Vec<(&[u32], &[u32])> = chunk.iter().map(|&i| pairs[i]).collect();
         let (ids, types, pad) = tokenizer.encode_piece_pairs(&batch).to_tensors(device);
-        let got: Vec<f32> = model
+        model
             .score(ids, types, pad)
             .into_data()
             .try_into_vec_as::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading teacher scores: {e:?}"))?;
-        for (&i, s) in chunk.iter().zip(got) {
+            .map_err(|e| anyhow::anyhow!("reading teacher scores: {e:?}"))
+    });
+    for (chunk, got) in chunks.iter().zip(batches) {
+        for (&i, s) in chunk.iter().zip(got?) {
             scores[i] = s;
         }
     }
@@ -187,14 +193,19 @@ fn embed_missing(
     let mut unique: Vec<&[u32]> = sequences.iter().copied().filter(|s| !out.contains_key(*s)).collect();
     unique.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
     unique.dedup();
-    for chunk in unique.chunks(batch_size.max(1)) {
+    let chunks: Vec<&[&[u32]]> = unique.chunks(batch_size.max(1)).collect();
+    // A batch per core at once (the vectors do not change).
+    let workers = Workers::new(worker_count(None, &encoder.device, chunks.len()))?;
+    let batches = workers.map(&chunks, |chunk| -> Result<Vec<f32>> {
         let batch = encoder.model.tokenizer.encode_pieces(chunk, usize::MAX);
-        let flat: Vec<f32> = encoder
+        encoder
             .embed_batch(&batch)
             .into_data()
             .try_into_vec_as::<f32>()
-            .map_err(|e| anyhow::anyhow!("reading teacher vectors: {e:?}"))?;
-        for (seq, v) in chunk.iter().zip(flat.chunks(encoder.dim())) {
+            .map_err(|e| anyhow::anyhow!("reading teacher vectors: {e:?}"))
+    });
+    for (chunk, flat) in chunks.iter().zip(batches) {
+        for (seq, v) in chunk.iter().zip(flat?.chunks(encoder.dim())) {
             out.insert(seq.to_vec(), v.to_vec());
         }
     }

@@ -1,4 +1,5 @@
-//! Data parallelism inside one process: a step's micro-batches computed at once, one per core.
+//! Data parallelism inside one process: a training step's micro-batches, or an encoding's
+//! batches, computed at once, one per core.
 //!
 //! burn-flex splits each operation over the cores, but most of a training step's operations
 //! (element-wise ones, softmax, GELU and their gradients) run on one thread, so one process
@@ -69,9 +70,21 @@ impl Workers {
     }
 }
 
+impl Workers {
+    /// `f` of every item, [`Workers::count`] at a time; the results in the items' order.
+    pub fn map<B: Sync, R: Send>(&self, items: &[B], f: impl Fn(&B) -> R + Sync) -> Vec<R> {
+        let mut results = Vec::with_capacity(items.len());
+        for round in items.chunks(self.count()) {
+            results.extend(self.run(round.len(), |w| f(&round[w])));
+        }
+        results
+    }
+}
+
 /// How many workers a run gets: `requested`, or by default one per core (rayon's threads) up to
-/// the micro-batches each step gives this process. Only on the flex device: other devices draw
-/// dropout masks from their one generator (and a GPU is one device anyway).
+/// the batches there are to share (a training step's micro-batches on this process). Only on
+/// the flex device: other devices draw dropout masks from their one generator (and a GPU is one
+/// device anyway).
 pub fn worker_count(requested: Option<usize>, device: &Device, micro_batches_per_step: usize) -> usize {
     if device.clone().inner() != Device::flex() {
         return 1;
@@ -106,6 +119,7 @@ mod tests {
         assert_eq!(seen.iter().map(|(w, n, _)| (*w, *n)).collect::<Vec<_>>(), vec![(0, 1), (1, 1), (2, 1)]);
         assert_eq!(names, ["adam-worker-0", "adam-worker-1", "adam-worker-2"]);
         assert_eq!(workers.run(2, |w| w * 10), vec![0, 10]);
+        assert_eq!(workers.map(&[1, 2, 3, 4, 5, 6, 7], |x| x * x), vec![1, 4, 9, 16, 25, 36, 49]);
     }
 
     #[test]

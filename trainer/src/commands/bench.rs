@@ -10,6 +10,8 @@ use crate::backend::Backend;
 use crate::io::open;
 use crate::memory::peak_rss_mib;
 use crate::models::{ModelArgs, load_encoder};
+use crate::retrieval::embed_texts_with_workers;
+use crate::workers::worker_count;
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -29,6 +31,10 @@ pub struct BenchArgs {
     /// Backends to measure, in order.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Flex, Backend::Ndarray])]
     pub backends: Vec<Backend>,
+    /// Batches encoded at once, one per core (flex only; the vectors do not change). Default:
+    /// one per core.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
@@ -62,16 +68,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
             backend: *backend,
         };
         let encoder = load_encoder(&model_args)?;
-        let batches: Vec<&[&str]> = texts.chunks(args.batch_size).collect();
-        encoder.embed(batches[0])?; // warm-up: first-call allocation and kernel compilation
+        let (first, rest) = texts.split_at(args.batch_size);
+        encoder.embed(first)?; // warm-up: first-call allocation and kernel compilation
+        let workers = worker_count(args.workers, &encoder.device, rest.len().div_ceil(args.batch_size));
         let start = Instant::now();
-        let mut n = 0;
-        for batch in &batches[1..] {
-            n += encoder.embed(batch)?.len();
-        }
+        let n = embed_texts_with_workers(&encoder, rest, args.batch_size, "passages", Some(workers))?.len();
         let secs = start.elapsed().as_secs_f64();
         println!(
-            "{{\"engine\":\"adam-{backend}\",\"passages\":{n},\"seconds\":{secs:.2},\"passages_per_s\":{:.1}}}",
+            "{{\"engine\":\"adam-{backend}\",\"workers\":{workers},\"passages\":{n},\"seconds\":{secs:.2},\"passages_per_s\":{:.1}}}",
             n as f64 / secs
         );
     }
