@@ -17,7 +17,9 @@
 # $NOISY = delete, noisy positives with pieces deleted instead of masked (`[adam.dark] noisy_mode`,
 # which must match WORK/scores.jsonl's), named <method>-delete-...; with $DROP = 1, only the
 # dark examples the search brought into the band (`[train] drop_outside_band`), named
-# <method>-drop-...),
+# <method>-drop-...; with $SELF_PACED = "SCHEDULE LAMBDA0" (e.g. "constant 0.5": only the most
+# confident half of each batch gets the dark-example term, all run long), that `[adam.self_paced]`
+# schedule and start share, named <method>-sp-SCHEDULE-LAMBDA0-...),
 # full (those students retrieving from all of WikiQA test's sentences), dl (those students
 # zero-shot on TREC DL19 and DL21: their own top 100 of each pooled corpus, grade >= 2),
 # ensemble (CE + MPNet,
@@ -52,6 +54,7 @@ base="${BASE:-$minilm}"
 teacher_lr="${TEACHER_LR:-5e-5}"
 noisy="${NOISY:-}"
 drop="${DROP:-}"
+self_paced="${SELF_PACED:-}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 teacher="${TEACHER:-$work/teacher}"
@@ -119,10 +122,10 @@ score_shards() {
 }
 
 # A student's run name: METHOD, -delete for deleted noisy positives, -drop for dark examples
-# kept only in the band, -lK for a K-layer student,
+# kept only in the band, -sp-SCHEDULE-LAMBDA0 for another self-paced share, -lK for a K-layer student,
 # -lrX for another learning rate, -sN for another number of steps, -seedN.
 run_name() { # METHOD
-  echo "$1${noisy:+-$noisy}${drop:+-drop}${layers:+-l$layers}${lr:+-lr$lr}${train_steps:+-s$train_steps}-seed$seed"
+  echo "$1${noisy:+-$noisy}${drop:+-drop}${self_paced:+-sp-${self_paced// /-}}${layers:+-l$layers}${lr:+-lr$lr}${train_steps:+-s$train_steps}-seed$seed"
 }
 
 student_config() { # METHOD
@@ -138,6 +141,10 @@ student_config() { # METHOD
     -e "${drop:+s|^negatives = .*|&\\ndrop_outside_band = true|}" \
     -e "s|^model = .*|model = \"$minilm\"${layers:+\\nlayers = $layers}|" \
     "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$dir/distill.toml"
+  if [ -n "$self_paced" ]; then
+    read -r schedule lambda0 <<< "$self_paced"
+    printf '\n[adam.self_paced]\nschedule = "%s"\nlambda0 = %s\n' "$schedule" "$lambda0" >> "$dir/distill.toml"
+  fi
 }
 
 distill_and_eval() { # METHOD
