@@ -5,7 +5,7 @@
 #
 #     bash scripts/ce_teacher_wikiqa.sh WORK [STEP...]
 #
-# STEP: teacher (merge, negatives, train: 2 data-parallel peers of one thread each, from $BASE
+# STEP: teacher (merge, negatives, train: one process, two workers, from $BASE
 # (default all-MiniLM-L6-v2) at learning rate $TEACHER_LR (default 5e-5), a checkpoint every 10
 # steps, so that rerunning the step after a kill resumes the training),
 # measure (WikiQA test: the labelled candidates and BM25's top 100), score (its soft labels on
@@ -92,16 +92,14 @@ eval_json() { # DATA SPLIT RUN OUT_PREFIX [EVAL_ARG...]
 }
 
 train_teacher() {
-  local peers=()
-  for rank in 0 1; do
-    RAYON_NUM_THREADS=1 "$adam" teacher train --model "$base" --new-head --data "$work/data" \
-      --negatives "$work/neg.train.jsonl" --output "$work/teacher.tmp" --negatives-depth 16 \
-      --epochs 1 --batch-size 4 --grad-accumulation 2 --group-size 8 --max-length 96 \
-      --lr "$teacher_lr" --head-lr 1e-3 --warmup-ratio 0.1 --log "$work/teacher.log.jsonl" \
-      --checkpoint-every 10 --resume --peers 2 --rank "$rank" --coordinator 127.0.0.1:29633 &
-    peers+=($!)
-  done
-  for p in "${peers[@]}"; do wait "$p"; done
+  # One process; its two workers compute the two micro-batches of each step side by side, the
+  # same bytes as the two data-parallel peers of one thread each that trained the teachers of
+  # BENCHMARKS.md (`--peers 2`, before 2026-12-06), without a second copy of the model in memory.
+  "$adam" teacher train --model "$base" --new-head --data "$work/data" \
+    --negatives "$work/neg.train.jsonl" --output "$work/teacher.tmp" --negatives-depth 16 \
+    --epochs 1 --batch-size 4 --grad-accumulation 2 --group-size 8 --max-length 96 \
+    --lr "$teacher_lr" --head-lr 1e-3 --warmup-ratio 0.1 --log "$work/teacher.log.jsonl" \
+    --checkpoint-every 10 --resume
   mv "$work/teacher.tmp" "$work/teacher"
 }
 
