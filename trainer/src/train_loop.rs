@@ -482,7 +482,7 @@ fn start_peers<T: Trainee>(
 
 #[cfg(test)]
 mod tests {
-    use burn::nn::{Linear, LinearConfig};
+    use burn::nn::{Initializer, Linear, LinearConfig};
 
     use super::*;
     use crate::optim::OptimConfig;
@@ -517,7 +517,9 @@ mod tests {
 
         fn loss(&self, model: &Linear, micro: &MicroBatch) -> Result<MicroLoss<Self::Parts>> {
             let parts = (micro.step, micro.epoch, micro.items.to_vec(), micro.in_step);
-            let out = model.forward(Tensor::<2>::ones([1, 1], &self.device));
+            // An input that depends on the items, so that micro-batches have gradients of their own.
+            let x = 1.0 + micro.items.iter().sum::<usize>() as f32 / 10.0;
+            let out = model.forward(Tensor::<2>::from_floats([[x]], &self.device));
             let loss = out.square().sum().div_scalar(micro.in_step as f32);
             let value =
                 if self.nan_at == Some(micro.step) { f64::NAN } else { loss.clone().into_scalar::<f32>() as f64 };
@@ -544,8 +546,20 @@ mod tests {
         halt_after_step: Option<usize>,
         nan_at: Option<usize>,
     ) -> (Result<bool>, Recorder) {
+        let (outcome, task) = train_on_workers(schedule, log, halt_after_step, nan_at, 1);
+        (outcome.map(|o| matches!(o, Outcome::Finished(_))), task)
+    }
+
+    fn train_on_workers(
+        schedule: &Schedule,
+        log: Option<&Path>,
+        halt_after_step: Option<usize>,
+        nan_at: Option<usize>,
+        workers: usize,
+    ) -> (Result<Outcome<Linear>>, Recorder) {
         let device = Device::flex().autodiff();
-        let model = LinearConfig::new(1, 1).init(&device);
+        // Fixed weights: a random start would differ from run to run (tests share the generator).
+        let model = LinearConfig::new(1, 1).with_initializer(Initializer::Constant { value: 0.5 }).init(&device);
         let mut optimizer = Optimizer::new(&OptimConfig::default(), schedule.steps(), &[]);
         let mut task = Recorder { device: device.clone(), seen: Vec::new(), nan_at };
         let training = Training {
@@ -557,10 +571,28 @@ mod tests {
             resumed_at: None,
             halt_after_step,
             peers: None,
-            workers: 1,
+            workers,
         };
-        let finished = train(model, &mut optimizer, training, &mut task).map(|o| matches!(o, Outcome::Finished(_)));
-        (finished, task)
+        (train(model, &mut optimizer, training, &mut task), task)
+    }
+
+    /// Workers change nothing: the same micro-batches in the same order, the same weights (the
+    /// copies' gradients reach the model's parameters by their ids).
+    #[test]
+    fn workers_take_the_same_micro_batches_and_end_with_the_same_weights() {
+        // 9 items in micro-batches of 2 (5 per epoch), 4 per step, 2 epochs: 3 steps, the last
+        // with 2 micro-batches; 3 workers take rounds of 3 and 1 micro-batches, then one of 2.
+        let schedule = Schedule::new(9, 2, 4, None, 2, 3);
+        let run = |workers: usize| {
+            let (outcome, task) = train_on_workers(&schedule, None, None, None, workers);
+            let Ok(Outcome::Finished(model)) = outcome else { panic!("the run with {workers} workers did not finish") };
+            let weights = model.weight.val().into_data().try_to_vec::<f32>().expect("f32");
+            (task.seen, weights)
+        };
+        let (seen, weights) = run(1);
+        assert_eq!(seen.len(), 10);
+        assert_eq!(run(3), (seen.clone(), weights.clone()), "3 workers");
+        assert_eq!(run(2), (seen, weights), "2 workers");
     }
 
     #[test]
