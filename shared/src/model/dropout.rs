@@ -9,7 +9,7 @@
 //! `Dropout`. Other devices (wgpu, ndarray) and unseeded threads keep burn's path.
 
 use burn::nn::Dropout;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Distribution, Tensor};
 
 #[cfg(not(target_arch = "wasm32"))]
 mod thread_rng {
@@ -62,7 +62,7 @@ pub fn dropout<const D: usize>(layer: &Dropout, input: Tensor<D>) -> Tensor<D> {
     // One product with the mask already scaled: `x · (m / keep)` has the bits of burn's
     // `(x · m) / keep` for m in {0, 1}, at one element-wise pass (and its gradient) fewer.
     #[cfg(not(target_arch = "wasm32"))]
-    if device.clone().inner() == Device::flex()
+    if device.clone().inner() == burn::tensor::Device::flex()
         && input.dtype() == burn::tensor::DType::F32
         && let Some(mask) = thread_rng::mask(input.shape(), keep, (1.0 / keep) as f32)
     {
