@@ -146,6 +146,15 @@ fn setup() -> Option<&'static Setup> {
         .as_ref()
 }
 
+/// What the distillation of `config` ended with: its log and its student's weights.
+fn result(config: &Path) -> (String, Vec<u8>) {
+    let run = config.parent().unwrap().join("run");
+    (
+        std::fs::read_to_string(run.join("log.jsonl")).unwrap(),
+        std::fs::read(run.join("student/model.safetensors")).unwrap(),
+    )
+}
+
 fn log_lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
 }
@@ -559,13 +568,6 @@ fn a_run_killed_at_any_step_resumes_to_the_same_result() {
     let whole = config("kill-whole");
     let out = adam(&["distill", "--config", s(&whole)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let result = |c: &Path| {
-        let run = c.parent().unwrap().join("run");
-        (
-            std::fs::read_to_string(run.join("log.jsonl")).unwrap(),
-            std::fs::read(run.join("student/model.safetensors")).unwrap(),
-        )
-    };
     let expected = result(&whole);
     // SIGKILL (no destructors, no flushing) as soon as step k's log line appears: step k's
     // checkpoint is then being written, and step k - 1's is complete. Then --resume.
@@ -903,13 +905,6 @@ fn data_parallel_config(setup: &Setup, name: &str) -> PathBuf {
 #[test]
 fn data_parallel_distillation_ends_like_one_process_and_resumes() {
     let Some(setup) = setup() else { return };
-    let result = |c: &Path| {
-        let run = c.parent().unwrap().join("run");
-        (
-            std::fs::read_to_string(run.join("log.jsonl")).unwrap(),
-            std::fs::read(run.join("student/model.safetensors")).unwrap(),
-        )
-    };
     let one = data_parallel_config(setup, "dp-one");
     run_ok(&["distill", "--config", s(&one)]);
     let expected = result(&one);
@@ -948,13 +943,6 @@ fn data_parallel_distillation_ends_like_one_process_and_resumes() {
 #[test]
 fn workers_train_the_same_bytes_as_one_thread() {
     let Some(setup) = setup() else { return };
-    let result = |c: &Path| {
-        let run = c.parent().unwrap().join("run");
-        (
-            std::fs::read_to_string(run.join("log.jsonl")).unwrap(),
-            std::fs::read(run.join("student/model.safetensors")).unwrap(),
-        )
-    };
     let one = data_parallel_config(setup, "workers-1");
     let out = adam(&["distill", "--config", s(&one), "--workers", "1"]);
     assert!(out.status.success() && !stderr(&out).contains("workers:"), "{}", stderr(&out));
