@@ -32,7 +32,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Flex, Backend::Ndarray])]
     pub backends: Vec<Backend>,
     /// Batches encoded at once, one per core (flex only; the vectors do not change). Default:
-    /// one per core.
+    /// one per core (at most 8).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 }

@@ -40,7 +40,7 @@ pub struct BenchTrainArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Backend::Flex, Backend::Ndarray])]
     pub backends: Vec<Backend>,
     /// Micro-batches computed at once, one per core (flex only): the step's groups of 8 pairs
-    /// shared among them. Default: one per core, up to the groups.
+    /// shared among them. Default: one per core (at most 8), up to the groups.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
 }
