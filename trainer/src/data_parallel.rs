@@ -43,9 +43,9 @@ pub struct PeerArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 600, help_heading = "Data-parallel training")]
     pub peer_timeout: u64,
     /// Micro-batches this process computes at once, each on one core (flex only; the result
-    /// does not change). Default: one per core (at most 8), up to the micro-batches each step gives this
-    /// process (grad_accumulation / peers), so 1 without gradient accumulation. Each worker holds
-    /// a micro-batch's activations.
+    /// does not change). Default: one per core (at most 8), up to the micro-batches each step
+    /// gives this process (grad_accumulation / peers), so 1 without gradient accumulation. Each
+    /// worker holds a micro-batch's activations.
     #[arg(long, value_name = "N", help_heading = "Data-parallel training")]
     pub workers: Option<usize>,
 }

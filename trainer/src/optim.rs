@@ -214,14 +214,14 @@ impl<M: Module> Default for Accumulator<M> {
     }
 }
 
-impl<M: Module> Accumulator<M> {
-    /// Adds the gradients of `loss` (already divided by the number of micro-batches).
-    pub fn backward(&mut self, model: &M, loss: Tensor<1>) {
-        let grads = GradientsParams::from_grads(loss.backward(), model);
-        self.inner.accumulate(model, grads);
-    }
+/// The gradients of `loss` (already divided by the number of micro-batches) for `model`'s
+/// parameters, by parameter id.
+pub fn gradients<M: Module>(model: &M, loss: Tensor<1>) -> GradientsParams {
+    GradientsParams::from_grads(loss.backward(), model)
+}
 
-    /// Adds gradients computed elsewhere (a worker's, on a copy with the same parameter ids).
+impl<M: Module> Accumulator<M> {
+    /// Adds a micro-batch's [`gradients`] (a worker's too: its copy has the same parameter ids).
     pub fn add(&mut self, model: &M, grads: GradientsParams) {
         self.inner.accumulate(model, grads);
     }

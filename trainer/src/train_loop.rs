@@ -35,7 +35,7 @@ use crate::checkpoint;
 use crate::data_parallel::{Peers, parameter_count};
 use crate::instances::permutation;
 use crate::io::round_sig;
-use crate::optim::{Accumulator, Optimizer, non_finite};
+use crate::optim::{Accumulator, Optimizer, gradients, non_finite};
 use crate::progress;
 use crate::workers::{Workers, own_leaves};
 
@@ -351,7 +351,7 @@ pub fn train<T: Trainee>(
                 if !micro.value.is_finite() {
                     return Ok((micro.value, micro.parts, None));
                 }
-                let grads = GradientsParams::from_grads(micro.loss.backward(), own.module());
+                let grads = gradients(own.module(), micro.loss);
                 Ok((micro.value, micro.parts, Some(grads)))
             });
             for result in results {

@@ -17,7 +17,7 @@ use crate::backend::Backend;
 use crate::io::open;
 use crate::memory::peak_rss_mib;
 use crate::models::load_teacher;
-use crate::optim::{Accumulator, OptimConfig, Optimizer};
+use crate::optim::{Accumulator, OptimConfig, Optimizer, gradients};
 use crate::workers::{Workers, own_leaves, worker_count};
 
 #[derive(clap::Args, Debug)]
@@ -113,7 +113,7 @@ pub fn run(args: BenchTrainArgs) -> Result<()> {
                 let _ = loss.clone().into_scalar::<f32>();
                 forwards_done.wait();
                 let t1 = Instant::now();
-                let grads = burn::optim::GradientsParams::from_grads(loss.backward(), own);
+                let grads = gradients(own, loss);
                 (t1, grads)
             });
             let t1 = results[0].0;
