@@ -83,24 +83,51 @@ mod tests {
         t.into_data().try_to_vec::<f32>().expect("f32")
     }
 
-    /// The point of the thread's generator: the same masks as burn's dropout seeded through the
-    /// device, so runs keep their bytes.
+    /// burn's `Dropout::forward` on flex after `device.seed(seed)`, spelled out: `x · m · (1 /
+    /// keep)` with `m` from flex 0.22's `float_random`, which draws `TensorData::random` from
+    /// `StdRng::seed_from_u64(seed)` and carries the generator over to the next draw. Spelled out
+    /// rather than called, because the device's generator is shared by the tests running beside
+    /// this one (any model they build draws from it).
+    fn burns_dropout(rng: &mut rand::rngs::StdRng, input: Tensor<2>, prob: f64) -> Tensor<2> {
+        let keep = 1.0 - prob;
+        let mask = burn::tensor::TensorData::random::<f32, _, _>(input.shape(), Distribution::Bernoulli(keep), rng);
+        let mask = Tensor::<2>::from_data(mask, &input.device());
+        input * mask * (1.0 / keep)
+    }
+
+    fn bits(t: Tensor<2>) -> Vec<u32> {
+        values(t).into_iter().map(f32::to_bits).collect()
+    }
+
+    /// The point of the thread's generator: the same masks, and the same bits, as burn's dropout
+    /// seeded through the device, so runs keep their bytes.
     #[test]
     fn a_seeded_thread_draws_burns_masks_on_flex() {
+        use rand::SeedableRng;
         let device = Device::flex().autodiff();
         let layer = DropoutConfig::new(0.3).init();
-        let input = || Tensor::<2>::ones([7, 33], &device);
-        device.seed(11);
-        let burns = values(layer.forward(input()));
+        // Both signs and zero, so that the order of the products shows in the bits.
+        let input = || {
+            Tensor::<2>::from_data(
+                burn::tensor::TensorData::new(
+                    (0..7 * 33).map(|i| (i as f32 - 115.0) / 7.0).collect::<Vec<_>>(),
+                    [7, 33],
+                ),
+                &device,
+            )
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let burns = bits(burns_dropout(&mut rng, input(), layer.prob));
         seed_dropout(11);
-        let ours = values(dropout(&layer, input()));
+        let ours = bits(dropout(&layer, input()));
         assert_eq!(ours, burns);
-        assert!(ours.contains(&0.0) && ours.iter().any(|&v| v > 1.0), "a mask with both values");
+        let ours_values: Vec<f32> = ours.iter().map(|&b| f32::from_bits(b)).collect();
+        assert!(ours_values.iter().filter(|v| **v == 0.0).count() > 20, "some values dropped");
+        assert!(ours_values.iter().filter(|v| v.abs() > 0.0).count() > 100, "most kept");
         // The next draw goes on from the generator's state, as burn's does.
-        let burns_next = values(layer.forward(input()));
-        let ours_next = values(dropout(&layer, input()));
+        let burns_next = bits(burns_dropout(&mut rng, input(), layer.prob));
+        let ours_next = bits(dropout(&layer, input()));
         assert_ne!(ours_next, ours);
-        // (burn's second draw continues the device generator, left where seed(11)'s first draw put it.)
         assert_eq!(ours_next, burns_next);
     }
 
