@@ -23,8 +23,9 @@
 # full (those students retrieving from all of WikiQA test's sentences), dl (those students
 # zero-shot on TREC DL19 and DL21: their own top 100 of each pooled corpus, grade >= 2),
 # ensemble (CE + MPNet,
-# the weight chosen on 300 SelQA dev questions), rerank-student (CE over the zero-shot
-# student's top 100).
+# the weight chosen on 300 SelQA dev questions, then applied to WikiQA test's candidates),
+# teacher-dl (CE and MPNet reranking the zero-shot student's top 100 of DL19 and DL21),
+# rerank-student (CE over the zero-shot student's top 100 of WikiQA test).
 # students and full need only WORK/scores.jsonl: for MPNet's students, gunzip
 # benchmarks/wikiqa-teachers/mpnet.scores.jsonl.gz there instead of running teacher and score,
 # or run score with $TEACHER set to MPNet's folder (the scoring model; default WORK/teacher).
@@ -37,7 +38,7 @@ set -euo pipefail
 work="${1:?usage: ce_teacher_wikiqa.sh WORK [STEP...]}"
 shift
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(teacher measure score students full dl ensemble rerank-student)
+[ ${#steps[@]} -gt 0 ] || steps=(teacher measure score students full dl ensemble teacher-dl rerank-student)
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 fix="$(cd "${ADAM_FIXTURES:-$repo/../shared}" && pwd)"
 adam="${ADAM:-adam}"
@@ -285,6 +286,41 @@ with open('$fix/data/selqa/qrels/dev.tsv') as f, open('$work/selqa/qrels.tmp/dev
          '$adam' eval --data '$work/selqa' --split dev300 --run \"\$r\" --json; echo; done > '$work/grid.tmp/dev300.txt' \
       && mv '$work/grid.tmp' '$work/grid'"
     cat "$work/grid/dev300.txt"
+    # The best weight on SelQA dev (nDCG@10; the first of equals), applied once to WikiQA test.
+    w=$(python3 -c "
+import json, sys
+best = None
+for line in open('$work/grid/dev300.txt'):
+    name, js = line.split(' ', 1)
+    score = json.loads(js)['ndcg@10']
+    if best is None or score > best[0]:
+        best = (score, name.split('.w', 1)[1].rsplit('.run', 1)[0])
+print(best[1])
+")
+    echo "weight on the cross-encoder, chosen on SelQA dev: $w"
+    step "$work/ensemble.test-all.run" python3 "$repo/scripts/fuse_runs.py" \
+      "$work/ce.test-all.run:$w" "$work/mpnet.test-all.run:$(python3 -c "print(f'{1 - $w:.2f}')")" \
+      --output "$work/ensemble.test-all.run"
+    step "$work/ensemble.test-all.per-query.jsonl" eval_json "$wikiqa" test-all \
+      "$work/ensemble.test-all.run" "$work/ensemble.test-all"
+    ;;
+  teacher-dl)
+    # The teachers zero-shot on TREC DL19 and DL21 (grade >= 2): the zero-shot student's own top 100
+    # of each pooled corpus (the untrained 6-layer student's run of the `dl` step), reranked by this
+    # cross-encoder and by MPNet as a dual encoder.
+    for set in dl19 dl21; do
+      data="$fix/data/trec-$set"
+      step "$work/minilm.$set.run" dense_run_to "$minilm" "$work/minilm.$set.run" "$data" \
+        --rel-threshold 2 --max-length 256
+      step "$work/ce.$set.run" rerank_to "$teacher" cross-encoder "$work/minilm.$set.run" \
+        "$work/ce.$set.run" "$data" test
+      step "$work/mpnet.$set.run" rerank_to "$mpnet" dual-encoder "$work/minilm.$set.run" \
+        "$work/mpnet.$set.run" "$data" test
+      for r in minilm ce mpnet; do
+        step "$work/$r.$set.per-query.jsonl" eval_json "$data" test "$work/$r.$set.run" \
+          "$work/$r.$set" --rel-threshold 2
+      done
+    done
     ;;
   rerank-student)
     step "$work/minilm.dense.test.run" dense_run_to "$minilm" "$work/minilm.dense.test.run"
@@ -294,7 +330,7 @@ with open('$fix/data/selqa/qrels/dev.tsv') as f, open('$work/selqa/qrels.tmp/dev
       "$work/ce.rerank-student.run" "$work/ce.rerank-student"
     ;;
   *)
-    echo "unknown step $s (teacher, measure, score, students, full, dl, ensemble, rerank-student)" >&2
+    echo "unknown step $s (teacher, measure, score, students, full, dl, ensemble, teacher-dl, rerank-student)" >&2
     exit 2
     ;;
   esac
