@@ -274,12 +274,12 @@ with open('$fix/data/selqa/qrels/dev.tsv') as f, open('$work/selqa/qrels.tmp/dev
         w.write(line)
 \" && mv '$work/selqa/qrels.tmp' '$work/selqa/qrels'"
     step "$work/selqa/dev300.candidates.run" candidates_run "$work/selqa/qrels/dev300.tsv" "$work/selqa/dev300.candidates.run"
-    step "$work/selqa/ce.dev300.run" rerank_to "$work/teacher" cross-encoder \
-      "$work/selqa/dev300.candidates.run" "$work/selqa/ce.dev300.run" "$work/selqa" dev300
     step "$work/selqa/mpnet.dev300.run" rerank_to "$mpnet" dual-encoder \
       "$work/selqa/dev300.candidates.run" "$work/selqa/mpnet.dev300.run" "$work/selqa" dev300
     step "$work/mpnet.test-all.run" rerank_to "$mpnet" dual-encoder \
       "$work/test-all.candidates.run" "$work/mpnet.test-all.run"
+    step "$work/selqa/ce.dev300.run" rerank_to "$teacher" cross-encoder \
+      "$work/selqa/dev300.candidates.run" "$work/selqa/ce.dev300.run" "$work/selqa" dev300
     step "$work/grid" bash -c "mkdir -p '$work/grid.tmp' && python3 '$repo/scripts/fuse_runs.py' \
       '$work/selqa/ce.dev300.run' '$work/selqa/mpnet.dev300.run' --grid 11 --output '$work/grid.tmp/dev300' \
       && for r in '$work'/grid.tmp/dev300*.run; do printf '%s ' \"\$(basename \$r)\"; \
@@ -306,19 +306,20 @@ print(best[1])
     ;;
   teacher-dl)
     # The teachers zero-shot on TREC DL19 and DL21 (grade >= 2): the zero-shot student's own top 100
-    # of each pooled corpus (the untrained 6-layer student's run of the `dl` step), reranked by this
-    # cross-encoder and by MPNet as a dual encoder.
+    # of each pooled corpus (the untrained 6-layer student's run of the `dl` step), reranked by MPNet
+    # as a dual encoder and by this cross-encoder (last, so that the rest can run before it exists).
     for set in dl19 dl21; do
-      data="$fix/data/trec-$set"
-      step "$work/minilm.$set.run" dense_run_to "$minilm" "$work/minilm.$set.run" "$data" \
-        --rel-threshold 2 --max-length 256
-      step "$work/ce.$set.run" rerank_to "$teacher" cross-encoder "$work/minilm.$set.run" \
-        "$work/ce.$set.run" "$data" test
+      step "$work/minilm.$set.run" dense_run_to "$minilm" "$work/minilm.$set.run" \
+        "$fix/data/trec-$set" --rel-threshold 2 --max-length 256
       step "$work/mpnet.$set.run" rerank_to "$mpnet" dual-encoder "$work/minilm.$set.run" \
-        "$work/mpnet.$set.run" "$data" test
-      for r in minilm ce mpnet; do
-        step "$work/$r.$set.per-query.jsonl" eval_json "$data" test "$work/$r.$set.run" \
-          "$work/$r.$set" --rel-threshold 2
+        "$work/mpnet.$set.run" "$fix/data/trec-$set" test
+    done
+    for set in dl19 dl21; do
+      step "$work/ce.$set.run" rerank_to "$teacher" cross-encoder "$work/minilm.$set.run" \
+        "$work/ce.$set.run" "$fix/data/trec-$set" test
+      for r in minilm mpnet ce; do
+        step "$work/$r.$set.per-query.jsonl" eval_json "$fix/data/trec-$set" test \
+          "$work/$r.$set.run" "$work/$r.$set" --rel-threshold 2
       done
     done
     ;;
