@@ -104,19 +104,20 @@ train_teacher() {
   mv "$work/teacher.tmp" "$work/teacher"
 }
 
-score_shards() {
-  local jobs=()
+score_shards() { # [DATA SPLIT NEGATIVES OUT]
+  local data="${1:-$wikiqa}" split="${2:-train}" negatives="${3:-$work/negatives.train.jsonl}"
+  local out="${4:-$work/scores.jsonl}" jobs=()
   for i in 1 2; do
     RAYON_NUM_THREADS=1 "$adam" teacher score --model "$teacher" \
-      --student-tokenizer "$minilm/tokenizer.json" --data "$wikiqa" --split train \
-      --negatives "$work/negatives.train.jsonl" --output "$work/scores.jsonl" \
+      --student-tokenizer "$minilm/tokenizer.json" --data "$data" --split "$split" \
+      --negatives "$negatives" --output "$out" \
       --config "$work/distill-base.toml" --negatives-per-query 7 --max-length 128 --shard "$i/2" &
     jobs+=($!)
   done
   for j in "${jobs[@]}"; do wait "$j"; done
   "$adam" teacher score --model "$teacher" --student-tokenizer "$minilm/tokenizer.json" \
-    --data "$wikiqa" --split train --negatives "$work/negatives.train.jsonl" \
-    --output "$work/scores.jsonl" --config "$work/distill-base.toml" --negatives-per-query 7 \
+    --data "$data" --split "$split" --negatives "$negatives" \
+    --output "$out" --config "$work/distill-base.toml" --negatives-per-query 7 \
     --max-length 128 --merge 2
 }
 
