@@ -19,13 +19,17 @@
 # dark examples the search brought into the band (`[train] drop_outside_band`), named
 # <method>-drop-...; with $SELF_PACED = "SCHEDULE LAMBDA0" (e.g. "constant 0.5": only the most
 # confident half of each batch gets the dark-example term, all run long), that `[adam.self_paced]`
-# schedule and start share, named <method>-sp-SCHEDULE-LAMBDA0-...),
+# schedule and start share, named <method>-sp-SCHEDULE-LAMBDA0-...; with $UNLABELLED = 1, the
+# soft labels of the `unlabelled` step instead of WikiQA train's, named <method>-selqa-...),
 # full (those students retrieving from all of WikiQA test's sentences), dl (those students
 # zero-shot on TREC DL19 and DL21: their own top 100 of each pooled corpus, grade >= 2),
 # ensemble (CE + MPNet,
 # the weight chosen on 300 SelQA dev questions, then applied to WikiQA test's candidates),
 # teacher-dl (CE and MPNet reranking the zero-shot student's top 100 of DL19 and DL21),
-# rerank-student (CE over the zero-shot student's top 100 of WikiQA test).
+# rerank-student (CE over the zero-shot student's top 100 of WikiQA test), unlabelled (the
+# teacher's soft labels on SelQA dev's 785 questions, which it never saw, without their labels:
+# BM25's top 30 over SelQA's corpus reranked by the teacher, whose first choice stands in for
+# the answer, then BM25's negatives and dark examples as in score).
 # students and full need only WORK/scores.jsonl: for MPNet's students, gunzip
 # benchmarks/wikiqa-teachers/mpnet.scores.jsonl.gz there instead of running teacher and score,
 # or run score with $TEACHER set to MPNet's folder (the scoring model; default WORK/teacher).
@@ -38,7 +42,7 @@ set -euo pipefail
 work="${1:?usage: ce_teacher_wikiqa.sh WORK [STEP...]}"
 shift
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(teacher measure score students full dl ensemble teacher-dl rerank-student)
+[ ${#steps[@]} -gt 0 ] || steps=(teacher measure score students full dl ensemble teacher-dl rerank-student unlabelled)
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 fix="$(cd "${ADAM_FIXTURES:-$repo/../shared}" && pwd)"
 adam="${ADAM:-adam}"
@@ -56,6 +60,7 @@ teacher_lr="${TEACHER_LR:-5e-5}"
 noisy="${NOISY:-}"
 drop="${DROP:-}"
 self_paced="${SELF_PACED:-}"
+unlabelled="${UNLABELLED:-}"
 mkdir -p "$work"
 work="$(cd "$work" && pwd)"
 teacher="${TEACHER:-$work/teacher}"
@@ -121,20 +126,25 @@ score_shards() { # [DATA SPLIT NEGATIVES OUT]
     --max-length 128 --merge 2
 }
 
-# A student's run name: METHOD, -delete for deleted noisy positives, -drop for dark examples
+# A student's run name: METHOD, -selqa for the unlabelled questions' soft labels, -delete for
+# deleted noisy positives, -drop for dark examples
 # kept only in the band, -sp-SCHEDULE-LAMBDA0 for another self-paced share, -lK for a K-layer student,
 # -lrX for another learning rate, -sN for another number of steps, -seedN.
 run_name() { # METHOD
-  echo "$1${noisy:+-$noisy}${drop:+-drop}${self_paced:+-sp-${self_paced// /-}}${layers:+-l$layers}${lr:+-lr$lr}${train_steps:+-s$train_steps}-seed$seed"
+  echo "$1${unlabelled:+-selqa}${noisy:+-$noisy}${drop:+-drop}${self_paced:+-sp-${self_paced// /-}}${layers:+-l$layers}${lr:+-lr$lr}${train_steps:+-s$train_steps}-seed$seed"
 }
 
 student_config() { # METHOD
-  local dir="$work/runs/$(run_name "$1")"
+  local dir="$work/runs/$(run_name "$1")" data="$wikiqa" scores="$work/scores.jsonl"
+  if [ -n "$unlabelled" ]; then
+    data="$work/selqa-dev"
+    scores="$work/selqa-dev/scores.jsonl"
+  fi
   mkdir -p "$dir"
   sed -e "s|^method = .*|method = \"$1\"|" \
     -e "s|^seed = .*|seed = $seed|" \
-    -e "s|^dir = .*|dir = \"$wikiqa\"|" \
-    -e "s|^teacher_scores = .*|teacher_scores = \"$work/scores.jsonl\"|" \
+    -e "s|^dir = .*|dir = \"$data\"|" \
+    -e "s|^teacher_scores = .*|teacher_scores = \"$scores\"|" \
     -e "${lr:+s|^lr = .*|lr = $lr|}" \
     -e "${train_steps:+s|^steps = .*|steps = $train_steps|}" \
     -e "${noisy:+s|^noisy_mode = .*|noisy_mode = \"$noisy\"|}" \
@@ -324,6 +334,28 @@ print(best[1])
       done
     done
     ;;
+  unlabelled)
+    u="$work/selqa-dev"
+    mkdir -p "$u"
+    step "$u/bm25.run" bash -c "'$adam' negatives --data '$fix/data/selqa' --split dev \
+      --output '$u/bm25.negatives.jsonl' --top-k 1 --depth 30 --run '$u/bm25.run.tmp' \
+      && mv '$u/bm25.run.tmp' '$u/bm25.run'"
+    step "$u/ce.run" rerank_to "$teacher" cross-encoder "$u/bm25.run" "$u/ce.run" "$fix/data/selqa" dev
+    # The pseudo-labelled folder: SelQA's texts, the teacher's first choice as each question's
+    # answer. How often it is a real answer is measured against the labels, which nothing else reads.
+    step "$u/qrels" bash -c "ln -sf '$fix/data/selqa/corpus.jsonl' '$fix/data/selqa/queries.jsonl' '$u/' \
+      && python3 '$repo/scripts/pseudo_qrels.py' '$u/ce.run' --output '$u/qrels.tmp/dev.tsv' \
+      && mv '$u/qrels.tmp' '$u/qrels'"
+    step "$u/ce.per-query.jsonl" eval_json "$fix/data/selqa" dev "$u/ce.run" "$u/ce"
+    step "$u/bm25.per-query.jsonl" eval_json "$fix/data/selqa" dev "$u/bm25.run" "$u/bm25"
+    step "$u/negatives.dev.jsonl" "$adam" negatives --data "$u" --split dev \
+      --output "$u/negatives.dev.jsonl" --top-k 30 --depth 100
+    sed -e "${noisy:+s|^noisy_mode = .*|noisy_mode = \"$noisy\"|}" \
+      "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$work/distill-base.toml"
+    step "$u/scores.jsonl" score_shards "$u" dev "$u/negatives.dev.jsonl" "$u/scores.jsonl"
+    step "$u/inspect" "$adam" teacher inspect --scores "$u/scores.jsonl" --output "$u/inspect"
+    python3 "$repo/scripts/soft_label_entropy.py" "$u/scores.jsonl" | tee "$u/entropy.txt"
+    ;;
   rerank-student)
     step "$work/minilm.dense.test.run" dense_run_to "$minilm" "$work/minilm.dense.test.run"
     step "$work/ce.rerank-student.run" rerank_to "$work/teacher" cross-encoder \
@@ -332,7 +364,7 @@ print(best[1])
       "$work/ce.rerank-student.run" "$work/ce.rerank-student"
     ;;
   *)
-    echo "unknown step $s (teacher, measure, score, students, full, dl, ensemble, teacher-dl, rerank-student)" >&2
+    echo "unknown step $s (teacher, measure, score, students, full, dl, ensemble, teacher-dl, rerank-student, unlabelled)" >&2
     exit 2
     ;;
   esac
