@@ -302,6 +302,8 @@ with open('$fix/data/selqa/qrels/dev.tsv') as f, open('$work/selqa/qrels.tmp/dev
 import json, sys
 best = None
 for line in open('$work/grid/dev300.txt'):
+    if not line.strip():
+        continue
     name, js = line.split(' ', 1)
     score = json.loads(js)['ndcg@10']
     if best is None or score > best[0]:
