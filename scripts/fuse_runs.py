@@ -17,30 +17,11 @@ import math
 import os
 import sys
 
+from trec_run import read_run
+
 
 def fail(msg):
     sys.exit(f"fuse_runs: {msg}")
-
-
-def read_run(path):
-    run = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 6:
-                fail(f"{path}:{n}: expected 6 fields (qid Q0 doc rank score tag), found {len(fields)}")
-            try:
-                score = float(fields[4])
-            except ValueError:
-                fail(f"{path}:{n}: field `score`: `{fields[4]}` is not a number")
-            if not math.isfinite(score):
-                fail(f"{path}:{n}: field `score`: {fields[4]} is not finite")
-            run.setdefault(fields[0], {})[fields[2]] = score
-    if not run:
-        fail(f"{path}: no line")
-    return run
 
 
 def zscores(scores):
@@ -92,7 +73,7 @@ def main():
         else:
             paths.append(spec)
             weights.append(1.0)
-    runs = [read_run(path) for path in paths]
+    runs = [read_run(path, fail) for path in paths]
     if args.grid:
         if args.grid < 2 or len(runs) < 2:
             fail("--grid needs N >= 2 and at least two runs")

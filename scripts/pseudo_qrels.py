@@ -12,38 +12,15 @@ labels themselves are never read.
 Standard library only. Errors name the file and line; the output is written whole or not at all.
 """
 import argparse
-import math
 import os
 import struct
 import sys
 
+from trec_run import read_run
+
 
 def fail(msg):
     sys.exit(f"pseudo_qrels: {msg}")
-
-
-def read_run(path):
-    run = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 6:
-                fail(f"{path}:{n}: expected 6 fields (qid Q0 doc rank score tag), found {len(fields)}")
-            try:
-                score = float(fields[4])
-            except ValueError:
-                fail(f"{path}:{n}: field `score`: `{fields[4]}` is not a number")
-            if not math.isfinite(score):
-                fail(f"{path}:{n}: field `score`: {fields[4]} is not finite")
-            docs = run.setdefault(fields[0], {})
-            if fields[2] in docs:
-                fail(f"{path}:{n}: document {fields[2]} appears twice for query {fields[0]}")
-            docs[fields[2]] = score
-    if not run:
-        fail(f"{path}: no line")
-    return run
 
 
 def f32(x):
@@ -58,7 +35,7 @@ def main():
     args = p.parse_args()
     if args.top < 1:
         fail("--top must be at least 1")
-    run = read_run(args.run)
+    run = read_run(args.run, fail)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     tmp = f"{args.output}.tmp"
     with open(tmp, "w", encoding="utf-8") as w:
