@@ -109,6 +109,13 @@ train_teacher() {
   mv "$work/teacher.tmp" "$work/teacher"
 }
 
+# WORK/distill-base.toml: the students' config, whose `[adam.dark]` the teacher's scoring reads
+# (noisy positives masked, or deleted with $NOISY = delete).
+scoring_config() {
+  sed -e "${noisy:+s|^noisy_mode = .*|noisy_mode = \"$noisy\"|}" \
+    "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$work/distill-base.toml"
+}
+
 score_shards() { # [DATA SPLIT NEGATIVES OUT]
   local data="${1:-$wikiqa}" split="${2:-train}" negatives="${3:-$work/negatives.train.jsonl}"
   local out="${4:-$work/scores.jsonl}" jobs=()
@@ -249,8 +256,7 @@ for s in "${steps[@]}"; do
   score)
     step "$work/negatives.train.jsonl" "$adam" negatives --data "$wikiqa" --split train \
       --output "$work/negatives.train.jsonl" --top-k 30 --depth 100
-    sed -e "${noisy:+s|^noisy_mode = .*|noisy_mode = \"$noisy\"|}" \
-      "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$work/distill-base.toml"
+    scoring_config
     step "$work/scores.jsonl" score_shards
     step "$work/inspect" "$adam" teacher inspect --scores "$work/scores.jsonl" --output "$work/inspect"
     python3 "$repo/scripts/soft_label_entropy.py" "$work/scores.jsonl" | tee "$work/entropy.txt"
@@ -298,8 +304,8 @@ with open('$fix/data/selqa/qrels/dev.tsv') as f, open('$work/selqa/qrels.tmp/dev
       && mv '$work/grid.tmp' '$work/grid'"
     cat "$work/grid/dev300.txt"
     # The best weight on SelQA dev (nDCG@10; the first of equals), applied once to WikiQA test.
-    w=$(python3 -c "
-import json, sys
+    read -r w rest < <(python3 -c "
+import json
 best = None
 for line in open('$work/grid/dev300.txt'):
     if not line.strip():
@@ -307,12 +313,12 @@ for line in open('$work/grid/dev300.txt'):
     name, js = line.split(' ', 1)
     score = json.loads(js)['ndcg@10']
     if best is None or score > best[0]:
-        best = (score, name.split('.w', 1)[1].rsplit('.run', 1)[0])
-print(best[1])
+        best = (score, float(name.split('.w', 1)[1].rsplit('.run', 1)[0]))
+print(f'{best[1]:.2f} {1 - best[1]:.2f}')
 ")
-    echo "weight on the cross-encoder, chosen on SelQA dev: $w"
+    echo "weight on the cross-encoder, chosen on SelQA dev: $w (MPNet: $rest)"
     step "$work/ensemble.test-all.run" python3 "$repo/scripts/fuse_runs.py" \
-      "$work/ce.test-all.run:$w" "$work/mpnet.test-all.run:$(python3 -c "print(f'{1 - $w:.2f}')")" \
+      "$work/ce.test-all.run:$w" "$work/mpnet.test-all.run:$rest" \
       --output "$work/ensemble.test-all.run"
     step "$work/ensemble.test-all.per-query.jsonl" eval_json "$wikiqa" test-all \
       "$work/ensemble.test-all.run" "$work/ensemble.test-all"
@@ -352,8 +358,7 @@ print(best[1])
     step "$u/bm25.per-query.jsonl" eval_json "$fix/data/selqa" dev "$u/bm25.run" "$u/bm25"
     step "$u/negatives.dev.jsonl" "$adam" negatives --data "$u" --split dev \
       --output "$u/negatives.dev.jsonl" --top-k 30 --depth 100
-    sed -e "${noisy:+s|^noisy_mode = .*|noisy_mode = \"$noisy\"|}" \
-      "$repo/benchmarks/wikiqa-teachers/students/adam-seed1.distill.toml" > "$work/distill-base.toml"
+    scoring_config
     step "$u/scores.jsonl" score_shards "$u" dev "$u/negatives.dev.jsonl" "$u/scores.jsonl"
     step "$u/inspect" "$adam" teacher inspect --scores "$u/scores.jsonl" --output "$u/inspect"
     python3 "$repo/scripts/soft_label_entropy.py" "$u/scores.jsonl" | tee "$u/entropy.txt"
