@@ -18,8 +18,10 @@
 # teacher that knows only the synonyms could reach), pretrain (the teacher's config as a masked
 # language model on the training world's passages and queries, $PRETRAIN_STEPS steps of 64 texts,
 # default 5000, into WORK/mlm: train with FROM=mlm to start from it), heldin ($NAME reranks BM25's
-# top 100 for 200 new queries over the training world's own passages). Default: world negatives
-# train measure.
+# top 100 for 200 new queries over the training world's own passages), reading ($NAME learns to
+# read from the generator's profiles, `teacher train --profiles`: the demo's own world and training
+# queries, 3 layers, $STEPS steps, graded targets with GRADED=G; then measured as above).
+# Default: world negatives train measure.
 # TWINS=P: the training world gets near twins after P % of its creature passages (minimal pairs:
 # `adam teaching-set --near-twins`); use a fresh WORK for it.
 # Outputs land in WORK (outside the repository); a step whose output exists is skipped, so
@@ -30,6 +32,7 @@
 #   NAME=e FROM=d STEPS=6000 LR=5e-4 WARMUP=0.02 SEED=7 (6,000 more steps of d)
 #   TWINS=50 NAME=a STEPS=3000 (a fresh WORK)          TWINS=50 NAME=t NEGATIVES=twins (the same WORK)
 #   TWINS=50 NAME=p FROM=mlm (steps pretrain train measure; the same WORK)
+#   NAME=r STEPS=3000 (steps world reading)          NAME=rg GRADED=3 STEPS=3000 (the same)
 # Needs `adam` on PATH or $ADAM.
 set -euo pipefail
 
@@ -183,8 +186,29 @@ for s in "${steps[@]}"; do
     canonical)
       python3 "$repo/scripts/canonical_bm25.py" "$work/test"
       ;;
+    reading)
+      # A teacher that learns to read (METHOD.md §7.1): the demo's own world and its 1,000
+      # training queries, the generator's profiles as privileged labels, 3 layers.
+      [ -e "$work/test/profiles.jsonl" ] || "$adam" teaching-set --world paraphrase --profiles --output "$work/test"
+      step "$work/demo-negatives.train.jsonl" "$adam" negatives --data "$work/test" --split train \
+        --output "$work/demo-negatives.train.jsonl" --top-k 30 --depth 100
+      [ -e "$work/reading-config.json" ] || python3 - "$work/teacher-config.json" "$work/reading-config.json" <<'PY'
+import json, sys
+config = json.load(open(sys.argv[1]))
+config["num_hidden_layers"] = 3
+json.dump(config, open(sys.argv[2], "w"), indent=2)
+PY
+      step "$work/$name" "$adam" teacher train --config "$work/reading-config.json" --tokenizer "$work/test/tokenizer.json" \
+        --data "$work/test" --split train --negatives "$work/demo-negatives.train.jsonl" \
+        --profiles "$work/test/profiles.jsonl" --graded "${GRADED:-0}" --output "$work/$name" \
+        --max-length 96 --group-size 8 --steps "$train_steps" --batch-size 8 --lr "$lr" --warmup-ratio "$warmup" \
+        --seed "${SEED:-42}" --log "$work/$name.log.jsonl"
+      step "$work/$name.test.run" "$adam" teacher rerank --model "$work/$name" --data "$work/test" --split test \
+        --run "$work/bm25.test.run" --depth 100 --output "$work/$name.test.run" --max-length 96
+      report
+      ;;
     *)
-      echo "unknown step $s (world, negatives, train, measure, marked, overlap, canonical, pretrain, heldin)" >&2
+      echo "unknown step $s (world, negatives, train, measure, marked, overlap, canonical, pretrain, heldin, reading)" >&2
       exit 1
       ;;
   esac

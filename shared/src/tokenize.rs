@@ -246,8 +246,8 @@ impl TextTokenizer {
         let mut ids = Vec::with_capacity(pairs.len());
         let mut types = Vec::with_capacity(pairs.len());
         for &(a, b) in pairs {
-            let keep_a = a.len().min((budget / 2).max(budget.saturating_sub(b.len())));
-            let (a, b) = (&a[..keep_a], &b[..b.len().min(budget - keep_a)]);
+            let (keep_a, keep_b) = Self::pair_keep(budget, a.len(), b.len());
+            let (a, b) = (&a[..keep_a], &b[..keep_b]);
             let pieces = t
                 .pair_prefix
                 .iter()
@@ -261,6 +261,24 @@ impl TextTokenizer {
             types.push(type_ids);
         }
         TokenBatch::from_sequences(&ids, &types, self.special.pad)
+    }
+
+    /// How many pieces of each side a pair keeps within `budget` (longest side cut first, the
+    /// first side keeping at least half).
+    fn pair_keep(budget: usize, a: usize, b: usize) -> (usize, usize) {
+        let keep_a = a.min((budget / 2).max(budget.saturating_sub(b)));
+        (keep_a, b.min(budget - keep_a))
+    }
+
+    /// Where [`Self::encode_piece_pairs`] puts the pieces of a pair with sides of `a` and `b`
+    /// pieces: the positions of the first side's kept pieces, then the second's.
+    pub fn pair_positions(&self, a: usize, b: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let t = &self.template;
+        let budget = self.max_length.saturating_sub(t.pair_prefix.len() + t.pair_middle.len() + t.pair_suffix.len());
+        let (keep_a, keep_b) = Self::pair_keep(budget, a, b);
+        let start_a = t.pair_prefix.len();
+        let start_b = start_a + keep_a + t.pair_middle.len();
+        (start_a..start_a + keep_a, start_b..start_b + keep_b)
     }
 
     /// Single sequences from word pieces: `[CLS] pieces [SEP]` (or the tokenizer's own
@@ -359,6 +377,12 @@ impl TextTokenizer {
     pub fn word_pieces(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.plain.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(enc.get_ids().to_vec())
+    }
+
+    /// The byte span in `text` of each of [`Self::word_pieces`]'s pieces.
+    pub fn word_piece_offsets(&self, text: &str) -> Result<Vec<(usize, usize)>> {
+        let enc = self.plain.encode(text, false).map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(enc.get_offsets().to_vec())
     }
 
     fn encode_inputs(&self, inputs: Vec<EncodeInput<'_>>) -> Result<TokenBatch> {

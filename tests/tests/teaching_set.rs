@@ -198,3 +198,126 @@ fn tokenizer_json_round_trips_through_text_tokenizer() {
         assert_eq!(&pair.type_ids[..want.len()], want.get_type_ids());
     }
 }
+
+/// `--profiles` writes the world behind the text, and `adam teacher train --profiles` learns to
+/// read from it: its log carries the reading heads' losses, and what it saves is a plain
+/// cross-encoder that reranks.
+#[test]
+fn profiles_train_a_reading_teacher_that_saves_a_plain_cross_encoder() {
+    let tmp = TempDir::new("teaching-profiles");
+    let dir = tmp.path("set");
+    let small = ["--passages", "200", "--train-queries", "24", "--dev-queries", "8", "--test-queries", "8"];
+    generate(&dir, &[&["--world", "paraphrase", "--profiles"][..], &small[..]].concat());
+    let profiles = std::fs::read_to_string(dir.join("profiles.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = profiles.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 7 + 200 + 40, "7 attributes, every passage, every query");
+    assert_eq!(lines[2]["attribute"], "colour");
+    assert_eq!(lines[2]["forms"][0], serde_json::json!(["red", "crimson", "scarlet"]));
+    let without = tmp.path("plain");
+    generate(&without, &small);
+    assert!(!without.join("profiles.jsonl").exists(), "profiles only when asked for");
+
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let negatives = tmp.path("negatives.jsonl");
+    let o = adam(&["negatives", "--data", &s(&dir), "--split", "train", "--output", &s(&negatives), "--top-k", "7"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let config = tmp.path("config.json");
+    std::fs::write(
+        &config,
+        r#"{"architectures": ["BertModel"], "model_type": "bert", "vocab_size": 2000, "hidden_size": 16,
+            "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 32,
+            "max_position_embeddings": 64, "type_vocab_size": 2, "hidden_dropout_prob": 0.0,
+            "attention_probs_dropout_prob": 0.0, "initializer_range": 0.1}"#,
+    )
+    .unwrap();
+    let (teacher, log) = (tmp.path("teacher"), tmp.path("teacher.jsonl"));
+    let train = |extra: &[&str]| {
+        let mut args = vec![
+            "teacher".to_string(),
+            "train".into(),
+            "--config".into(),
+            s(&config),
+            "--tokenizer".into(),
+            s(&dir.join("tokenizer.json")),
+            "--data".into(),
+            s(&dir),
+            "--negatives".into(),
+            s(&negatives),
+            "--output".into(),
+            s(&teacher),
+            "--max-length".into(),
+            "64".into(),
+            "--group-size".into(),
+            "4".into(),
+            "--batch-size".into(),
+            "4".into(),
+            "--steps".into(),
+            "3".into(),
+            "--lr".into(),
+            "1e-3".into(),
+            "--log".into(),
+            s(&log),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        adam(&args)
+    };
+    let profiles = s(&dir.join("profiles.jsonl"));
+    let o = train(&["--profiles", &profiles, "--match-layer", "4"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--match-layer 4: the model has layers 1 to 3"),
+        "{}",
+        stderr(&o)
+    );
+    let o = train(&["--graded", "3"]);
+    assert!(!o.status.success() && stderr(&o).contains("--profiles"), "--graded needs the profiles: {}", stderr(&o));
+    let o = train(&["--profiles", &profiles, "--graded", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let steps: Vec<serde_json::Value> =
+        std::fs::read_to_string(&log).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(steps.len(), 3);
+    for step in &steps {
+        for part in ["rank", "value", "role", "match", "states"] {
+            assert!(step[part].as_f64().is_some_and(f64::is_finite), "{part} in {step}");
+        }
+    }
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(teacher.join("config.json")).unwrap()).unwrap();
+    assert_eq!(saved["architectures"][0], "BertForSequenceClassification");
+    let run = tmp.path("bm25.run");
+    let o = adam(&[
+        "negatives",
+        "--data",
+        &s(&dir),
+        "--split",
+        "test",
+        "--output",
+        &s(&tmp.path("n.jsonl")),
+        "--top-k",
+        "1",
+        "--rel-threshold",
+        "2",
+        "--run",
+        &s(&run),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = adam(&[
+        "teacher",
+        "rerank",
+        "--model",
+        &s(&teacher),
+        "--data",
+        &s(&dir),
+        "--split",
+        "test",
+        "--run",
+        &s(&run),
+        "--depth",
+        "10",
+        "--output",
+        &s(&tmp.path("teacher.run")),
+        "--max-length",
+        "64",
+    ]);
+    assert!(o.status.success(), "the saved teacher reranks as a plain cross-encoder: {}", stderr(&o));
+}

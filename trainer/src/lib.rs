@@ -25,6 +25,7 @@ pub mod memory;
 pub mod models;
 pub mod optim;
 pub mod progress;
+pub mod reading;
 pub mod report;
 pub mod retrieval;
 pub mod score_cache;

@@ -164,14 +164,27 @@ impl BertModel {
         token_type_ids: Tensor<2, Int>,
         padding: Tensor<2, Bool>,
     ) -> Tensor<3> {
+        let mut states = self.forward_layers(input_ids, token_type_ids, padding);
+        states.pop().expect("the embeddings' output is always there")
+    }
+
+    /// Every layer's token vectors `[b, s, hidden]`: the embeddings' output first, then each
+    /// layer's (Hugging Face's `hidden_states`), for losses on inner layers.
+    pub fn forward_layers(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        padding: Tensor<2, Bool>,
+    ) -> Vec<Tensor<3>> {
         let [b, s] = input_ids.dims();
         let heads = self.encoder.layer.first().map_or(1, |l| l.attention.self_attn.num_heads);
         let mask = padding.reshape([b, 1, 1, s]).expand([b, heads, s, s]);
-        let mut x = self.embeddings.forward(input_ids, token_type_ids);
+        let mut states = vec![self.embeddings.forward(input_ids, token_type_ids)];
         for layer in &self.encoder.layer {
-            x = layer.forward(x, mask.clone());
+            let x = layer.forward(states.last().expect("never empty").clone(), mask.clone());
+            states.push(x);
         }
-        x
+        states
     }
 
     /// Keeps the first `k` layers (layer truncation for smaller students).

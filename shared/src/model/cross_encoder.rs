@@ -14,6 +14,8 @@ use burn::tensor::activation::tanh;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::Transformer;
+#[cfg(doc)]
+use super::bert::BertModel;
 use super::bert::linear;
 use crate::config::{Architecture, BertConfig};
 
@@ -69,6 +71,23 @@ impl CrossEncoderModel {
         padding: Tensor<2, Bool>,
     ) -> Tensor<2> {
         let tokens = self.transformer.forward(input_ids, token_type_ids, padding);
+        self.classify(self.pool(tokens))
+    }
+
+    /// For a BERT cross-encoder: every layer's token vectors (embeddings first, see
+    /// [`BertModel::forward_layers`]); `None` for MPNet. [`Self::pool`] the last, then
+    /// [`Self::classify`], gives [`Self::forward`]'s logits.
+    pub fn forward_layers(
+        &self,
+        input_ids: Tensor<2, Int>,
+        token_type_ids: Tensor<2, Int>,
+        padding: Tensor<2, Bool>,
+    ) -> Option<Vec<Tensor<3>>> {
+        Some(self.transformer.bert()?.forward_layers(input_ids, token_type_ids, padding))
+    }
+
+    /// The pooler on the last layer's first token: `[b, hidden]`.
+    pub fn pool(&self, tokens: Tensor<3>) -> Tensor<2> {
         let [b, _, h] = tokens.dims();
         let first = tokens.narrow(1, 0, 1).reshape([b, h]);
         let first = match self.transformer {
@@ -76,8 +95,22 @@ impl CrossEncoderModel {
             Transformer::MPNet(_) => dropout(&self.dropout, first),
             Transformer::Bert(_) => first,
         };
-        let pooled = tanh(self.pooler.dense.forward(first));
+        tanh(self.pooler.dense.forward(first))
+    }
+
+    /// Logits `[b, num_labels]` of pooled vectors.
+    pub fn classify(&self, pooled: Tensor<2>) -> Tensor<2> {
         self.classifier.forward(dropout(&self.dropout, pooled))
+    }
+
+    /// A relevance score per pair `[b]` from logits (see [`Self::score`]).
+    pub fn logit_score(logits: Tensor<2>) -> Tensor<1> {
+        let [b, labels] = logits.dims();
+        if labels == 1 {
+            logits.reshape([b])
+        } else {
+            (logits.clone().narrow(1, 1, 1) - logits.narrow(1, 0, 1)).reshape([b])
+        }
     }
 
     /// One relevance score per pair `[b]`: the single logit, or for a two-label head the
@@ -89,12 +122,6 @@ impl CrossEncoderModel {
         token_type_ids: Tensor<2, Int>,
         padding: Tensor<2, Bool>,
     ) -> Tensor<1> {
-        let logits = self.forward(input_ids, token_type_ids, padding);
-        let [b, labels] = logits.dims();
-        if labels == 1 {
-            logits.reshape([b])
-        } else {
-            (logits.clone().narrow(1, 1, 1) - logits.narrow(1, 0, 1)).reshape([b])
-        }
+        Self::logit_score(self.forward(input_ids, token_type_ids, padding))
     }
 }

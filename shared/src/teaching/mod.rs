@@ -486,6 +486,34 @@ impl TeachingSet {
         files
     }
 
+    /// The world behind the text, one JSON object per line (`profiles.jsonl`): first every
+    /// attribute with its values' forms, then each passage's creature with the values it states
+    /// and rules out, then each query's asked values (value indices into the attribute's list).
+    /// Privileged knowledge no retriever reads: a teacher may learn from it (METHOD.md §7.1).
+    pub fn profiles(&self) -> String {
+        let values = |m: &BTreeMap<Attribute, usize>| -> serde_json::Map<String, serde_json::Value> {
+            m.iter().map(|(a, v)| (a.name().to_string(), serde_json::json!(v))).collect()
+        };
+        let mut out = String::new();
+        for attr in Attribute::ALL {
+            let forms: Vec<Vec<String>> =
+                (0..cardinality(attr)).map(|v| forms(self.config.world, &self.regions, attr, v)).collect();
+            let line = serde_json::json!({"attribute": attr.name(), "forms": forms});
+            let _ = writeln!(out, "{line}");
+        }
+        for p in &self.passages {
+            let creature = p.creature.map(|c| self.creatures[c].name.clone());
+            let line = serde_json::json!({"passage": p.id, "creature": creature, "stated": values(&p.stated),
+                "excluded": values(&p.excluded)});
+            let _ = writeln!(out, "{line}");
+        }
+        for q in &self.queries {
+            let line = serde_json::json!({"query": q.id, "asked": values(&q.asked)});
+            let _ = writeln!(out, "{line}");
+        }
+        out
+    }
+
     fn readme(&self) -> String {
         let c = &self.config;
         let mut s = String::new();

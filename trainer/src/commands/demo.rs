@@ -65,8 +65,13 @@ pub struct DemoArgs {
     /// Seeds per method (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     pub seeds: Vec<u64>,
-    /// Teacher training epochs (0: use --teacher as it is) [default: 6 on the teaching set,
-    /// else 2].
+    /// The built-in teaching set's world: `lexical` (one word per value; BM25's world) or
+    /// `paraphrase` (several forms per value, negations, other creatures' values: word overlap
+    /// misleads; the teacher then learns to read from the world's profiles, METHOD.md §7.1).
+    #[arg(long, default_value = "lexical", value_parser = ["lexical", "paraphrase"], conflicts_with = "data")]
+    pub world: String,
+    /// Teacher training epochs (0: use --teacher as it is) [default: 6 on the lexical teaching
+    /// set, 24 on the paraphrase one, else 2].
     #[arg(long, value_name = "N")]
     pub teacher_epochs: Option<usize>,
     /// Optimiser steps per student [default: 240 on the teaching set, else 500].
@@ -145,11 +150,16 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let out = &args.output;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let builtin = args.data.is_none();
+    let paraphrase = builtin && args.world == "paraphrase";
     let mut plan = Plan {
         data: args.data.clone().unwrap_or_else(|| out.join("data")),
         rel_threshold: args.rel_threshold.unwrap_or(if builtin { 2 } else { 1 }),
         max_length: args.max_length.unwrap_or(if builtin { 48 } else { 128 }),
-        teacher_epochs: args.teacher_epochs.unwrap_or(if builtin { 6 } else { 2 }),
+        teacher_epochs: args.teacher_epochs.unwrap_or(match (builtin, paraphrase) {
+            (true, false) => 6,
+            (true, true) => 24,
+            (false, _) => 2,
+        }),
         student_steps: args.student_steps.unwrap_or(if builtin { 240 } else { 500 }),
         student_batch: if builtin { 8 } else { 16 },
         has_dev: true,
@@ -160,11 +170,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
 
     // 1. Data.
     if builtin {
-        stages.run(
-            "the teaching set",
-            out.join("data/tokenizer.json").is_file(),
-            &["teaching-set", "--output", &path("data")],
-        )?;
+        let data_dir = path("data");
+        let mut set = vec!["teaching-set", "--output", &data_dir];
+        if paraphrase {
+            set.extend(["--world", "paraphrase", "--profiles"]);
+        }
+        let made =
+            out.join("data/tokenizer.json").is_file() && (!paraphrase || out.join("data/profiles.jsonl").is_file());
+        stages.run("the teaching set", made, &set)?;
     } else {
         stages.note(
             "data",
@@ -273,7 +286,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
             }
             let vocab = vocab_size(&tokenizer)?;
             let config = out.join("teacher-config.json");
-            write_json(&config, &tiny_bert(vocab, 64, 2, 4, 2 * plan.max_length, TEACHER_INIT))?;
+            // The paraphrase world's teacher reads with three layers: values and whose they are
+            // (layer 1), the query's values looked up in the passage (layer 2), the verdict.
+            let layers = if paraphrase { 3 } else { 2 };
+            write_json(&config, &tiny_bert(vocab, 64, layers, 4, 2 * plan.max_length, TEACHER_INIT))?;
             train.extend([
                 "--config".into(),
                 config.display().to_string(),
@@ -288,6 +304,14 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 "--warmup-ratio".into(),
                 "0.05".into(),
             ]);
+            if paraphrase {
+                train.extend([
+                    "--profiles".into(),
+                    plan.data.join("profiles.jsonl").display().to_string(),
+                    "--graded".into(),
+                    "3".into(),
+                ]);
+            }
             teacher_dir.clone()
         }
     };

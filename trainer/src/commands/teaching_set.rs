@@ -38,6 +38,11 @@ pub struct TeachingArgs {
     /// Paraphrase world only.
     #[arg(long, default_value_t = 0, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
     pub near_twins: u8,
+    /// Also write `profiles.jsonl`: the structured world behind the text (each value's forms, each
+    /// passage's stated and ruled-out values, each query's asked ones), for teachers that learn from
+    /// privileged labels and for analysis. Retrievers must not read it.
+    #[arg(long)]
+    pub profiles: bool,
     /// WordPiece vocabulary size of the tokenizer.json trained on the set.
     #[arg(long, default_value_t = 2000, value_name = "N")]
     pub vocab_size: usize,
@@ -58,6 +63,9 @@ pub fn run(args: TeachingArgs) -> Result<()> {
         train_wordpiece(set.texts(), &WordPieceConfig { vocab_size: args.vocab_size, ..Default::default() })?;
     let mut files = set.files();
     files.push(("tokenizer.json".into(), to_json(&tokenizer)?));
+    if args.profiles {
+        files.push(("profiles.jsonl".into(), set.profiles()));
+    }
 
     std::fs::create_dir_all(args.output.join("qrels"))
         .with_context(|| format!("cannot create {}", args.output.display()))?;

@@ -13,7 +13,7 @@ pub mod train;
 #[derive(clap::Subcommand)]
 pub enum TeacherCommand {
     /// Fine-tune a cross-encoder with listwise cross-entropy over (positive, negatives) groups.
-    Train(train::TrainArgs),
+    Train(Box<train::TrainArgs>),
     /// Pre-train a BERT from scratch as a masked language model on a collection's passages and
     /// queries: a start for `teacher train --model DIR --new-head` that knows the words.
     Pretrain(pretrain::PretrainArgs),
@@ -29,7 +29,7 @@ pub enum TeacherCommand {
 
 pub fn run(command: TeacherCommand) -> Result<()> {
     match command {
-        TeacherCommand::Train(args) => train::run(args),
+        TeacherCommand::Train(args) => train::run(*args),
         TeacherCommand::Pretrain(args) => pretrain::run(args),
         TeacherCommand::Score(args) => score::run(args),
         TeacherCommand::Rerank(args) => rerank::run(args),

@@ -1,26 +1,34 @@
 //! `adam teacher train`: fine-tune a cross-encoder (or train one from scratch) with listwise
 //! cross-entropy over (positive, negatives) groups.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::path::PathBuf;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use adam_core::config::Architecture;
+use adam_core::config::{Architecture, BertConfig};
 use adam_core::dark::mix_seed;
 use adam_core::loader::LoadedCrossEncoder;
-use adam_core::loss::contrastive_loss;
+use adam_core::loss::{contrastive_loss, listwise_kl};
 use adam_core::model::CrossEncoderModel;
 use adam_core::tokenize::TextTokenizer;
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use crate::backend::Backend;
 use crate::checkpoint;
 use crate::data_parallel::PeerArgs;
 use crate::instances::{Collection, Instance, InstanceArgs, PieceCache, key_of, sample_negatives};
+use crate::io::round_sig;
 use crate::models::{load_teacher, save_cross_encoder, scratch_teacher};
 use crate::optim::{OptimConfig, Optimizer, initialize_params};
-use crate::train_loop::{Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepLog, Task, Training, train};
+use crate::reading::{ATTRIBUTES, IGNORED, PieceLabels, Profiles, ReadingTeacher, STATES, grade, masked_cross_entropy};
+use crate::train_loop::{
+    CheckpointState, Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepDone, StepLog, Task, Trainee, Training,
+    train,
+};
+use burn::module::Module;
 
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("start").required(true).args(["model", "config"])))]
@@ -96,6 +104,28 @@ pub struct TrainArgs {
     pub halt_after_step: Option<usize>,
     #[arg(long, value_enum, default_value_t = Backend::Flex)]
     pub backend: Backend,
+    /// Also learn to read, from a generated world's `profiles.jsonl` (`adam teaching-set
+    /// --profiles`): linear heads on inner layers learn which value each piece writes, whose
+    /// it is, and (on query pieces) whether the passage states, contradicts or omits it
+    /// (METHOD.md §7.1). Only training sees them: the teacher saved is a plain cross-encoder.
+    /// BERT only; the profiles must cover every query and passage of the groups.
+    #[arg(long, value_name = "FILE")]
+    pub profiles: Option<PathBuf>,
+    /// With --profiles: the layer whose token vectors the value and role heads read (1 = the
+    /// first transformer layer).
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "profiles")]
+    pub tag_layer: usize,
+    /// With --profiles: the layer whose token vectors the match head reads.
+    #[arg(long, default_value_t = 2, value_name = "N", requires = "profiles")]
+    pub match_layer: usize,
+    /// With --profiles: rank with graded targets instead of the positive alone: each group's
+    /// target is softmax(grade × G) over its pairs, grades (2 full, 1 partial, 0 no match) from
+    /// the profiles, so partial matches learn to rank between the two (0: the positive alone).
+    #[arg(long, default_value_t = 0.0, value_name = "G", requires = "profiles")]
+    pub graded: f64,
+    /// With --profiles: weight of each reading loss beside the ranking loss.
+    #[arg(long, default_value_t = 1.0, value_name = "W", requires = "profiles")]
+    pub reading_weight: f64,
     #[command(flatten)]
     pub peers: PeerArgs,
 }
@@ -127,6 +157,11 @@ impl TrainArgs {
             "max_grad_norm": self.max_grad_norm,
             "grad_accumulation": self.grad_accumulation,
             "seed": self.seed,
+            "profiles": path(&self.profiles),
+            "tag_layer": self.profiles.as_ref().map(|_| self.tag_layer),
+            "match_layer": self.profiles.as_ref().map(|_| self.match_layer),
+            "reading_weight": self.profiles.as_ref().map(|_| self.reading_weight),
+            "graded": self.profiles.as_ref().map(|_| self.graded),
         })
     }
 }
@@ -170,8 +205,76 @@ pub fn run(args: TrainArgs) -> Result<()> {
         (None, Some(config), Some(tokenizer)) => scratch_teacher(config, tokenizer, &ad, args.max_length)?,
         _ => bail!("give --model DIR, or --config FILE and --tokenizer FILE"),
     };
+    let run = Run {
+        args: &args,
+        optim_config,
+        state,
+        checkpoint_dir,
+        run_config,
+        device: &ad,
+        queries: instances.len(),
+        config: &config,
+        tokenizer: &tokenizer,
+    };
+    let task = TeacherTask {
+        args: &args,
+        beir: &beir,
+        instances: &instances,
+        tokenizer: &tokenizer,
+        pieces: Mutex::new(PieceCache::new(&tokenizer)),
+        device: &ad,
+    };
+    let Some(profiles) = &args.profiles else {
+        return finish(run, model, task, |m| m);
+    };
+    let start = Instant::now();
+    let profiles = Profiles::read(profiles)?;
+    let layers = model.layers();
+    if model.architecture() != Architecture::Bert {
+        bail!("--profiles trains a BERT cross-encoder; this model is MPNet");
+    }
+    for (flag, layer) in [("--tag-layer", args.tag_layer), ("--match-layer", args.match_layer)] {
+        if !(1..=layers).contains(&layer) {
+            bail!("{flag} {layer}: the model has layers 1 to {layers}");
+        }
+    }
+    eprintln!(
+        "reading labels from {} ({} values; {:.1} s): value and role heads on layer {}, match head on layer {}",
+        args.profiles.as_ref().expect("checked").display(),
+        profiles.values,
+        start.elapsed().as_secs_f64(),
+        args.tag_layer,
+        args.match_layer
+    );
+    let reader = ReadingTeacher::new(model, &config, profiles.values, &ad);
+    let task = ReadingTask { base: task, profiles, labels: Mutex::new(LabelCache::default()), sums: [0.0; 5] };
+    finish(run, reader, task, |m| &m.teacher)
+}
+
+/// What [`finish`] needs besides the model and its task.
+struct Run<'a> {
+    args: &'a TrainArgs,
+    optim_config: OptimConfig,
+    state: Option<CheckpointState>,
+    checkpoint_dir: PathBuf,
+    run_config: serde_json::Value,
+    device: &'a Device,
+    queries: usize,
+    config: &'a BertConfig,
+    tokenizer: &'a TextTokenizer,
+}
+
+/// Trains `model` (the cross-encoder, or what holds it: `teacher(model)`) with `task` and saves
+/// the cross-encoder.
+fn finish<T: Trainee<Module = T> + Module, K: Task<T>>(
+    run: Run<'_>,
+    model: T,
+    mut task: K,
+    teacher: impl Fn(&T) -> &CrossEncoderModel,
+) -> Result<()> {
+    let Run { args, optim_config, state, checkpoint_dir, run_config, device, queries: n, config, tokenizer } = run;
+    let leader = args.peers.is_leader();
     initialize_params(&model);
-    let n = instances.len();
     let schedule = Schedule::new(n, args.batch_size, args.grad_accumulation, args.steps, args.epochs, args.seed);
     let total_steps = schedule.steps();
     if total_steps == 0 {
@@ -179,7 +282,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     }
     // A new head: BERT's classifier (its pooler is pre-trained); MPNet's whole head, whose dense
     // layer (`pooler` here) transformers also starts afresh.
-    let head: &[&str] = match (args.new_head, model.architecture()) {
+    let head: &[&str] = match (args.new_head, teacher(&model).architecture()) {
         (false, _) => &[],
         (true, Architecture::Bert) => &["classifier"],
         (true, Architecture::MPNet) => &["classifier", "pooler"],
@@ -192,17 +295,9 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let log =
         args.log.as_deref().filter(|_| leader).map(|p| StepLog::resume(p, resumed_at.unwrap_or(0))).transpose()?;
     let peers = args.peers.connect()?;
-    let mut task = TeacherTask {
-        args: &args,
-        beir: &beir,
-        instances: &instances,
-        tokenizer: &tokenizer,
-        pieces: Mutex::new(PieceCache::new(&tokenizer)),
-        device: &ad,
-    };
     let start = Instant::now();
     let training = Training {
-        device: &ad,
+        device,
         schedule: &schedule,
         label: "training steps",
         log,
@@ -214,7 +309,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         resumed_at,
         halt_after_step: args.halt_after_step,
         peers: peers.as_ref(),
-        workers: args.peers.worker_count(&ad, schedule.grad_accumulation),
+        workers: args.peers.worker_count(device, schedule.grad_accumulation),
     };
     let model = match train(model, &mut optimizer, training, &mut task)? {
         Outcome::Finished(model) => model,
@@ -224,7 +319,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         eprintln!("peer {} done: peer 0 saves the teacher", args.peers.rank);
         return Ok(());
     }
-    save_cross_encoder(&args.output, &model, &config, &tokenizer, args.model.as_deref(), args.half)?;
+    save_cross_encoder(&args.output, teacher(&model), config, tokenizer, args.model.as_deref(), args.half)?;
     checkpoint::remove(&checkpoint_dir)?;
     eprintln!(
         "trained {} steps on {n} queries in {:.1} s; teacher saved to {}",
@@ -247,15 +342,20 @@ struct TeacherTask<'a> {
     device: &'a Device,
 }
 
-impl Task<CrossEncoderModel> for TeacherTask<'_> {
-    type Parts = ();
+/// A micro-batch's groups: the pairs' pieces, each pair's (query, passage) corpus indices
+/// (`None` for a padded absent negative), and how many of each group's pairs are real.
+struct Groups {
+    pairs: Vec<(Vec<u32>, Vec<u32>)>,
+    sources: Vec<(usize, Option<usize>)>,
+    present: Vec<usize>,
+}
 
-    fn loss(&self, model: &CrossEncoderModel, micro: &MicroBatch) -> Result<MicroLoss<()>> {
+impl TeacherTask<'_> {
+    fn groups(&self, micro: &MicroBatch) -> Result<Groups> {
         let (args, beir, batch, epoch) = (self.args, self.beir, micro.items, micro.epoch);
         let mut pieces = self.pieces.lock().unwrap_or_else(PoisonError::into_inner);
         let k = args.group_size - 1;
-        let mut pairs: Vec<(Vec<u32>, Vec<u32>)> = Vec::new();
-        let mut present = Vec::new();
+        let mut groups = Groups { pairs: Vec::new(), sources: Vec::new(), present: Vec::new() };
         for &i in batch {
             let inst = &self.instances[i];
             let key = key_of(&beir.queries[inst.query].id);
@@ -268,23 +368,39 @@ impl Task<CrossEncoderModel> for TeacherTask<'_> {
                 mix_seed(mix_seed(args.seed, epoch as u64), key),
             );
             let q = pieces.query(beir, inst.query)?.to_vec();
-            present.push(1 + negatives.len());
+            groups.present.push(1 + negatives.len());
             for d in std::iter::once(positive).chain(negatives.iter().copied()) {
-                pairs.push((q.clone(), pieces.doc(beir, d)?.to_vec()));
+                groups.pairs.push((q.clone(), pieces.doc(beir, d)?.to_vec()));
+                groups.sources.push((inst.query, Some(d)));
             }
             // Absent negatives (a tiny corpus) are padded and masked out of the softmax.
             for _ in negatives.len()..k {
-                pairs.push((q.clone(), Vec::new()));
+                groups.pairs.push((q.clone(), Vec::new()));
+                groups.sources.push((inst.query, None));
             }
         }
-        drop(pieces);
-        let refs: Vec<(&[u32], &[u32])> = pairs.iter().map(|(a, b)| (&a[..], &b[..])).collect();
+        Ok(groups)
+    }
+
+    /// The listwise loss of a micro-batch's scores `[pairs]` (the positive first in each group).
+    fn ranking_loss(&self, scores: Tensor<1>, groups: &Groups, micro: &MicroBatch) -> Tensor<1> {
+        let rows = groups.present.len();
+        let scores = scores.reshape([rows, self.args.group_size]);
+        let mask = padding_mask(&groups.present, self.args.group_size, self.device);
+        let targets = vec![0; rows];
+        contrastive_loss(scores, &targets, Some(&mask), 1.0).mean().div_scalar(micro.in_step as f32)
+    }
+}
+
+impl Task<CrossEncoderModel> for TeacherTask<'_> {
+    type Parts = ();
+
+    fn loss(&self, model: &CrossEncoderModel, micro: &MicroBatch) -> Result<MicroLoss<()>> {
+        let groups = self.groups(micro)?;
+        let refs: Vec<(&[u32], &[u32])> = groups.pairs.iter().map(|(a, b)| (&a[..], &b[..])).collect();
         let tokens = self.tokenizer.encode_piece_pairs(&refs);
         let (ids, types, pad) = tokens.to_tensors(self.device);
-        let scores = model.score(ids, types, pad).reshape([batch.len(), args.group_size]);
-        let mask = padding_mask(&present, args.group_size, self.device);
-        let targets = vec![0; batch.len()];
-        let loss = contrastive_loss(scores, &targets, Some(&mask), 1.0).mean().div_scalar(micro.in_step as f32);
+        let loss = self.ranking_loss(model.score(ids, types, pad), &groups, micro);
         let value = loss.clone().into_scalar::<f32>() as f64;
         Ok(MicroLoss { loss, value, parts: () })
     }
@@ -293,5 +409,139 @@ impl Task<CrossEncoderModel> for TeacherTask<'_> {
 
     fn item_name(&self, item: usize) -> String {
         self.beir.queries[self.instances[item].query].id.clone()
+    }
+}
+
+/// Reading labels of the texts seen so far, by query and by corpus index.
+#[derive(Default)]
+struct LabelCache {
+    queries: HashMap<usize, PieceLabels>,
+    docs: HashMap<usize, PieceLabels>,
+}
+
+/// Teacher training that also learns to read ([`crate::reading`]): the listwise loss plus the
+/// value, role, match and states losses of the reading heads.
+struct ReadingTask<'a> {
+    base: TeacherTask<'a>,
+    profiles: Profiles,
+    labels: Mutex<LabelCache>,
+    /// The step's ranking, value, role, match and states losses so far (for the log).
+    sums: [f64; 5],
+}
+
+impl ReadingTask<'_> {
+    /// Labels of query `q` and passage `d`, computed once each.
+    fn labels(&self, q: usize, d: usize) -> Result<(PieceLabels, PieceLabels)> {
+        let (beir, tokenizer) = (self.base.beir, self.base.tokenizer);
+        let mut cache = self.labels.lock().unwrap_or_else(PoisonError::into_inner);
+        let query = match cache.queries.entry(q) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => {
+                let text = &beir.queries[q].text;
+                let offsets = tokenizer.word_piece_offsets(text)?;
+                e.insert(self.profiles.query_labels(text, &offsets)).clone()
+            }
+        };
+        let doc = match cache.docs.entry(d) {
+            Entry::Occupied(e) => e.get().clone(),
+            Entry::Vacant(e) => {
+                let doc = &beir.corpus[d];
+                let text = doc.full_text();
+                let offsets = tokenizer.word_piece_offsets(&text)?;
+                e.insert(self.profiles.passage_labels(&doc.id, &text, &offsets)?).clone()
+            }
+        };
+        Ok((query, doc))
+    }
+}
+
+impl Task<ReadingTeacher> for ReadingTask<'_> {
+    type Parts = [f64; 5];
+
+    fn loss(&self, model: &ReadingTeacher, micro: &MicroBatch) -> Result<MicroLoss<[f64; 5]>> {
+        let (args, beir, device) = (self.base.args, self.base.beir, self.base.device);
+        let groups = self.base.groups(micro)?;
+        let refs: Vec<(&[u32], &[u32])> = groups.pairs.iter().map(|(a, b)| (&a[..], &b[..])).collect();
+        let tokens = self.base.tokenizer.encode_piece_pairs(&refs);
+        let width = tokens.seq_len;
+        let cells = refs.len() * width;
+        let (mut value, mut role, mut matched) = (vec![IGNORED; cells], vec![IGNORED; cells], vec![IGNORED; cells]);
+        let mut pair_states = vec![IGNORED; refs.len() * ATTRIBUTES.len()];
+        let mut grades = vec![0.0f32; refs.len()];
+        for (row, (&(q, d), (a, b))) in groups.sources.iter().zip(&refs).enumerate() {
+            let Some(d) = d else { continue };
+            let (ql, pl) = self.labels(q, d)?;
+            let states = self.profiles.states(&beir.queries[q].id, &beir.corpus[d].id)?;
+            pair_states[row * ATTRIBUTES.len()..(row + 1) * ATTRIBUTES.len()].copy_from_slice(&states);
+            grades[row] = grade(&states) as f32;
+            let (qs, ps) = self.base.tokenizer.pair_positions(a.len(), b.len());
+            for (i, pos) in qs.enumerate() {
+                value[row * width + pos] = ql.value[i];
+                role[row * width + pos] = ql.role[i];
+                if let Some(attr) = ql.attribute[i] {
+                    matched[row * width + pos] = states[attr];
+                }
+            }
+            for (i, pos) in ps.enumerate() {
+                value[row * width + pos] = pl.value[i];
+                role[row * width + pos] = pl.role[i];
+            }
+        }
+        let (ids, types, pad) = tokens.to_tensors(device);
+        let states = model.teacher.forward_layers(ids, types, pad).context("--profiles needs a BERT teacher")?;
+        let last = states.last().expect("never empty").clone();
+        let pooled = model.teacher.pool(last);
+        let scores = CrossEncoderModel::logit_score(model.teacher.classify(pooled.clone()));
+        let rank = if args.graded > 0.0 {
+            // KL to the graded targets: their cross-entropy less a constant. Scaled by 1 / T²
+            // (T = 1 / G) because `listwise_kl` multiplies by T².
+            let rows = groups.present.len();
+            let t = (1.0 / args.graded) as f32;
+            let grades = Tensor::<2>::from_data(TensorData::new(grades, [rows, args.group_size]), device);
+            let mask = padding_mask(&groups.present, args.group_size, device);
+            listwise_kl(scores.reshape([rows, args.group_size]), grades, Some(&mask), 1.0, t)
+                .mean()
+                .div_scalar(t * t * micro.in_step as f32)
+        } else {
+            self.base.ranking_loss(scores, &groups, micro)
+        };
+        let flat = |layer: usize| {
+            let [b, s, h] = states[layer].dims();
+            states[layer].clone().reshape([b * s, h])
+        };
+        let tags = flat(args.tag_layer);
+        let scale = args.reading_weight as f32 / micro.in_step as f32;
+        let value_loss =
+            masked_cross_entropy(model.heads.value.forward(tags.clone()), &value, device).mul_scalar(scale);
+        let role_loss = masked_cross_entropy(model.heads.role.forward(tags), &role, device).mul_scalar(scale);
+        let match_loss = masked_cross_entropy(model.heads.matched.forward(flat(args.match_layer)), &matched, device)
+            .mul_scalar(scale);
+        let [rows, _] = pooled.dims();
+        let attribute_states = model.heads.states.forward(pooled).reshape([rows * ATTRIBUTES.len(), STATES]);
+        let state_loss = masked_cross_entropy(attribute_states, &pair_states, device).mul_scalar(scale);
+        let parts = [rank.clone(), value_loss.clone(), role_loss.clone(), match_loss.clone(), state_loss.clone()]
+            .map(|t| t.into_scalar::<f32>() as f64);
+        let loss = rank + value_loss + role_loss + match_loss + state_loss;
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        Ok(MicroLoss { loss, value, parts })
+    }
+
+    fn add_parts(&mut self, parts: [f64; 5]) {
+        for (sum, p) in self.sums.iter_mut().zip(parts) {
+            *sum += p;
+        }
+    }
+
+    fn item_name(&self, item: usize) -> String {
+        self.base.item_name(item)
+    }
+
+    /// The step's losses apart: ranking, then the reading heads' (each weighted).
+    fn log(&mut self, _: &ReadingTeacher, _: &StepDone, line: &mut serde_json::Value) -> Result<()> {
+        let sums = std::mem::take(&mut self.sums);
+        for (name, sum) in ["rank", "value", "role", "match", "states"].iter().zip(sums) {
+            line[*name] = round_sig(sum).into();
+        }
+        Ok(())
     }
 }
