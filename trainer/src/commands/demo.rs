@@ -290,6 +290,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
             // (layer 1), the query's values looked up in the passage (layer 2), the verdict.
             let layers = if paraphrase { 3 } else { 2 };
             write_json(&config, &tiny_bert(vocab, 64, layers, 4, 2 * plan.max_length, TEACHER_INIT))?;
+            // The reading teacher learns in a step that comes sooner at twice the rate
+            // (METHOD.md §7.1: 0.845 against 0.755 nDCG@10).
+            let lr = if paraphrase { "2e-3" } else { "1e-3" };
             train.extend([
                 "--config".into(),
                 config.display().to_string(),
@@ -300,7 +303,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 "--batch-size".into(),
                 "8".into(),
                 "--lr".into(),
-                "1e-3".into(),
+                lr.into(),
                 "--warmup-ratio".into(),
                 "0.05".into(),
             ]);
