@@ -107,8 +107,9 @@ pub struct TrainArgs {
     /// Also learn to read, from a generated world's `profiles.jsonl` (`adam teaching-set
     /// --profiles`): linear heads on inner layers learn which value each piece writes, whose
     /// it is, and (on query pieces) whether the passage states, contradicts or omits it; one on
-    /// the pooled vector learns that for every attribute (METHOD.md §7.1). Only training sees them: the teacher saved is a plain cross-encoder.
-    /// BERT only; the profiles must cover every query and passage of the groups.
+    /// the pooled vector learns that for every attribute (METHOD.md §7.1). Only training sees
+    /// them: the teacher saved is a plain cross-encoder. BERT only; the profiles must cover
+    /// every query and passage of the groups.
     #[arg(long, value_name = "FILE")]
     pub profiles: Option<PathBuf>,
     /// With --profiles: the layer whose token vectors the value and role heads read (1 = the
