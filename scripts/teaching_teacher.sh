@@ -20,7 +20,8 @@
 # default 5000, into WORK/mlm: train with FROM=mlm to start from it), heldin ($NAME reranks BM25's
 # top 100 for 200 new queries over the training world's own passages), reading ($NAME learns to
 # read from the generator's profiles, `teacher train --profiles`: the demo's own world and training
-# queries, 3 layers, $STEPS steps, graded targets with GRADED=G; then measured as above).
+# queries, 3 layers, $STEPS steps, graded targets with GRADED=G, the reading losses weighted
+# READING_WEIGHT (default 1); then measured as above).
 # Default: world negatives train measure.
 # TWINS=P: the training world gets near twins after P % of its creature passages (minimal pairs:
 # `adam teaching-set --near-twins`); use a fresh WORK for it.
@@ -32,7 +33,8 @@
 #   NAME=e FROM=d STEPS=6000 LR=5e-4 WARMUP=0.02 SEED=7 (6,000 more steps of d)
 #   TWINS=50 NAME=a STEPS=3000 (a fresh WORK)          TWINS=50 NAME=t NEGATIVES=twins (the same WORK)
 #   TWINS=50 NAME=p FROM=mlm (steps pretrain train measure; the same WORK)
-#   NAME=r STEPS=3000 (steps world reading)          NAME=rg GRADED=3 STEPS=3000 (the same)
+#   NAME=r STEPS=3000 (steps world reading)          NAME=rg2 GRADED=3 LR=2e-3 STEPS=3000 [SEED=7] (the same)
+#   NAME=rw2 GRADED=3 LR=2e-3 READING_WEIGHT=2 STEPS=3000 [SEED=7] (the same)
 # Needs `adam` on PATH or $ADAM.
 set -euo pipefail
 
@@ -200,7 +202,8 @@ json.dump(config, open(sys.argv[2], "w"), indent=2)
 PY
       step "$work/$name" "$adam" teacher train --config "$work/reading-config.json" --tokenizer "$work/test/tokenizer.json" \
         --data "$work/test" --split train --negatives "$work/demo-negatives.train.jsonl" \
-        --profiles "$work/test/profiles.jsonl" --graded "${GRADED:-0}" --output "$work/$name" \
+        --profiles "$work/test/profiles.jsonl" --graded "${GRADED:-0}" --reading-weight "${READING_WEIGHT:-1}" \
+        --output "$work/$name" \
         --max-length 96 --group-size 8 --steps "$train_steps" --batch-size 8 --lr "$lr" --warmup-ratio "$warmup" \
         --seed "${SEED:-42}" --log "$work/$name.log.jsonl"
       step "$work/$name.test.run" "$adam" teacher rerank --model "$work/$name" --data "$work/test" --split test \
