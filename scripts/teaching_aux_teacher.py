@@ -17,8 +17,10 @@ losses that only training sees (the exported model would be a plain cross-encode
 
     python3 scripts/teaching_aux_teacher.py WORK --aux tokens,pair --steps 3000 --out NAME
 
-WORK is scripts/teaching_teacher.sh's folder (train/, test/ with profiles.jsonl, the training
-world's negatives.train.jsonl, bm25.test.run, teacher-config.json). Writes WORK/NAME.test.run
+WORK is scripts/teaching_teacher.sh's folder (train/ and test/, the training world's
+negatives.train.jsonl, bm25.test.run, teacher-config.json), each world with its profiles.jsonl:
+rerun its `adam teaching-set` line with `--profiles` (the other files come out the same). To
+train on the demo's own world, point train/ at test/ and use that world's train negatives. Writes WORK/NAME.test.run
 (the teacher reranking BM25's top 100 for the test queries) and WORK/NAME.log.jsonl.
 A passage's mention of its own value inside a sentence about another creature that happens to
 share it is tagged own (the profile does not say which sentence a value came from).
