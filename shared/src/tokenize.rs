@@ -242,7 +242,7 @@ impl TextTokenizer {
     /// dark examples, which exist only as pieces.
     pub fn encode_piece_pairs(&self, pairs: &[(&[u32], &[u32])]) -> TokenBatch {
         let t = &self.template;
-        let budget = self.max_length.saturating_sub(t.pair_prefix.len() + t.pair_middle.len() + t.pair_suffix.len());
+        let budget = self.pair_budget();
         let mut ids = Vec::with_capacity(pairs.len());
         let mut types = Vec::with_capacity(pairs.len());
         for &(a, b) in pairs {
@@ -263,6 +263,12 @@ impl TextTokenizer {
         TokenBatch::from_sequences(&ids, &types, self.special.pad)
     }
 
+    /// Pieces of both sides together that a pair's `max_length` leaves after the special tokens.
+    fn pair_budget(&self) -> usize {
+        let t = &self.template;
+        self.max_length.saturating_sub(t.pair_prefix.len() + t.pair_middle.len() + t.pair_suffix.len())
+    }
+
     /// How many pieces of each side a pair keeps within `budget` (longest side cut first, the
     /// first side keeping at least half).
     fn pair_keep(budget: usize, a: usize, b: usize) -> (usize, usize) {
@@ -274,8 +280,7 @@ impl TextTokenizer {
     /// pieces: the positions of the first side's kept pieces, then the second's.
     pub fn pair_positions(&self, a: usize, b: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
         let t = &self.template;
-        let budget = self.max_length.saturating_sub(t.pair_prefix.len() + t.pair_middle.len() + t.pair_suffix.len());
-        let (keep_a, keep_b) = Self::pair_keep(budget, a, b);
+        let (keep_a, keep_b) = Self::pair_keep(self.pair_budget(), a, b);
         let start_a = t.pair_prefix.len();
         let start_b = start_a + keep_a + t.pair_middle.len();
         (start_a..start_a + keep_a, start_b..start_b + keep_b)

@@ -24,12 +24,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use adam_core::config::BertConfig;
 use adam_core::model::CrossEncoderModel;
+use adam_core::teaching::{Attribute, judgement};
 
 use crate::train_loop::Trainee;
 use crate::workers::own_leaves;
-
-/// The attributes of `adam teaching-set`'s worlds, in its order.
-pub const ATTRIBUTES: [&str; 7] = ["size", "pattern", "colour", "habitat", "diet", "call", "region"];
 
 /// A piece's role: it writes no value, a value asked or stated of the creature, or a foreign one.
 pub const NO_VALUE: i64 = 0;
@@ -80,7 +78,7 @@ pub struct PieceLabels {
 }
 
 fn attribute_index(name: &str) -> Option<usize> {
-    ATTRIBUTES.iter().position(|a| *a == name)
+    Attribute::ALL.iter().position(|a| a.name() == name)
 }
 
 impl Profiles {
@@ -131,9 +129,9 @@ impl Profiles {
         let mut values = 0;
         let mut seen: HashMap<String, Vec<(usize, usize)>> = HashMap::new();
         for (a, forms) in by_attribute.iter().enumerate() {
-            let forms = forms
-                .as_ref()
-                .with_context(|| format!("{}: no line gives the forms of `{}`", path.display(), ATTRIBUTES[a]))?;
+            let forms = forms.as_ref().with_context(|| {
+                format!("{}: no line gives the forms of `{}`", path.display(), Attribute::ALL[a].name())
+            })?;
             offsets[a] = values;
             values += forms.len();
             for (v, written) in forms.iter().enumerate() {
@@ -223,20 +221,12 @@ impl Profiles {
     }
 }
 
-/// The grade of a pair from its [`Profiles::states`], by the teaching set's rule: 2 if the
-/// passage states every asked value, 1 if all but one and it neither states another value of
-/// that attribute nor rules the asked one out, else 0.
+/// The grade of a pair from its [`Profiles::states`], by the teaching set's rule
+/// ([`judgement`]).
 pub fn grade(states: &[i64; 7]) -> i64 {
+    let count = |state: i64| states.iter().filter(|&&s| s == state).count();
     let asked = states.iter().filter(|&&s| s != 0).count();
-    let matched = states.iter().filter(|&&s| s == 1).count();
-    let contradicted = states.iter().filter(|&&s| s == 2).count();
-    if asked > 0 && matched == asked {
-        2
-    } else if matched + 1 == asked && contradicted == 0 {
-        1
-    } else {
-        0
-    }
+    i64::from(judgement(asked, count(1), count(2)))
 }
 
 /// Words as the world's forms are matched: maximal runs of letters, digits, `_` and `-`, with
@@ -284,7 +274,7 @@ impl ReadingTeacher {
             value: linear(values + 1),
             role: linear(3),
             matched: linear(STATES),
-            states: linear(ATTRIBUTES.len() * STATES),
+            states: linear(Attribute::ALL.len() * STATES),
         };
         Self { teacher, heads }
     }
@@ -331,7 +321,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("profiles.jsonl");
         let mut text = String::new();
-        for a in ATTRIBUTES {
+        for a in Attribute::ALL.map(Attribute::name) {
             let forms = match a {
                 "colour" => r#"[["red","crimson"],["green","emerald"]]"#,
                 "habitat" => r#"[["marsh","swamp"],["tundra","frozen plains"]]"#,

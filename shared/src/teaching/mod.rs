@@ -698,13 +698,31 @@ fn judge(passages: &[Passage], asked: &BTreeMap<Attribute, usize>, partial: bool
                 None => {}
             }
         }
-        if matched == k {
-            out.insert(i, 2);
-        } else if partial && matched + 1 == k && contradicted == 0 {
-            out.insert(i, 1);
+        match judgement(k, matched, contradicted) {
+            2 => {
+                out.insert(i, 2);
+            }
+            1 if partial => {
+                out.insert(i, 1);
+            }
+            _ => {}
         }
     }
     out
+}
+
+/// The grade of a creature passage for a query asking `asked` values, of which the passage
+/// states `matched` and contradicts `contradicted` (states another value of that attribute, or
+/// rules the asked one out): 2 if it states every asked value, 1 (partial) if all but one and
+/// it contradicts none, else 0.
+pub fn judgement(asked: usize, matched: usize, contradicted: usize) -> i32 {
+    if matched == asked {
+        2
+    } else if matched + 1 == asked && contradicted == 0 {
+        1
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use adam_core::dark::mix_seed;
 use adam_core::loader::LoadedCrossEncoder;
 use adam_core::loss::{contrastive_loss, listwise_kl};
 use adam_core::model::CrossEncoderModel;
+use adam_core::teaching::Attribute;
 use adam_core::tokenize::TextTokenizer;
 use anyhow::{Context, Result, bail};
 use burn::tensor::{Bool, Device, Tensor, TensorData};
@@ -23,7 +24,7 @@ use crate::instances::{Collection, Instance, InstanceArgs, PieceCache, key_of, s
 use crate::io::round_sig;
 use crate::models::{load_teacher, save_cross_encoder, scratch_teacher};
 use crate::optim::{OptimConfig, Optimizer, initialize_params};
-use crate::reading::{ATTRIBUTES, IGNORED, PieceLabels, Profiles, ReadingTeacher, STATES, grade, masked_cross_entropy};
+use crate::reading::{IGNORED, PieceLabels, Profiles, ReadingTeacher, STATES, grade, masked_cross_entropy};
 use crate::train_loop::{
     CheckpointState, Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepDone, StepLog, Task, Trainee, Training,
     train,
@@ -467,13 +468,13 @@ impl Task<ReadingTeacher> for ReadingTask<'_> {
         let width = tokens.seq_len;
         let cells = refs.len() * width;
         let (mut value, mut role, mut matched) = (vec![IGNORED; cells], vec![IGNORED; cells], vec![IGNORED; cells]);
-        let mut pair_states = vec![IGNORED; refs.len() * ATTRIBUTES.len()];
+        let mut pair_states = vec![IGNORED; refs.len() * Attribute::ALL.len()];
         let mut grades = vec![0.0f32; refs.len()];
         for (row, (&(q, d), (a, b))) in groups.sources.iter().zip(&refs).enumerate() {
             let Some(d) = d else { continue };
             let (ql, pl) = self.labels(q, d)?;
             let states = self.profiles.states(&beir.queries[q].id, &beir.corpus[d].id)?;
-            pair_states[row * ATTRIBUTES.len()..(row + 1) * ATTRIBUTES.len()].copy_from_slice(&states);
+            pair_states[row * Attribute::ALL.len()..(row + 1) * Attribute::ALL.len()].copy_from_slice(&states);
             grades[row] = grade(&states) as f32;
             let (qs, ps) = self.base.tokenizer.pair_positions(a.len(), b.len());
             for (i, pos) in qs.enumerate() {
@@ -518,13 +519,12 @@ impl Task<ReadingTeacher> for ReadingTask<'_> {
         let match_loss = masked_cross_entropy(model.heads.matched.forward(flat(args.match_layer)), &matched, device)
             .mul_scalar(scale);
         let [rows, _] = pooled.dims();
-        let attribute_states = model.heads.states.forward(pooled).reshape([rows * ATTRIBUTES.len(), STATES]);
+        let attribute_states = model.heads.states.forward(pooled).reshape([rows * Attribute::ALL.len(), STATES]);
         let state_loss = masked_cross_entropy(attribute_states, &pair_states, device).mul_scalar(scale);
         let parts = [rank.clone(), value_loss.clone(), role_loss.clone(), match_loss.clone(), state_loss.clone()]
             .map(|t| t.into_scalar::<f32>() as f64);
         let loss = rank + value_loss + role_loss + match_loss + state_loss;
-        let value = loss.clone().into_scalar::<f32>() as f64;
-        Ok(MicroLoss { loss, value, parts })
+        Ok(MicroLoss { loss, value: parts.iter().sum(), parts })
     }
 
     fn add_parts(&mut self, parts: [f64; 5]) {
