@@ -65,16 +65,23 @@ pub struct DemoArgs {
     /// Seeds per method (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
     pub seeds: Vec<u64>,
-    /// The built-in teaching set's world: `lexical` (one word per value; BM25's world) or
-    /// `paraphrase` (several forms per value, negations, other creatures' values: word overlap
-    /// misleads; the teacher then learns to read from the world's profiles, METHOD.md §7.1).
-    #[arg(long, default_value = "lexical", value_parser = ["lexical", "paraphrase"], conflicts_with = "data")]
+    /// The built-in teaching set's world: `paraphrase` (several forms per value, negations,
+    /// other creatures' values: word overlap misleads; its teacher, which learned to read from
+    /// the world's profiles, ships with adam, METHOD.md §7.1) or `lexical` (one word per value:
+    /// BM25's world; a small teacher trained in the run).
+    #[arg(long, default_value = "paraphrase", value_parser = ["paraphrase", "lexical"], conflicts_with = "data")]
     pub world: String,
     /// Teacher training epochs (0: use --teacher as it is) [default: 6 on the lexical teaching
-    /// set, 24 on the paraphrase one, else 2].
+    /// set, 24 on the paraphrase one, else 2]. On the paraphrase world it implies
+    /// --train-teacher.
     #[arg(long, value_name = "N")]
     pub teacher_epochs: Option<usize>,
-    /// Optimiser steps per student [default: 240 on the teaching set, else 500].
+    /// Train the paraphrase world's teacher from scratch (about 11 minutes on 2 cores) instead of
+    /// using the shipped one, which this very command made (trainer/teachers/paraphrase).
+    #[arg(long, conflicts_with = "teacher")]
+    pub train_teacher: bool,
+    /// Optimiser steps per student [default: 320 on the paraphrase world, 240 on the lexical one,
+    /// else 500].
     #[arg(long, value_name = "N")]
     pub student_steps: Option<usize>,
     /// Tokens per query and per passage; pairs get their sum [default: 48 on the teaching set,
@@ -106,10 +113,15 @@ struct Plan {
     student_steps: usize,
     /// Queries per student step.
     student_batch: usize,
+    /// Mined negatives per query in a student step (besides the other queries' passages).
+    student_negatives: usize,
     /// Whether the data has the dev split (WikiQA, for one, has none): without it the students
     /// train without a dev curve.
     has_dev: bool,
 }
+
+/// Student steps on the paraphrase world: what fits the demo's ten minutes on 2 cores.
+const PARAPHRASE_STUDENT_STEPS: usize = 320;
 
 /// Initialisation scale of the from-scratch teacher: with Hugging Face's 0.02 its attention
 /// stays near uniform for hundreds of steps (test nDCG@10 after 6 epochs: 0.39 at 0.02, 0.49 at
@@ -160,8 +172,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
             (true, true) => 24,
             (false, _) => 2,
         }),
-        student_steps: args.student_steps.unwrap_or(if builtin { 240 } else { 500 }),
-        student_batch: if builtin { 8 } else { 16 },
+        student_steps: args.student_steps.unwrap_or(match (builtin, paraphrase) {
+            (true, false) => 240,
+            (true, true) => PARAPHRASE_STUDENT_STEPS,
+            (false, _) => 500,
+        }),
+        // The paraphrase world's students learn more per second from many queries a step (the
+        // other queries' passages as negatives) than from many mined negatives per query
+        // (METHOD.md §7.1).
+        student_batch: match (builtin, paraphrase) {
+            (true, false) => 8,
+            (true, true) => 64,
+            (false, _) => 16,
+        },
+        student_negatives: if paraphrase { 1 } else { 7 },
         has_dev: true,
     };
     let mut stages = Stages::new(7);
@@ -320,7 +344,20 @@ pub fn run(args: DemoArgs) -> Result<()> {
             teacher_dir.clone()
         }
     };
-    if teacher_source == teacher_dir {
+    let shipped = paraphrase && args.teacher.is_none() && !args.train_teacher && args.teacher_epochs.is_none();
+    if shipped {
+        let done = teacher_dir.join("model.safetensors").is_file();
+        stages.header("the teacher (cross-encoder)");
+        if done {
+            eprintln!("    already there: {}", teacher_dir.display());
+        } else {
+            write_shipped_teacher(&teacher_dir, &plan)?;
+            eprintln!(
+                "    the shipped teacher, trainer/teachers/paraphrase (`adam demo --train-teacher` trains it anew: 11 min on 2 cores), copied to {}",
+                teacher_dir.display()
+            );
+        }
+    } else if teacher_source == teacher_dir {
         let train: Vec<&str> = train.iter().map(String::as_str).collect();
         stages.run("the teacher (cross-encoder)", teacher_dir.join("model.safetensors").is_file(), &train)?;
     } else {
@@ -406,8 +443,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     for (label, run) in
         [("BM25 (reference)", "bm25.test.run"), ("teacher reranking BM25's top 100 (reference)", "teacher.test.run")]
     {
-        let run = read_run(open(&out.join(run))?, &out.join(run))?;
-        let metrics = evaluate(&run, &test.qrels, plan.rel_threshold).mean.to_map();
+        let path = out.join(run);
+        let evaluation = evaluate(&read_run(open(&path)?, &path)?, &test.qrels, plan.rel_threshold);
+        write_per_query(&per_query_path(out, run.trim_end_matches(".test.run")), &evaluation)?;
+        let metrics = evaluation.mean.to_map();
         all.push(RunResult { method: label.into(), seed: None, metrics, log: empty_log.clone() });
     }
     let report_dir = out.join("report");
@@ -461,6 +500,48 @@ pub fn run(args: DemoArgs) -> Result<()> {
         web.display()
     );
     eprintln!("demo finished in {:.1} min", start.elapsed().as_secs_f64() / 60.0);
+    Ok(())
+}
+
+/// The paraphrase world's teacher, made by `adam demo --train-teacher` (its seed the default);
+/// trainer/teachers/paraphrase/SOURCE.md records the command, the file's hash and its figures.
+const SHIPPED_TEACHER: [(&str, &[u8]); 4] = [
+    ("config.json", include_bytes!("../../teachers/paraphrase/config.json")),
+    ("tokenizer.json", include_bytes!("../../teachers/paraphrase/tokenizer.json")),
+    ("tokenizer_config.json", include_bytes!("../../teachers/paraphrase/tokenizer_config.json")),
+    ("model.safetensors", include_bytes!("../../teachers/paraphrase/model.safetensors")),
+];
+
+/// The pair length the shipped teacher reads (its position embeddings).
+const SHIPPED_TEACHER_PAIR_LENGTH: usize = 96;
+
+/// Writes the shipped teacher into `dir`, after checking that it reads this world: the same
+/// word pieces (the teaching set's tokenizer, byte for byte) and pairs of the demo's length.
+fn write_shipped_teacher(dir: &Path, plan: &Plan) -> Result<()> {
+    let tokenizer = plan.data.join("tokenizer.json");
+    let ours = std::fs::read(&tokenizer).with_context(|| format!("cannot read {}", tokenizer.display()))?;
+    let shipped = SHIPPED_TEACHER.iter().find(|(name, _)| *name == "tokenizer.json").expect("listed").1;
+    if ours != shipped {
+        bail!(
+            "{} differs from the shipped teacher's word pieces: the teaching set's generator changed since the teacher was made; pass --train-teacher to train one for this world (and refresh trainer/teachers/paraphrase, see its SOURCE.md)",
+            tokenizer.display()
+        );
+    }
+    if 2 * plan.max_length != SHIPPED_TEACHER_PAIR_LENGTH {
+        bail!(
+            "the shipped teacher reads pairs of up to {SHIPPED_TEACHER_PAIR_LENGTH} tokens (--max-length {}); --max-length {} needs --train-teacher",
+            SHIPPED_TEACHER_PAIR_LENGTH / 2,
+            plan.max_length
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // The weights last: their presence marks the stage done.
+    for (name, bytes) in SHIPPED_TEACHER {
+        let path = dir.join(name);
+        let mut file = AtomicFile::create(&path)?;
+        std::io::Write::write_all(file.writer(), bytes).with_context(|| format!("writing {}", path.display()))?;
+        file.commit()?;
+    }
     Ok(())
 }
 
@@ -551,11 +632,14 @@ fn train_students(
     results.into_iter().filter_map(|r| r.into_inner().expect("no panics hold the lock")).collect()
 }
 
-/// The student's measures on the test split, computed once and kept in `test.json`.
+/// The student's measures on the test split, computed once and kept in `test.json`; each
+/// query's in `per-query/<run>.test.per-query.jsonl` (for `scripts/seed_table.py`).
 fn test_metrics(dir: &Path, test: &Dataset, plan: &Plan, backend: Backend) -> Result<BTreeMap<String, f64>> {
     let cached = dir.join("test.json");
+    let per_query = per_query_path(dir.parent().and_then(Path::parent).unwrap_or(dir), &dir_name(dir));
     if let Ok(text) = std::fs::read_to_string(&cached)
         && let Ok(metrics) = serde_json::from_str::<BTreeMap<String, f64>>(&text)
+        && per_query.is_file()
     {
         return Ok(metrics);
     }
@@ -568,9 +652,36 @@ fn test_metrics(dir: &Path, test: &Dataset, plan: &Plan, backend: Backend) -> Re
     })?;
     let queries: Vec<Query> = test.queries.iter().filter(|q| test.qrels.contains_key(&q.id)).cloned().collect();
     let run = retrieve(&encoder, test.corpus.as_slice(), &queries, 100, 64)?;
-    let metrics = evaluate(&run, &test.qrels, plan.rel_threshold).mean.to_map();
+    let evaluation = evaluate(&run, &test.qrels, plan.rel_threshold);
+    write_per_query(&per_query, &evaluation)?;
+    let metrics = evaluation.mean.to_map();
     write_json(&cached, &serde_json::to_value(&metrics)?)?;
     Ok(metrics)
+}
+
+fn dir_name(dir: &Path) -> String {
+    dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Where one run's per-query measures go: the layout `scripts/seed_table.py` reads
+/// (`<method>-seed<k>.test.per-query.jsonl`).
+fn per_query_path(out: &Path, run: &str) -> PathBuf {
+    out.join("per-query").join(format!("{run}.test.per-query.jsonl"))
+}
+
+/// Each query's measures, one JSON object per line (`adam eval --json --per-query`'s lines).
+fn write_per_query(path: &Path, evaluation: &adam_core::metrics::Evaluation) -> Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let mut text = String::new();
+    for (query, measures) in &evaluation.per_query {
+        let mut obj = serde_json::to_value(measures)?;
+        obj["query"] = query.clone().into();
+        text.push_str(&obj.to_string());
+        text.push('\n');
+    }
+    write_text(path, &text)
 }
 
 /// A distillation config for one method and seed; `dir` is its run folder.
@@ -628,7 +739,7 @@ max_passage_length = {len}
 [train]
 steps = {steps}
 batch_size = {batch}
-negatives = 7
+negatives = {negatives}
 
 [optimizer]
 lr = {lr}
@@ -640,6 +751,7 @@ warmup_ratio = 0.1
         len = plan.max_length,
         steps = plan.student_steps,
         batch = plan.student_batch,
+        negatives = plan.student_negatives,
     ))
 }
 
