@@ -109,13 +109,14 @@ try {
     await page.click('#tab-search');
     const search = async (text) => {
       await page.fill('[data-testid=search-input]', text);
+      // Waits on the count of finished searches: two encodings can take the same time.
       const old = await page.$('[data-testid=search-timing]');
-      const oldMs = old ? await old.getAttribute('data-encode-ms') : null;
+      const before = old ? await old.getAttribute('data-searches') : null;
       await page.press('[data-testid=search-input]', 'Enter');
-      await page.waitForFunction((o) => {
+      await page.waitForFunction((b) => {
         const el = document.querySelector('[data-testid=search-timing]');
-        return el && el.getAttribute('data-encode-ms') !== o;
-      }, oldMs);
+        return el && el.getAttribute('data-searches') !== b;
+      }, before);
       return Number(await page.getAttribute('[data-testid=search-timing]', 'data-encode-ms'));
     };
     const cold = await search('what causes ocean tides');

@@ -687,7 +687,9 @@ fn Search() -> impl IntoView {
     }
     let count = l.corpus.as_ref().map(|c| c.0.len()).unwrap_or(0);
     let query = RwSignal::new(String::new());
-    let results = RwSignal::new(None::<(Vec<(usize, f32)>, f64)>);
+    // The hits, the query's encoding time and how many searches have finished (a test waits on
+    // the count: two encodings can take the same time).
+    let results = RwSignal::new(None::<(Vec<(usize, f32)>, f64, u32)>);
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let backend = l.engine.backend.name();
@@ -704,7 +706,8 @@ fn Search() -> impl IntoView {
                 Ok((v, ms)) => {
                     metric("query_encode_ms", ms);
                     let (_, vectors) = l.corpus.as_ref().expect("checked above");
-                    results.set(Some((top_k(vectors, l.engine.student.dim(), &v, 10), ms)));
+                    let done = results.get_untracked().map_or(0, |r| r.2) + 1;
+                    results.set(Some((top_k(vectors, l.engine.student.dim(), &v, 10), ms, done)));
                     error.set(None);
                 }
                 Err(e) => error.set(Some(e)),
@@ -722,7 +725,7 @@ fn Search() -> impl IntoView {
                 <button type="submit" disabled=move || busy.get()>"Search"</button>
             </form>
             {move || error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
-            {move || results.get().map(|(hits, ms)| {
+            {move || results.get().map(|(hits, ms, done)| {
                 let l = loaded();
                 let (passages, _) = l.corpus.as_ref().expect("checked above");
                 let items = hits.iter().map(|&(i, s)| view! {
@@ -733,7 +736,7 @@ fn Search() -> impl IntoView {
                     </li>
                 }).collect_view();
                 view! {
-                    <p class="muted" data-testid="search-timing" data-encode-ms=format!("{ms:.2}")>
+                    <p class="muted" data-testid="search-timing" data-encode-ms=format!("{ms:.2}") data-searches=done>
                         {format!("Query encoded in {ms:.1} ms on {backend}.")}
                     </p>
                     <ol class="hits" data-testid="search-results">{items}</ol>
