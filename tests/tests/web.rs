@@ -237,6 +237,22 @@ fn export_errors_name_the_problem() {
     assert!(stderr(&out).contains("qrels/nosuchsplit.tsv"), "{}", stderr(&out));
 }
 
+/// The built page when it and what drives it (node, Chromium, playwright-core) are all there;
+/// each one missing is reported (a failure with `CI=true`).
+fn browser() -> Option<PathBuf> {
+    let Some(dist) = dist() else {
+        require(false, "the built page (dist/index.html: bash scripts/build_page.sh, or ADAM_WEB_DIST)");
+        return None;
+    };
+    let ready = require(has_program("node"), "node")
+        && require(chromium().is_file(), "chromium (/usr/bin/chromium or $CHROMIUM)")
+        && require(
+            workspace_root().join("tests/web/node_modules/playwright-core").is_dir(),
+            "tests/web/node_modules (npm ci)",
+        );
+    ready.then_some(dist)
+}
+
 /// The built page: `$ADAM_WEB_DIST`, else `dist/` (scripts/test.sh builds it first).
 fn dist() -> Option<PathBuf> {
     let dir = std::env::var_os("ADAM_WEB_DIST").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("dist"));
@@ -282,19 +298,7 @@ fn assert_close(page: &[f64], native: &[f64], what: &str) {
 #[test]
 fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
     let Some(e) = export() else { return };
-    let Some(dist) = dist() else {
-        require(false, "the built page (dist/index.html: bash scripts/build_page.sh, or ADAM_WEB_DIST)");
-        return;
-    };
-    if !require(has_program("node"), "node")
-        || !require(chromium().is_file(), "chromium (/usr/bin/chromium or $CHROMIUM)")
-        || !require(
-            workspace_root().join("tests/web/node_modules/playwright-core").is_dir(),
-            "tests/web/node_modules (npm ci)",
-        )
-    {
-        return;
-    }
+    let Some(dist) = browser() else { return };
     let expected = soft_labels(&e.assets, &[]);
     let expected_mask = soft_labels(&e.assets, &["--mask-ratio", "0.35"]);
     let expected_delete = soft_labels(&e.assets, &["--mask-ratio", "0.35", "--noisy-mode", "delete"]);
@@ -412,19 +416,7 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
 /// steps old: the story here is the teacher's.
 #[test]
 fn browser_tells_the_paraphrase_worlds_story() {
-    let Some(dist) = dist() else {
-        require(false, "the built page (dist/index.html: bash scripts/build_page.sh, or ADAM_WEB_DIST)");
-        return;
-    };
-    if !require(has_program("node"), "node")
-        || !require(chromium().is_file(), "chromium (/usr/bin/chromium or $CHROMIUM)")
-        || !require(
-            workspace_root().join("tests/web/node_modules/playwright-core").is_dir(),
-            "tests/web/node_modules (npm ci)",
-        )
-    {
-        return;
-    }
+    let Some(dist) = browser() else { return };
     let root = std::env::temp_dir().join("adam-test-web-paraphrase");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();
