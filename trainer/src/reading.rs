@@ -26,9 +26,6 @@ use adam_core::config::BertConfig;
 use adam_core::model::CrossEncoderModel;
 use adam_core::teaching::{Attribute, judgement};
 
-use crate::train_loop::Trainee;
-use crate::workers::own_leaves;
-
 /// A piece's role: it writes no value, a value asked or stated of the creature, or a foreign one.
 pub const NO_VALUE: i64 = 0;
 pub const OWN: i64 = 1;
@@ -280,21 +277,7 @@ impl ReadingTeacher {
     }
 }
 
-impl Trainee for ReadingTeacher {
-    type Module = ReadingTeacher;
-
-    fn module(&self) -> &ReadingTeacher {
-        self
-    }
-
-    fn map_module(self, f: impl FnOnce(ReadingTeacher) -> Result<ReadingTeacher>) -> Result<Self> {
-        f(self)
-    }
-
-    fn worker_copy(&self) -> Self {
-        own_leaves(self.clone())
-    }
-}
+crate::train_loop::bare_trainee!(ReadingTeacher);
 
 /// Mean cross-entropy of `logits` `[n, classes]` against `targets` (`[n]`, [`IGNORED`] where no
 /// label counts); 0 when none counts.

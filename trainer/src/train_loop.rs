@@ -37,7 +37,7 @@ use crate::instances::permutation;
 use crate::io::round_sig;
 use crate::optim::{Accumulator, Optimizer, gradients, non_finite};
 use crate::progress;
-use crate::workers::{Workers, own_leaves};
+use crate::workers::Workers;
 
 /// How a run walks its data: `batch_size` items per micro-batch, in an order shuffled afresh each
 /// epoch, `grad_accumulation` micro-batches per optimiser step.
@@ -121,26 +121,38 @@ pub trait Trainee: Sized + Send + Sync {
     fn map_module(self, f: impl FnOnce(Self::Module) -> Result<Self::Module>) -> Result<Self>;
 
     /// A copy for a worker thread: the same weights as new autodiff leaves
-    /// ([`own_leaves`]).
+    /// ([`own_leaves`](crate::workers::own_leaves)).
     fn worker_copy(&self) -> Self;
 }
 
-/// A teacher trains as the bare cross-encoder it is.
-impl Trainee for CrossEncoderModel {
-    type Module = CrossEncoderModel;
+/// [`Trainee`] for networks that train as they are, with nothing around them: each is its own
+/// module.
+macro_rules! bare_trainee {
+    ($($network:ty),+ $(,)?) => {$(
+        impl $crate::train_loop::Trainee for $network {
+            type Module = $network;
 
-    fn module(&self) -> &CrossEncoderModel {
-        self
-    }
+            fn module(&self) -> &$network {
+                self
+            }
 
-    fn map_module(self, f: impl FnOnce(CrossEncoderModel) -> Result<CrossEncoderModel>) -> Result<Self> {
-        f(self)
-    }
+            fn map_module(
+                self,
+                f: impl FnOnce($network) -> ::anyhow::Result<$network>,
+            ) -> ::anyhow::Result<Self> {
+                f(self)
+            }
 
-    fn worker_copy(&self) -> Self {
-        own_leaves(self.clone())
-    }
+            fn worker_copy(&self) -> Self {
+                $crate::workers::own_leaves(self.clone())
+            }
+        }
+    )+};
 }
+pub(crate) use bare_trainee;
+
+// A teacher trains as the bare cross-encoder it is.
+bare_trainee!(CrossEncoderModel);
 
 /// A run's own part of the loop.
 pub trait Task<T>: Sync {
@@ -487,22 +499,8 @@ mod tests {
     use super::*;
     use crate::optim::OptimConfig;
 
-    /// A one-weight model: what is tested is the loop's bookkeeping, not what it learns.
-    impl Trainee for Linear {
-        type Module = Linear;
-
-        fn module(&self) -> &Linear {
-            self
-        }
-
-        fn map_module(self, f: impl FnOnce(Linear) -> Result<Linear>) -> Result<Self> {
-            f(self)
-        }
-
-        fn worker_copy(&self) -> Self {
-            own_leaves(self.clone())
-        }
-    }
+    // A one-weight model: what is tested is the loop's bookkeeping, not what it learns.
+    bare_trainee!(Linear);
 
     /// Records the micro-batches it is given; its loss at step `nan_at` is NaN.
     struct Recorder {

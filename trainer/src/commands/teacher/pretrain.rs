@@ -22,10 +22,7 @@ use crate::checkpoint;
 use crate::instances::{Collection, PieceCache};
 use crate::models::read_scratch_model;
 use crate::optim::{OptimConfig, Optimizer, initialize_params};
-use crate::train_loop::{
-    Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepLog, Task, Trainee, Training, train,
-};
-use crate::workers::own_leaves;
+use crate::train_loop::{Checkpoints, MicroBatch, MicroLoss, Outcome, Schedule, StepLog, Task, Training, train};
 
 #[derive(clap::Args, Debug)]
 pub struct PretrainArgs {
@@ -82,21 +79,7 @@ pub struct PretrainArgs {
     pub backend: Backend,
 }
 
-impl Trainee for BertForMaskedLm {
-    type Module = BertForMaskedLm;
-
-    fn module(&self) -> &BertForMaskedLm {
-        self
-    }
-
-    fn map_module(self, f: impl FnOnce(BertForMaskedLm) -> Result<BertForMaskedLm>) -> Result<Self> {
-        f(self)
-    }
-
-    fn worker_copy(&self) -> Self {
-        own_leaves(self.clone())
-    }
-}
+crate::train_loop::bare_trainee!(BertForMaskedLm);
 
 pub fn run(args: PretrainArgs) -> Result<()> {
     if !(args.mask_prob > 0.0 && args.mask_prob < 1.0) {
