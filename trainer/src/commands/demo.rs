@@ -282,6 +282,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "--backend".into(),
         backend.clone(),
     ];
+    let shipped = paraphrase && args.teacher.is_none() && !args.train_teacher && args.teacher_epochs.is_none();
     let teacher_source = match &args.teacher {
         Some(dir) if plan.teacher_epochs == 0 => dir.clone(),
         Some(dir) => {
@@ -300,6 +301,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             ]);
             teacher_dir.clone()
         }
+        None if shipped => teacher_dir.clone(),
         None => {
             let tokenizer = plan.data.join("tokenizer.json");
             if !tokenizer.is_file() {
@@ -344,7 +346,6 @@ pub fn run(args: DemoArgs) -> Result<()> {
             teacher_dir.clone()
         }
     };
-    let shipped = paraphrase && args.teacher.is_none() && !args.train_teacher && args.teacher_epochs.is_none();
     if shipped {
         let done = teacher_dir.join("model.safetensors").is_file();
         stages.header("the teacher (cross-encoder)");
@@ -434,7 +435,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             students.push((method.clone(), seed, dir));
         }
     }
-    let runs = train_students(&students, jobs, &backend, |dir| test_metrics(dir, &test, &plan, args.backend))?;
+    let runs = train_students(&students, jobs, &backend, |dir| test_metrics(dir, out, &test, &plan, args.backend))?;
 
     // 6. Report and web assets.
     let empty_log = out.join("reference.log.jsonl");
@@ -634,9 +635,15 @@ fn train_students(
 
 /// The student's measures on the test split, computed once and kept in `test.json`; each
 /// query's in `per-query/<run>.test.per-query.jsonl` (for `scripts/seed_table.py`).
-fn test_metrics(dir: &Path, test: &Dataset, plan: &Plan, backend: Backend) -> Result<BTreeMap<String, f64>> {
+fn test_metrics(
+    dir: &Path,
+    out: &Path,
+    test: &Dataset,
+    plan: &Plan,
+    backend: Backend,
+) -> Result<BTreeMap<String, f64>> {
     let cached = dir.join("test.json");
-    let per_query = per_query_path(dir.parent().and_then(Path::parent).unwrap_or(dir), &dir_name(dir));
+    let per_query = per_query_path(out, &dir_name(dir));
     if let Ok(text) = std::fs::read_to_string(&cached)
         && let Ok(metrics) = serde_json::from_str::<BTreeMap<String, f64>>(&text)
         && per_query.is_file()
@@ -669,19 +676,12 @@ fn per_query_path(out: &Path, run: &str) -> PathBuf {
     out.join("per-query").join(format!("{run}.test.per-query.jsonl"))
 }
 
-/// Each query's measures, one JSON object per line (`adam eval --json --per-query`'s lines).
+/// Each query's measures, as `adam eval --json --per-query` prints them.
 fn write_per_query(path: &Path, evaluation: &adam_core::metrics::Evaluation) -> Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let mut text = String::new();
-    for (query, measures) in &evaluation.per_query {
-        let mut obj = serde_json::to_value(measures)?;
-        obj["query"] = query.clone().into();
-        text.push_str(&obj.to_string());
-        text.push('\n');
-    }
-    write_text(path, &text)
+    write_text(path, &super::eval::per_query_jsonl(evaluation)?)
 }
 
 /// A distillation config for one method and seed; `dir` is its run folder.

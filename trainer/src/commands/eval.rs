@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use adam_core::data::{Qrels, Query, Run, read_run, write_run};
-use adam_core::metrics::{Measures, evaluate};
+use adam_core::metrics::{Evaluation, Measures, evaluate};
 use anyhow::{Context, Result, bail};
 
 use crate::corpus_texts::SpilledCorpus;
@@ -108,11 +108,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     }
     if args.json {
         if args.per_query {
-            for (q, m) in &eval.per_query {
-                let mut obj = serde_json::to_value(m)?;
-                obj["query"] = q.clone().into();
-                println!("{obj}");
-            }
+            print!("{}", per_query_jsonl(&eval)?);
         }
         println!("{}", serde_json::to_string(&eval.mean)?);
     } else {
@@ -125,6 +121,19 @@ pub fn run(args: EvalArgs) -> Result<()> {
         println!("{:<12}\t{:<8}\t{}", "queries", "all", eval.per_query.len());
     }
     Ok(())
+}
+
+/// Each query's measures, one JSON object per line with its `query` (the lines of `--json
+/// --per-query`, which `scripts/seed_table.py` reads).
+pub fn per_query_jsonl(eval: &Evaluation) -> Result<String> {
+    let mut text = String::new();
+    for (query, measures) in &eval.per_query {
+        let mut obj = serde_json::to_value(measures)?;
+        obj["query"] = query.clone().into();
+        text.push_str(&obj.to_string());
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 fn print_measures(query: &str, m: &Measures) {
