@@ -129,7 +129,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Hard negatives per query (the hardest cached ones).
     pub negatives: usize,
-    /// Dark examples per query (at most; all cached ones by default).
+    /// Dark examples per query a step (at most, a window that moves on each epoch; all cached
+    /// ones by default).
     pub dark_per_query: Option<usize>,
     /// Leave out the dark examples whose adaptive search did not get the teacher's score into
     /// the band (`band_reached = false` in the cache); they are kept by default (METHOD.md §6).

@@ -17,7 +17,7 @@ use adam_core::selfpaced::SelfPacedConfig;
 use adam_core::tokenize::TextTokenizer;
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::distill_config::{DistillConfig, EvalConfig, Method, StudentConfig, first_difference};
 use crate::instances::{Collection, key_of};
@@ -73,6 +73,33 @@ pub fn build_student(cfg: &StudentConfig, device: &Device, seed: u64) -> Result<
 impl Student {
     /// Text vectors `[n, dim]` of already tokenized sequences (pieces without specials).
     pub fn embed(&self, sequences: &[&[u32]], max_length: usize, device: &Device) -> Tensor<2> {
+        // Sorted by length and embedded in chunks, each padded to its own longest, a batch spends
+        // less on padding than padded whole to its longest (a paraphrase-demo step: 1.2x faster
+        // for ce, 1.4x for adam, than one batch; 32 or 16 rows a chunk alike, 64 less); the rows
+        // are put back in the callers' order.
+        const CHUNK: usize = 32;
+        if sequences.len() <= CHUNK {
+            return self.embed_padded(sequences, max_length, device);
+        }
+        let mut order: Vec<usize> = (0..sequences.len()).collect();
+        order.sort_by_key(|&i| sequences[i].len().min(max_length));
+        let parts: Vec<Tensor<2>> = order
+            .chunks(CHUNK)
+            .map(|rows| {
+                let part: Vec<&[u32]> = rows.iter().map(|&i| sequences[i]).collect();
+                self.embed_padded(&part, max_length, device)
+            })
+            .collect();
+        let mut position = vec![0i64; order.len()];
+        for (sorted, &row) in order.iter().enumerate() {
+            position[row] = sorted as i64;
+        }
+        let position = Tensor::<1, Int>::from_data(TensorData::new(position, [order.len()]), device);
+        Tensor::cat(parts, 0).select(0, position)
+    }
+
+    /// Text vectors of sequences padded together to the longest of them.
+    fn embed_padded(&self, sequences: &[&[u32]], max_length: usize, device: &Device) -> Tensor<2> {
         let batch = self.tokenizer.encode_pieces(sequences, max_length);
         let (ids, types, padding) = batch.to_tensors(device);
         let tokens = self.bert.forward(ids, types, padding.clone());
@@ -251,8 +278,8 @@ impl Distillation<'_> {
             for (j, n) in e.negatives.iter().take(n_neg).enumerate() {
                 row[1 + j] = Some(n);
             }
-            for (j, d) in e.dark.iter().take(n_dark).enumerate() {
-                row[orig + j] = Some(d);
+            for (j, d) in dark_window(e.dark.len(), n_dark, epoch, e.key).enumerate() {
+                row[orig + j] = Some(&e.dark[d]);
             }
             original_scores.push(row[..orig].iter().flatten().map(|(_, s)| *s).collect());
             for (c, slot) in row.iter().enumerate() {
@@ -335,6 +362,15 @@ impl Distillation<'_> {
             }
         }
     }
+}
+
+/// Which of a query's `cached` dark examples a step feeds when at most `cap` fit: all of them, or
+/// a window that moves on by `cap` each epoch (from a place set by the query's `key`), so that
+/// every one is learnt from over a run rather than only the first few.
+fn dark_window(cached: usize, cap: usize, epoch: usize, key: u64) -> impl Iterator<Item = usize> {
+    let fed = cached.min(cap);
+    let start = if fed < cached { (epoch * fed + (key % 997) as usize) % cached } else { 0 };
+    (0..fed).map(move |j| (start + j) % cached)
 }
 
 /// Refuses a cache whose dark examples the student cannot read as they were made: word pieces of
@@ -441,4 +477,49 @@ pub fn measures_json(m: &Measures) -> serde_json::Value {
         map.insert(name.to_string(), round(value).into());
     }
     serde_json::Value::Object(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capped_dark_window_moves_over_every_example() {
+        assert_eq!(dark_window(4, 8, 3, 11).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        let mut seen = [0usize; 5];
+        for epoch in 0..5 {
+            let fed: Vec<usize> = dark_window(5, 2, epoch, 7).collect();
+            assert_eq!(fed.len(), 2);
+            assert_ne!(fed[0], fed[1]);
+            fed.iter().for_each(|&d| seen[d] += 1);
+        }
+        assert_eq!(seen, [2; 5], "five epochs of two feed each of five twice");
+    }
+
+    #[test]
+    fn chunked_embedding_equals_one_padded_batch_in_the_callers_order() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("teachers/paraphrase");
+        let cfg = StudentConfig {
+            model: None,
+            layers: None,
+            config: Some(dir.join("config.json")),
+            tokenizer: Some(dir.join("tokenizer.json")),
+            pooling: adam_core::config::Pooling::Mean,
+            normalize: true,
+            max_query_length: 24,
+            max_passage_length: 24,
+            save_half: false,
+        };
+        let device = Device::flex();
+        let student = build_student(&cfg, &device, 3).unwrap();
+        // 70 sequences of lengths 0..=30 in a scrambled order: three chunks, some cut at 24.
+        let sequences: Vec<Vec<u32>> =
+            (0..70u32).map(|i| (0..(i * 37 % 31)).map(|t| 5 + (i * 13 + t * 7) % 1900).collect()).collect();
+        let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
+        let chunked = student.embed(&refs, 24, &device).into_data().to_vec::<f32>().unwrap();
+        let whole = student.embed_padded(&refs, 24, &device).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(chunked.len(), 70 * student.config.hidden_size);
+        let worst = chunked.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        assert!(worst < 1e-5, "chunked and whole embeddings differ by {worst}");
+    }
 }
