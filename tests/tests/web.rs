@@ -447,10 +447,11 @@ fn browser_tells_the_paraphrase_worlds_story() {
         "--max-length",
         "96",
     ]);
+    // ReLU, as the demo's paraphrase-world students: the page must score with it as natively.
     let config = serde_json::json!({
         "architectures": ["BertModel"], "model_type": "bert", "vocab_size": 2000, "hidden_size": 32,
         "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64,
-        "type_vocab_size": 2, "hidden_act": "gelu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
+        "type_vocab_size": 2, "hidden_act": "relu", "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0,
         "layer_norm_eps": 1e-12, "initializer_range": 0.02, "pad_token_id": 0,
     });
     std::fs::write(root.join("student-config.json"), config.to_string()).unwrap();
