@@ -516,8 +516,8 @@ mod tests {
         let sequences: Vec<Vec<u32>> =
             (0..70u32).map(|i| (0..(i * 37 % 31)).map(|t| 5 + (i * 13 + t * 7) % 1900).collect()).collect();
         let refs: Vec<&[u32]> = sequences.iter().map(Vec::as_slice).collect();
-        let chunked = student.embed(&refs, 24, &device).into_data().to_vec::<f32>().unwrap();
-        let whole = student.embed_padded(&refs, 24, &device).into_data().to_vec::<f32>().unwrap();
+        let chunked = student.embed(&refs, 24, &device).into_data().try_into_vec::<f32>().unwrap();
+        let whole = student.embed_padded(&refs, 24, &device).into_data().try_into_vec::<f32>().unwrap();
         assert_eq!(chunked.len(), 70 * student.config.hidden_size);
         let worst = chunked.iter().zip(&whole).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(worst < 1e-5, "chunked and whole embeddings differ by {worst}");
