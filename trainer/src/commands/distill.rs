@@ -51,11 +51,11 @@ pub struct DistillArgs {
 }
 
 /// Flushes subnormal floats to zero on this thread and on the threads it starts from now on
-/// (x86's FTZ and DAZ bits). A student its loss saturates (MarginMSE on cosine scores: teacher
-/// margins near 10, the student's at most 2) fills its tensors with subnormal values, which x86
-/// computes through microcode assists: such a demo student took 38 s for what a `ce` one does in
-/// 25 s, and 25 s with the flush. Only values below 1.2e-38 change (the demo's other students
-/// are bit for bit the same); TensorFlow's CPU thread pools flush the same way.
+/// (x86's FTZ and DAZ bits). A student whose loss saturates it (MarginMSE on cosine scores:
+/// teacher margins near 10, the student's at most 2) fills its tensors with subnormal values,
+/// which x86 computes through microcode assists: such a demo student took 38 s for what a `ce`
+/// one does in 25 s, and 25 s with the flush. Only values below 1.2e-38 change (the demo's other
+/// students are bit for bit the same); TensorFlow's CPU thread pools flush the same way.
 fn flush_subnormals() {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: sets two mode bits of this thread's MXCSR (flush-to-zero, denormals-are-zero),
