@@ -55,7 +55,9 @@ pub struct DistillArgs {
 /// teacher margins near 10, the student's at most 2) fills its tensors with subnormal values,
 /// which x86 computes through microcode assists: such a demo student took 38 s for what a `ce`
 /// one does in 25 s, and 25 s with the flush. Only values below 1.2e-38 change (the demo's other
-/// students are bit for bit the same); TensorFlow's CPU thread pools flush the same way.
+/// students are bit for bit the same); TensorFlow's CPU thread pools flush the same way. Only
+/// here, not in every training run: the shipped teacher's training must stay the computation that
+/// made its bytes (trainer/teachers/paraphrase/SOURCE.md) until it is rebuilt with the flush.
 fn flush_subnormals() {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: sets two mode bits of this thread's MXCSR (flush-to-zero, denormals-are-zero),
