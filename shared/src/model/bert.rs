@@ -2,8 +2,6 @@ use super::dropout::dropout;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::{gelu_approximate, relu};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 use super::embedding::BertEmbeddings;
@@ -102,7 +100,7 @@ impl SelfAttention {
         let v = split(self.value.forward(x));
         // Attention dropout is left out: the fused kernel has none, and distillation
         // fine-tuning works without it (hidden dropout stays).
-        let context = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
+        let context = super::attention(q, k, v, mask, None);
         context.swap_dims(1, 2).reshape([b, s, h])
     }
 }

@@ -6,10 +6,14 @@ mod bert;
 mod cross_encoder;
 mod dropout;
 mod embedding;
+#[cfg(not(target_arch = "wasm32"))]
+mod flex_exact;
 mod gelu;
 mod mlm;
 mod mpnet;
 mod pooling;
+#[cfg(not(target_arch = "wasm32"))]
+mod tracked;
 
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor};
@@ -24,6 +28,15 @@ pub use mpnet::{MPNetEmbeddings, MPNetEncoder, MPNetLayer, MPNetModel, relative_
 pub use pooling::{l2_normalize, pool};
 
 use crate::config::{Architecture, BertConfig};
+
+/// Scaled dot-product attention over `[b, heads, s, d]`, `mask` true where a key is padding:
+/// burn's, except in training on flex, where [`tracked::attention`] gives the same bits faster.
+fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, bias: Option<Tensor<4>>) -> Tensor<4> {
+    #[cfg(not(target_arch = "wasm32"))]
+    return tracked::attention(q, k, v, Some(mask), bias);
+    #[cfg(target_arch = "wasm32")]
+    burn::tensor::module::attention(q, k, v, Some(mask), bias, burn::tensor::ops::AttentionModuleOptions::default())
+}
 
 /// A text encoder of either family, chosen by `config.json`'s `model_type`.
 #[derive(Module, Debug)]

@@ -12,8 +12,6 @@
 use super::dropout::dropout;
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::bert::{Intermediate, ResidualOutput, activation_code, linear};
@@ -129,7 +127,7 @@ impl MPNetSelfAttention {
         let k = split(self.k.forward(x.clone()));
         let v = split(self.v.forward(x));
         // Attention dropout is left out, as in `bert.rs` (the fused kernel has none).
-        let context = attention(q, k, v, Some(mask), Some(bias), AttentionModuleOptions::default());
+        let context = super::attention(q, k, v, mask, Some(bias));
         self.o.forward(context.swap_dims(1, 2).reshape([b, s, h]))
     }
 }
