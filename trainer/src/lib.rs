@@ -19,6 +19,7 @@ pub mod dataset;
 pub mod distill_config;
 pub mod distillation;
 pub mod embed_cache;
+pub mod fused_adamw;
 pub mod instances;
 pub mod io;
 pub mod memory;

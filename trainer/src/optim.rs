@@ -1,4 +1,5 @@
-//! Optimisation shared by `teacher train` and `distill`: AdamW (burn-optim) with linear warm-up
+//! Optimisation shared by `teacher train` and `distill`: AdamW (burn-optim's, in one pass per
+//! parameter: [`crate::fused_adamw`]) with linear warm-up
 //! then linear decay, decoupled weight decay (not on biases and LayerNorm), optional clipping of
 //! the global gradient norm, gradient accumulation, and an optional higher learning rate for a
 //! new classification head.
@@ -6,9 +7,11 @@
 use anyhow::Result;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLrScheduler;
 use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Bytes, Tensor};
 use serde::{Deserialize, Serialize};
+
+use crate::fused_adamw::FusedAdamW;
 
 /// Optimiser knobs (the `[train]` section of a distillation config; flags of `teacher train`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,12 +119,7 @@ impl Optimizer {
     /// `head_lr`.
     pub fn new(config: &OptimConfig, total_steps: usize, head: &[&str]) -> Self {
         let adamw = |decay: f64| {
-            AdamWConfig::new()
-                .with_beta_1(config.beta1 as f32)
-                .with_beta_2(config.beta2 as f32)
-                .with_epsilon(config.epsilon as f32)
-                .with_weight_decay(decay as f32)
-                .build()
+            FusedAdamW::new(config.beta1 as f32, config.beta2 as f32, config.epsilon as f32, decay as f32)
         };
         let inner = ModuleOptimizer::from(adamw(config.weight_decay)).with_group(no_decay_group(), adamw(0.0), None);
         Self { config: config.clone(), total_steps, inner, head: head.iter().map(|h| h.to_string()).collect() }
