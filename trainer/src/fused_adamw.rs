@@ -59,55 +59,103 @@ impl Optimizer for FusedAdamW {
         #[cfg(test)]
         tests::FUSED_STEPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let shape = tensor.shape();
-        let param = values(tensor);
+        let mut param = values(tensor);
         let grad = values(grad);
-        let (time, moment_1, moment_2) = match state {
+        let (time, mut moment_1, mut moment_2) = match state {
             Some(state) => {
                 let m = state.momentum;
-                (m.time + 1, Some(values(m.moment_1)), Some(values(m.moment_2)))
+                (m.time + 1, values(m.moment_1), values(m.moment_2))
             }
-            None => (1, None, None),
+            None => (1, vec![0.0; param.len()], vec![0.0; param.len()]),
         };
 
         // The scalars as burn computes them: f32 arithmetic for the moments' factors and bias
         // corrections, f64 for the decay, each rounded to f32 where flex applies it.
-        let (factor_1, factor_2) = (1.0 - self.beta_1, 1.0 - self.beta_2);
-        let correction_1 = 1f32 - self.beta_1.powi(time as i32);
-        let correction_2 = 1f32 - self.beta_2.powi(time as i32);
-        let decay_rate = lr * (self.weight_decay as f64);
-        let keep = (1.0 - decay_rate) as f32;
-        let lr = lr as f32;
-
-        let n = param.len();
-        let mut updated = vec![0.0f32; n];
-        let mut new_1 = vec![0.0f32; n];
-        let mut new_2 = vec![0.0f32; n];
-        for i in 0..n {
-            let g = grad[i];
-            let m = match &moment_1 {
-                Some(m) => m[i] * self.beta_1 + g * factor_1,
-                None => g * factor_1,
-            };
-            let v = match &moment_2 {
-                Some(v) => v[i] * self.beta_2 + (g * g) * factor_2,
-                None => (g * g) * factor_2,
-            };
-            let delta = (m / correction_1) / ((v / correction_2).sqrt() + self.epsilon);
-            let decayed = if decay_rate == 0.0 { param[i] } else { param[i] * keep };
-            updated[i] = decayed - delta * lr;
-            new_1[i] = m;
-            new_2[i] = v;
-        }
+        let step = Step {
+            beta_1: self.beta_1,
+            beta_2: self.beta_2,
+            factor_1: 1.0 - self.beta_1,
+            factor_2: 1.0 - self.beta_2,
+            correction_1: 1f32 - self.beta_1.powi(time as i32),
+            correction_2: 1f32 - self.beta_2.powi(time as i32),
+            epsilon: self.epsilon,
+            keep: (1.0 - lr * (self.weight_decay as f64)) as f32,
+            decays: lr * (self.weight_decay as f64) != 0.0,
+            lr: lr as f32,
+            first: time == 1,
+        };
+        update(&step, &mut param, &grad, &mut moment_1, &mut moment_2);
 
         let tensor = |values: Vec<f32>| {
             Tensor::<D>::from_primitive::<Flex>(FlexTensor::from_data(TensorData::new(values, shape.clone())))
         };
-        let momentum = AdaptiveMomentumState::new(time, tensor(new_1), tensor(new_2));
-        (tensor(updated), Some(AdamWState::new(momentum)))
+        let momentum = AdaptiveMomentumState::new(time, tensor(moment_1), tensor(moment_2));
+        (tensor(param), Some(AdamWState::new(momentum)))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
         <AdamW as Optimizer>::to_device(state, device)
+    }
+}
+
+/// One update's constants.
+struct Step {
+    beta_1: f32,
+    beta_2: f32,
+    factor_1: f32,
+    factor_2: f32,
+    correction_1: f32,
+    correction_2: f32,
+    epsilon: f32,
+    /// `1 - lr · weight_decay`, and whether that product is not zero (burn skips the product then).
+    keep: f32,
+    decays: bool,
+    lr: f32,
+    /// The first step: the moments start from the gradient alone.
+    first: bool,
+}
+
+/// The update in place, vectorised for the processor (AVX-512 or AVX2 picked at run time).
+fn update(step: &Step, param: &mut [f32], grad: &[f32], moment_1: &mut [f32], moment_2: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the processor has AVX-512F (checked just above).
+            return unsafe { update_avx512(step, param, grad, moment_1, moment_2) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor has AVX2 (checked just above).
+            return unsafe { update_avx2(step, param, grad, moment_1, moment_2) };
+        }
+    }
+    update_loop(step, param, grad, moment_1, moment_2);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn update_avx512(step: &Step, param: &mut [f32], grad: &[f32], moment_1: &mut [f32], moment_2: &mut [f32]) {
+    update_loop(step, param, grad, moment_1, moment_2);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn update_avx2(step: &Step, param: &mut [f32], grad: &[f32], moment_1: &mut [f32], moment_2: &mut [f32]) {
+    update_loop(step, param, grad, moment_1, moment_2);
+}
+
+/// burn's operations per value, in its order (`AdaptiveMomentumW::transform`, `AdamW::step`).
+#[inline(always)]
+fn update_loop(s: &Step, param: &mut [f32], grad: &[f32], moment_1: &mut [f32], moment_2: &mut [f32]) {
+    let values = param.iter_mut().zip(grad).zip(moment_1.iter_mut().zip(moment_2.iter_mut()));
+    for ((p, &g), (m, v)) in values {
+        (*m, *v) = if s.first {
+            (g * s.factor_1, (g * g) * s.factor_2)
+        } else {
+            (*m * s.beta_1 + g * s.factor_1, *v * s.beta_2 + (g * g) * s.factor_2)
+        };
+        let delta = (*m / s.correction_1) / ((*v / s.correction_2).sqrt() + s.epsilon);
+        let decayed = if s.decays { *p * s.keep } else { *p };
+        *p = decayed - delta * s.lr;
     }
 }
 

@@ -105,6 +105,9 @@ pub fn run(args: BenchTrainArgs) -> Result<()> {
             let forwards_done = std::sync::Barrier::new(n);
             let t0 = Instant::now();
             let results = workers.run(n, |w| {
+                // Dropout masks from the worker thread's own generator, as in `distill` and
+                // `teacher train` (train_loop), not from the device's shared one.
+                adam_core::model::seed_dropout((step * n + w) as u64);
                 let own = copies.get(w).unwrap_or(&model);
                 let (ids, types, pad) = batches[w].to_tensors(&ad);
                 let rows = batches[w].batch / group;
