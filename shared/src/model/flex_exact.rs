@@ -9,7 +9,8 @@
 //! vectorise them and the results are the same bits: a training run, and the shipped teacher it
 //! rebuilds, do not change.
 //!
-//! - `erff` mirrors the `libm` crate's (FreeBSD's `s_erff.c`), including its own `expf`.
+//! - `erff` mirrors the `libm` crate's (FreeBSD's `s_erff.c`), including its own `expf`. The
+//!   forward pass keeps its values for the gradient, which burn-flex evaluates again.
 //! - `f32::exp` is glibc's `expf` on Linux (glibc 2.27 and later: Szabolcs Nagy's, in double
 //!   precision with a 32-entry table), whose x86-64 build picks a variant with fused multiply-adds
 //!   where the processor has FMA and AVX2. Both are mirrored; at first use the one that agrees with
@@ -20,39 +21,41 @@ use std::sync::OnceLock;
 
 const SQRT_2: f32 = std::f32::consts::SQRT_2;
 
-/// `0.5 x (1 + erf(x / √2))` for each value of `x`, written to `out`: burn-flex's `gelu`.
-pub fn gelu_forward(x: &[f32], out: &mut [f32]) {
-    assert_eq!(x.len(), out.len(), "gelu_forward: input and output lengths differ");
+/// `0.5 x (1 + erf(x / √2))` for each value of `x`, written to `out`: burn-flex's `gelu`; and
+/// `erf(x / √2)` to `erf`, which the gradient needs again ([`gelu_backward`]).
+pub fn gelu_forward(x: &[f32], out: &mut [f32], erf: &mut [f32]) {
+    assert!(x.len() == out.len() && x.len() == erf.len(), "gelu_forward: lengths differ");
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx512() {
             // SAFETY: the processor has AVX-512F, AVX2 and FMA (checked just above).
-            return unsafe { forward_avx512(x, out) };
+            return unsafe { forward_avx512(x, out, erf) };
         }
         if has_avx2() {
             // SAFETY: the processor has AVX2 and FMA (checked just above).
-            return unsafe { forward_avx2(x, out) };
+            return unsafe { forward_avx2(x, out, erf) };
         }
     }
-    forward_loop(x, out);
+    forward_loop(x, out, erf);
 }
 
-/// `grad · (Φ(x) + x φ(x))` for each pair, written to `out`: burn-flex's `gelu_backward`.
-pub fn gelu_backward(x: &[f32], grad: &[f32], out: &mut [f32]) {
-    assert!(x.len() == grad.len() && x.len() == out.len(), "gelu_backward: lengths differ");
+/// `grad · (Φ(x) + x φ(x))` for each pair, written to `out`: burn-flex's `gelu_backward`, with
+/// `erf(x / √2)` as [`gelu_forward`] gave it (the same bits burn-flex evaluates again).
+pub fn gelu_backward(x: &[f32], erf: &[f32], grad: &[f32], out: &mut [f32]) {
+    assert!(x.len() == erf.len() && x.len() == grad.len() && x.len() == out.len(), "gelu_backward: lengths differ");
     let exp = exp_kind();
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx512() {
             // SAFETY: the processor has AVX-512F, AVX2 and FMA (checked just above).
-            return unsafe { backward_avx512(x, grad, out, exp) };
+            return unsafe { backward_avx512(x, erf, grad, out, exp) };
         }
         if has_avx2() {
             // SAFETY: the processor has AVX2 and FMA (checked just above).
-            return unsafe { backward_avx2(x, grad, out, exp) };
+            return unsafe { backward_avx2(x, erf, grad, out, exp) };
         }
     }
-    backward_dispatch(x, grad, out, exp);
+    backward_dispatch(x, erf, grad, out, exp);
 }
 
 /// `f32::exp` of each value, written to `out`: burn-flex's `float_exp`.
@@ -85,26 +88,26 @@ fn has_avx2() -> bool {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn forward_avx512(x: &[f32], out: &mut [f32]) {
-    forward_loop(x, out);
+unsafe fn forward_avx512(x: &[f32], out: &mut [f32], erf: &mut [f32]) {
+    forward_loop(x, out, erf);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn forward_avx2(x: &[f32], out: &mut [f32]) {
-    forward_loop(x, out);
+unsafe fn forward_avx2(x: &[f32], out: &mut [f32], erf: &mut [f32]) {
+    forward_loop(x, out, erf);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn backward_avx512(x: &[f32], grad: &[f32], out: &mut [f32], exp: ExpKind) {
-    backward_dispatch(x, grad, out, exp);
+unsafe fn backward_avx512(x: &[f32], erf: &[f32], grad: &[f32], out: &mut [f32], exp: ExpKind) {
+    backward_dispatch(x, erf, grad, out, exp);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn backward_avx2(x: &[f32], grad: &[f32], out: &mut [f32], exp: ExpKind) {
-    backward_dispatch(x, grad, out, exp);
+unsafe fn backward_avx2(x: &[f32], erf: &[f32], grad: &[f32], out: &mut [f32], exp: ExpKind) {
+    backward_dispatch(x, erf, grad, out, exp);
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -139,28 +142,29 @@ fn map_loop(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32) {
 
 /// Inlined into each `target_feature` function so that the compiler vectorises it for that level.
 #[inline(always)]
-fn forward_loop(x: &[f32], out: &mut [f32]) {
-    for (o, &x) in out.iter_mut().zip(x) {
-        *o = 0.5 * x * (1.0 + erff(x / SQRT_2));
+fn forward_loop(x: &[f32], out: &mut [f32], erf: &mut [f32]) {
+    for ((o, e), &x) in out.iter_mut().zip(erf.iter_mut()).zip(x) {
+        *e = erff(x / SQRT_2);
+        *o = 0.5 * x * (1.0 + *e);
     }
 }
 
 #[inline(always)]
-fn backward_dispatch(x: &[f32], grad: &[f32], out: &mut [f32], exp: ExpKind) {
+fn backward_dispatch(x: &[f32], erf: &[f32], grad: &[f32], out: &mut [f32], exp: ExpKind) {
     let tiny = may_underflow();
     match exp {
-        ExpKind::GlibcFma => backward_loop(x, grad, out, |x| glibc_expf::<true>(x, tiny)),
-        ExpKind::Glibc => backward_loop(x, grad, out, |x| glibc_expf::<false>(x, tiny)),
-        ExpKind::Std => backward_loop(x, grad, out, f32::exp),
+        ExpKind::GlibcFma => backward_loop(x, erf, grad, out, |x| glibc_expf::<true>(x, tiny)),
+        ExpKind::Glibc => backward_loop(x, erf, grad, out, |x| glibc_expf::<false>(x, tiny)),
+        ExpKind::Std => backward_loop(x, erf, grad, out, f32::exp),
     }
 }
 
 #[inline(always)]
-fn backward_loop(x: &[f32], grad: &[f32], out: &mut [f32], exp: impl Fn(f32) -> f32) {
+fn backward_loop(x: &[f32], erf: &[f32], grad: &[f32], out: &mut [f32], exp: impl Fn(f32) -> f32) {
     // As burn-flex computes it, a constant evaluated the same way.
     let inv_sqrt_2pi: f32 = 1.0 / (2.0 * std::f32::consts::PI).sqrt();
-    for ((o, &x), &g) in out.iter_mut().zip(x).zip(grad) {
-        let cdf = 0.5 * (1.0 + erff(x / SQRT_2));
+    for (((o, &x), &e), &g) in out.iter_mut().zip(x).zip(erf).zip(grad) {
+        let cdf = 0.5 * (1.0 + e);
         let pdf = inv_sqrt_2pi * exp(-0.5 * x * x);
         *o = g * (cdf + x * pdf);
     }
@@ -508,9 +512,10 @@ mod tests {
     fn check_forward_and_backward(xs: &[f32]) {
         let grads: Vec<f32> = (0..xs.len()).map(|i| (i % 97) as f32 / 13.0 - 3.0).collect();
         let mut forward = vec![0.0; xs.len()];
+        let mut erf = vec![0.0; xs.len()];
         let mut backward = vec![0.0; xs.len()];
-        gelu_forward(xs, &mut forward);
-        gelu_backward(xs, &grads, &mut backward);
+        gelu_forward(xs, &mut forward, &mut erf);
+        gelu_backward(xs, &erf, &grads, &mut backward);
         let inv_sqrt_2pi: f32 = 1.0 / (2.0 * std::f32::consts::PI).sqrt();
         for i in 0..xs.len() {
             let x = xs[i];

@@ -47,28 +47,34 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         return burn_gelu(x);
     }
     let (x, guard) = primitive(x);
+    let x = contiguous(&x);
+    let shape = x.layout().shape().clone();
+    let (mut y, mut erf) = (vec![0.0f32; f32s(&x).len()], vec![0.0f32; f32s(&x).len()]);
+    flex_exact::gelu_forward(f32s(&x), &mut y, &mut erf);
+    let y = FlexTensor::from_data(TensorData::new(y, shape.clone()));
     let y = match GeluBackward.prepare::<NoCheckpointing>([guard]).compute_bound().stateful() {
-        OpsKind::Tracked(prep) => {
-            let y = map(&x, flex_exact::gelu_forward);
-            prep.finish(x, y)
-        }
-        OpsKind::UnTracked(prep) => prep.finish(map(&x, flex_exact::gelu_forward)),
+        OpsKind::Tracked(prep) => prep.finish((x, FlexTensor::from_data(TensorData::new(erf, shape))), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
     };
     #[cfg(test)]
     GELU_PASSES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Tensor::from_primitive::<Autodiff<Flex>>(y)
 }
 
-/// Keeps the input, which the gradient needs (burn's GELU keeps it too).
+/// Keeps the input, which the gradient needs (burn's GELU keeps it too), and `erf(x / √2)` from
+/// the forward pass, which burn-flex evaluates again in the backward pass (the same bits; one
+/// more tensor of the activation's size held until then).
 #[derive(Debug)]
 struct GeluBackward;
 
 impl Backward<Flex, 1> for GeluBackward {
-    type State = FlexTensor;
+    type State = (FlexTensor, FlexTensor);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let x = ops.state;
-        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| zip(&x, &grad, flex_exact::gelu_backward));
+        let (x, erf) = ops.state;
+        unary::<Flex, _>(ops.parents, ops.node, grads, |grad| {
+            zip(&x, &grad, |x, grad, out| flex_exact::gelu_backward(x, f32s(&erf), grad, out))
+        });
     }
 }
 
