@@ -185,12 +185,18 @@ mod tests {
     }
 
     fn burns(decay: f32) -> ModuleOptimizer {
-        ModuleOptimizer::from(AdamWConfig::new().with_beta_1(0.9).with_beta_2(0.999).with_epsilon(1e-8).with_weight_decay(decay).build())
+        ModuleOptimizer::from(
+            AdamWConfig::new().with_beta_1(0.9).with_beta_2(0.999).with_epsilon(1e-8).with_weight_decay(decay).build(),
+        )
     }
 
     /// `steps` of `optim` on `layer`, a learning rate that changes every step (as the schedule
     /// does); the layer's values and the optimizer's saved state after them.
-    fn train(mut layer: Linear, mut optim: ModuleOptimizer, steps: std::ops::Range<usize>) -> (Linear, burn::tensor::Bytes) {
+    fn train(
+        mut layer: Linear,
+        mut optim: ModuleOptimizer,
+        steps: std::ops::Range<usize>,
+    ) -> (Linear, burn::tensor::Bytes) {
         let device = layer.weight.device();
         for step in steps {
             let x = Tensor::<2>::from_data(

@@ -118,9 +118,8 @@ impl Optimizer {
     /// `head`: path fragments (e.g. `classifier`) of newly initialised parameters that train at
     /// `head_lr`.
     pub fn new(config: &OptimConfig, total_steps: usize, head: &[&str]) -> Self {
-        let adamw = |decay: f64| {
-            FusedAdamW::new(config.beta1 as f32, config.beta2 as f32, config.epsilon as f32, decay as f32)
-        };
+        let adamw =
+            |decay: f64| FusedAdamW::new(config.beta1 as f32, config.beta2 as f32, config.epsilon as f32, decay as f32);
         let inner = ModuleOptimizer::from(adamw(config.weight_decay)).with_group(no_decay_group(), adamw(0.0), None);
         Self { config: config.clone(), total_steps, inner, head: head.iter().map(|h| h.to_string()).collect() }
     }

@@ -150,7 +150,10 @@ mod tests {
         };
         let before = super::super::tracked::GELU_PASSES.load(std::sync::atomic::Ordering::Relaxed);
         let (ours, burns) = (run(gelu), run(burn_gelu));
-        assert!(super::super::tracked::GELU_PASSES.load(std::sync::atomic::Ordering::Relaxed) > before, "the vectorised op ran");
+        assert!(
+            super::super::tracked::GELU_PASSES.load(std::sync::atomic::Ordering::Relaxed) > before,
+            "the vectorised op ran"
+        );
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&ours.0), bits(&burns.0), "values");
         assert_eq!(bits(&ours.1), bits(&burns.1), "gradients");

@@ -11,7 +11,9 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind, unary};
 use burn::backend::flex::FlexTensor;
-use burn::backend::{Autodiff, BackendTensor, DispatchAutodiffContext, DispatchTensorKind, Flex, GradientCheckpointingStrategy};
+use burn::backend::{
+    Autodiff, BackendTensor, DispatchAutodiffContext, DispatchTensorKind, Flex, GradientCheckpointingStrategy,
+};
 use burn::tensor::activation::gelu as burn_gelu;
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
@@ -184,17 +186,30 @@ mod tests {
         let shape = [2, 3, 7, 8];
         let n = shape.iter().product();
         // Padding in the second sequence, and one fully masked row (burn's NaN-safe case).
-        let mask: Vec<bool> = (0..2 * 3 * 7 * 7).map(|i| (i / 147 == 1 && i % 7 >= 5) || (i / 7) % 7 == 3 && i / 147 == 0 && i % 2 == 0).collect();
+        let mask: Vec<bool> = (0..2 * 3 * 7 * 7)
+            .map(|i| (i / 147 == 1 && i % 7 >= 5) || (i / 7) % 7 == 3 && i / 147 == 0 && i % 2 == 0)
+            .collect();
         for with_bias in [false, true] {
             let run = |ours: bool| {
-                let t = |salt| Tensor::<4>::from_data(TensorData::new(values(n, salt, 3.0), shape), &device).require_grad();
+                let t =
+                    |salt| Tensor::<4>::from_data(TensorData::new(values(n, salt, 3.0), shape), &device).require_grad();
                 let (q, k, v) = (t(1), t(2), t(3));
                 let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask.clone(), [2, 3, 7, 7]), &device);
-                let bias = with_bias.then(|| Tensor::<4>::from_data(TensorData::new(values(2 * 3 * 7 * 7, 4, 1.0), [2, 3, 7, 7]), &device).require_grad());
+                let bias = with_bias.then(|| {
+                    Tensor::<4>::from_data(TensorData::new(values(2 * 3 * 7 * 7, 4, 1.0), [2, 3, 7, 7]), &device)
+                        .require_grad()
+                });
                 let out = if ours {
                     attention(q.clone(), k.clone(), v.clone(), Some(mask), bias.clone())
                 } else {
-                    burn_attention(q.clone(), k.clone(), v.clone(), Some(mask), bias.clone(), AttentionModuleOptions::default())
+                    burn_attention(
+                        q.clone(),
+                        k.clone(),
+                        v.clone(),
+                        Some(mask),
+                        bias.clone(),
+                        AttentionModuleOptions::default(),
+                    )
                 };
                 let weights = Tensor::<4>::from_data(TensorData::new(values(n, 5, 1.0), shape), &device);
                 let grads = (out.clone() * weights).sum().backward();
