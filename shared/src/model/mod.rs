@@ -7,6 +7,8 @@ mod cross_encoder;
 mod dropout;
 mod embedding;
 #[cfg(not(target_arch = "wasm32"))]
+mod flex_attention;
+#[cfg(not(target_arch = "wasm32"))]
 mod flex_exact;
 mod gelu;
 mod mlm;
@@ -30,8 +32,22 @@ pub use pooling::{l2_normalize, pool};
 use crate::config::{Architecture, BertConfig};
 
 /// Scaled dot-product attention over `[b, heads, s, d]`, `mask` true where a key is padding:
-/// burn's, except in training on flex, where [`tracked::attention`] gives the same bits faster.
+/// burn's, except on flex, where [`flex_attention::attention`] (inference) and
+/// [`tracked::attention`] (training) give the same bits faster.
 fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, bias: Option<Tensor<4>>) -> Tensor<4> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if q.device() == Device::flex() {
+        use burn::backend::Flex;
+        let flex = |t: &Tensor<4>| t.clone().try_into_primitive::<Flex>().ok();
+        let mask_flex = mask.clone().try_into_primitive::<Flex>().ok();
+        let bias_flex = bias.as_ref().map(flex);
+        if let (Some(q), Some(k), Some(v), Some(m)) = (flex(&q), flex(&k), flex(&v), mask_flex)
+            && bias_flex.as_ref().is_none_or(Option::is_some)
+            && let Some(context) = flex_attention::attention(&q, &k, &v, Some(&m), bias_flex.flatten().as_ref())
+        {
+            return Tensor::from_primitive::<Flex>(context);
+        }
+    }
     #[cfg(not(target_arch = "wasm32"))]
     return tracked::attention(q, k, v, Some(mask), bias);
     #[cfg(target_arch = "wasm32")]
