@@ -68,26 +68,11 @@ pub fn attention(
             // SAFETY: the offsets and strides address elements of the tensors' own storage (their
             // layouts describe them), and `scores` holds seq_q × seq_kv values.
             unsafe {
-                gemm::gemm(
-                    seq_q,
-                    seq_kv,
-                    head_dim,
-                    scores.as_mut_ptr(),
-                    1,
-                    seq_kv as isize,
-                    false,
-                    qs.0.as_ptr().add(q0),
-                    qs.1.s[3],
-                    qs.1.s[2],
-                    ks.0.as_ptr().add(k0),
-                    ks.1.s[2],
-                    ks.1.s[3],
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                product(
+                    [seq_q, seq_kv, head_dim],
+                    (scores.as_mut_ptr(), 1, seq_kv as isize),
+                    (qs.0.as_ptr().add(q0), qs.1.s[3], qs.1.s[2]),
+                    (ks.0.as_ptr().add(k0), ks.1.s[2], ks.1.s[3]),
                 );
             }
             softmax_rows(
@@ -111,26 +96,11 @@ pub fn attention(
             // context = p v into [b, s, h, d], as flex's second gemm
             // SAFETY: as above; the destination is head h's columns of this batch row.
             unsafe {
-                gemm::gemm(
-                    seq_q,
-                    val_dim,
-                    seq_kv,
-                    out_b.as_mut_ptr().add(h * val_dim),
-                    1,
-                    (heads * val_dim) as isize,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    seq_kv as isize,
-                    vs.0.as_ptr().add(v0),
-                    vs.1.s[3],
-                    vs.1.s[2],
-                    0.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                product(
+                    [seq_q, val_dim, seq_kv],
+                    (out_b.as_mut_ptr().add(h * val_dim), 1, (heads * val_dim) as isize),
+                    (scores.as_ptr(), 1, seq_kv as isize),
+                    (vs.0.as_ptr().add(v0), vs.1.s[3], vs.1.s[2]),
                 );
             }
         }
@@ -147,6 +117,44 @@ pub fn attention(
     let strides = vec![(seq_q * heads * val_dim) as isize, val_dim as isize, (heads * val_dim) as isize, 1];
     let contiguous = FlexTensor::from_data(burn::tensor::TensorData::new(out, [batch * seq_q * heads * val_dim]));
     Some(contiguous.with_layout(Layout::new(shape, strides, 0)))
+}
+
+/// `dst = lhs · rhs` for an `m × k` and a `k × n` matrix, each given as (pointer, column stride,
+/// row stride): the `gemm` call of flex's attention (`FlashGemm::block_gemm`: alpha 0, beta 1,
+/// nothing conjugated, one thread), so that the products round as flex's.
+///
+/// # Safety
+/// The pointers and strides must address valid elements for the given sizes.
+unsafe fn product(
+    [m, n, k]: [usize; 3],
+    dst: (*mut f32, isize, isize),
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0,
+            dst.1,
+            dst.2,
+            false,
+            lhs.0,
+            lhs.1,
+            lhs.2,
+            rhs.0,
+            rhs.1,
+            rhs.2,
+            0.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 /// A head's scores, their exponentials, and one row of mask and bias.
