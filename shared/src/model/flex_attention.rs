@@ -11,7 +11,7 @@
 //! encodings do not change.
 
 use burn::backend::flex::{FlexTensor, Layout};
-use burn::tensor::{DType, Shape};
+use burn::tensor::{BoolStore, DType, Shape};
 
 /// flex's threshold: above this many scores per head it runs its tiled (flash) attention instead,
 /// which rounds differently; this one then declines.
@@ -21,7 +21,7 @@ const NAIVE_SCORE_BUDGET: usize = 256 * 1024;
 /// non-negative strides), `mask` (`[b or 1, heads or 1, s, s]`, true where a key is padding) and
 /// `bias` (the same shapes, f32). The result has shape `[b, heads, s, d]` with its values laid out
 /// as `[b, s, heads, d]`. `None` where flex would not run its naive attention (longer sequences,
-/// another float type, another layout): the caller then uses burn's.
+/// another float type, another layout) or a size is zero: the caller then uses burn's.
 pub fn attention(
     q: &FlexTensor,
     k: &FlexTensor,
@@ -30,7 +30,8 @@ pub fn attention(
     bias: Option<&FlexTensor>,
 ) -> Option<FlexTensor> {
     let f32s = [q, k, v].iter().all(|t| t.dtype() == DType::F32) && bias.is_none_or(|b| b.dtype() == DType::F32);
-    let mask_bytes = mask.is_none_or(|m| matches!(m.dtype(), DType::Bool(_)));
+    // One byte per value, as flex reads a mask.
+    let mask_bytes = mask.is_none_or(|m| matches!(m.dtype(), DType::Bool(BoolStore::Native | BoolStore::U8)));
     let dims = |t: &FlexTensor| -> Option<[usize; 4]> {
         let s = t.layout().shape();
         (s.num_dims() == 4).then(|| [s[0], s[1], s[2], s[3]])
@@ -40,7 +41,8 @@ pub fn attention(
     let seq_kv = kd[2];
     let shapes_agree = kd == [batch, heads, seq_kv, head_dim] && vd[..3] == [batch, heads, seq_kv];
     let positive = [q, k, v].iter().all(|t| t.layout().strides().iter().all(|&s| s >= 0));
-    if !f32s || !mask_bytes || !shapes_agree || !positive || seq_q * seq_kv > NAIVE_SCORE_BUDGET || head_dim == 0 {
+    let empty = [batch, heads, seq_q, seq_kv, head_dim, vd[3]].contains(&0);
+    if !f32s || !mask_bytes || !shapes_agree || !positive || seq_q * seq_kv > NAIVE_SCORE_BUDGET || empty {
         return None;
     }
     let broadcasts = |t: &FlexTensor| {
@@ -330,6 +332,17 @@ mod tests {
             // The context comes back laid out as [b, s, heads, d]: merging the heads is free.
             let merged = ours.swap_dims(1, 2).reshape([b, s, heads * d]);
             assert!(merged.try_into_primitive::<Flex>().unwrap().is_contiguous());
+        }
+    }
+
+    /// No sequence, no head: declined (burn's attention takes it), never a zero-sized chunk.
+    #[test]
+    fn declines_empty_inputs() {
+        let device = Device::flex();
+        let flex = |t: Tensor<4>| t.try_into_primitive::<Flex>().unwrap();
+        for [b, heads, s, d] in [[2, 3, 0, 4], [0, 3, 5, 4], [2, 3, 5, 0]] {
+            let t = || flex(Tensor::<4>::zeros([b, heads, s, d], &device));
+            assert!(super::attention(&t(), &t(), &t(), None, None).is_none(), "{:?}", [b, heads, s, d]);
         }
     }
 }
