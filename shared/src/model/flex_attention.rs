@@ -109,7 +109,7 @@ pub fn attention(
     };
     {
         use rayon::prelude::*;
-        out.par_chunks_mut(row.max(1)).enumerate().for_each_init(
+        out.par_chunks_mut(row).enumerate().for_each_init(
             || (vec![0.0f32; seq_q * seq_kv], vec![0.0f32; seq_q * seq_kv], Rows::new(seq_kv)),
             |scratch, (b, out_b)| run(b, out_b, scratch),
         );

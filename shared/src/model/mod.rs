@@ -36,22 +36,35 @@ use crate::config::{Architecture, BertConfig};
 /// [`tracked::attention`] (training) give the same bits faster.
 fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, bias: Option<Tensor<4>>) -> Tensor<4> {
     #[cfg(not(target_arch = "wasm32"))]
-    if q.device() == Device::flex() {
-        use burn::backend::Flex;
-        let flex = |t: &Tensor<4>| t.clone().try_into_primitive::<Flex>().ok();
-        let mask_flex = mask.clone().try_into_primitive::<Flex>().ok();
-        let bias_flex = bias.as_ref().map(flex);
-        if let (Some(q), Some(k), Some(v), Some(m)) = (flex(&q), flex(&k), flex(&v), mask_flex)
-            && bias_flex.as_ref().is_none_or(Option::is_some)
-            && let Some(context) = flex_attention::attention(&q, &k, &v, Some(&m), bias_flex.flatten().as_ref())
-        {
-            return Tensor::from_primitive::<Flex>(context);
-        }
+    if q.device() == Device::flex()
+        && let Some(context) = flex_inference_attention(&q, &k, &v, &mask, bias.as_ref())
+    {
+        return context;
     }
     #[cfg(not(target_arch = "wasm32"))]
     return tracked::attention(q, k, v, Some(mask), bias);
     #[cfg(target_arch = "wasm32")]
     burn::tensor::module::attention(q, k, v, Some(mask), bias, burn::tensor::ops::AttentionModuleOptions::default())
+}
+
+/// [`flex_attention::attention`] on the tensors' flex primitives; `None` where it declines.
+#[cfg(not(target_arch = "wasm32"))]
+fn flex_inference_attention(
+    q: &Tensor<4>,
+    k: &Tensor<4>,
+    v: &Tensor<4>,
+    mask: &Tensor<4, Bool>,
+    bias: Option<&Tensor<4>>,
+) -> Option<Tensor<4>> {
+    use burn::backend::Flex;
+    let flex = |t: &Tensor<4>| t.clone().try_into_primitive::<Flex>().ok();
+    let bias = match bias {
+        Some(b) => Some(flex(b)?),
+        None => None,
+    };
+    let mask = mask.clone().try_into_primitive::<Flex>().ok()?;
+    let context = flex_attention::attention(&flex(q)?, &flex(k)?, &flex(v)?, Some(&mask), bias.as_ref())?;
+    Some(Tensor::from_primitive::<Flex>(context))
 }
 
 /// A text encoder of either family, chosen by `config.json`'s `model_type`.
