@@ -129,6 +129,30 @@ impl Drop for TempDir {
     }
 }
 
+/// A folder for setup that a whole test file shares through a static, which is never dropped:
+/// named by process id, and created after removing the folders of earlier runs whose process
+/// has ended (Linux: no `/proc/<pid>`), so that repeated runs do not fill the disk while a run
+/// beside this one keeps its own.
+pub fn process_dir(name: &str) -> PathBuf {
+    let prefix = format!("adam-test-{name}-");
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let pid = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)).and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && Path::new("/proc/self").exists()
+                && !Path::new("/proc").join(pid.to_string()).exists()
+            {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();

@@ -84,9 +84,7 @@ fn setup() -> Option<&'static Setup> {
         .get_or_init(|| {
             let model = fixture("models/all-MiniLM-L6-v2")?;
             let data = fixture("data/wikiqa")?;
-            let dir = std::env::temp_dir().join(format!("adam-test-train-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = adam_tests::process_dir("train");
             let negatives = dir.join("negatives.jsonl");
             write_negatives(&data, &negatives, QUERIES);
             let teacher = dir.join("teacher");
