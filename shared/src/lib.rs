@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod model;
 pub mod save;
 pub mod selfpaced;
+mod simd;
 pub mod softlabels;
 pub mod teaching;
 pub mod tokenize;

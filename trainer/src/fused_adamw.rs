@@ -117,30 +117,13 @@ struct Step {
 
 /// The update in place, vectorised for the processor (AVX-512 or AVX2 picked at run time).
 fn update(step: &Step, param: &mut [f32], grad: &[f32], moment_1: &mut [f32], moment_2: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the processor has AVX-512F (checked just above).
-            return unsafe { update_avx512(step, param, grad, moment_1, moment_2) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor has AVX2 (checked just above).
-            return unsafe { update_avx2(step, param, grad, moment_1, moment_2) };
-        }
-    }
-    update_loop(step, param, grad, moment_1, moment_2);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn update_avx512(step: &Step, param: &mut [f32], grad: &[f32], moment_1: &mut [f32], moment_2: &mut [f32]) {
-    update_loop(step, param, grad, moment_1, moment_2);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn update_avx2(step: &Step, param: &mut [f32], grad: &[f32], moment_1: &mut [f32], moment_2: &mut [f32]) {
-    update_loop(step, param, grad, moment_1, moment_2);
+    adam_core::widest_simd!(update_loop(
+        step: &Step,
+        param: &mut [f32],
+        grad: &[f32],
+        moment_1: &mut [f32],
+        moment_2: &mut [f32],
+    ))
 }
 
 /// burn's operations per value, in its order (`AdaptiveMomentumW::transform`, `AdamW::step`).

@@ -29,18 +29,7 @@ const SQRT_2: f32 = std::f32::consts::SQRT_2;
 /// `erf(x / √2)` to `erf`, which the gradient needs again ([`gelu_backward`]).
 pub fn gelu_forward(x: &[f32], out: &mut [f32], erf: &mut [f32]) {
     assert!(x.len() == out.len() && x.len() == erf.len(), "gelu_forward: lengths differ");
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            // SAFETY: the processor has AVX-512F, AVX2 and FMA (checked just above).
-            return unsafe { forward_avx512(x, out, erf) };
-        }
-        if has_avx2() {
-            // SAFETY: the processor has AVX2 and FMA (checked just above).
-            return unsafe { forward_avx2(x, out, erf) };
-        }
-    }
-    forward_loop(x, out, erf);
+    crate::widest_simd!(forward_loop(x: &[f32], out: &mut [f32], erf: &mut [f32]))
 }
 
 /// `grad · (Φ(x) + x φ(x))` for each pair, written to `out`: burn-flex's `gelu_backward`, with
@@ -48,82 +37,20 @@ pub fn gelu_forward(x: &[f32], out: &mut [f32], erf: &mut [f32]) {
 pub fn gelu_backward(x: &[f32], erf: &[f32], grad: &[f32], out: &mut [f32]) {
     assert!(x.len() == erf.len() && x.len() == grad.len() && x.len() == out.len(), "gelu_backward: lengths differ");
     let exp = exp_kind();
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            // SAFETY: the processor has AVX-512F, AVX2 and FMA (checked just above).
-            return unsafe { backward_avx512(x, erf, grad, out, exp) };
-        }
-        if has_avx2() {
-            // SAFETY: the processor has AVX2 and FMA (checked just above).
-            return unsafe { backward_avx2(x, erf, grad, out, exp) };
-        }
-    }
-    backward_dispatch(x, erf, grad, out, exp);
+    crate::widest_simd!(backward_dispatch(
+        x: &[f32],
+        erf: &[f32],
+        grad: &[f32],
+        out: &mut [f32],
+        exp: ExpKind,
+    ))
 }
 
 /// `f32::exp` of each value, written to `out`: burn-flex's `float_exp`.
 pub fn exp(x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "exp: input and output lengths differ");
     let exp = exp_kind();
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            // SAFETY: the processor has AVX-512F, AVX2 and FMA (checked just above).
-            return unsafe { exp_avx512(x, out, exp) };
-        }
-        if has_avx2() {
-            // SAFETY: the processor has AVX2 and FMA (checked just above).
-            return unsafe { exp_avx2(x, out, exp) };
-        }
-    }
-    exp_dispatch(x, out, exp);
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx512() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f") && has_avx2()
-}
-
-#[cfg(target_arch = "x86_64")]
-fn has_avx2() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn forward_avx512(x: &[f32], out: &mut [f32], erf: &mut [f32]) {
-    forward_loop(x, out, erf);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn forward_avx2(x: &[f32], out: &mut [f32], erf: &mut [f32]) {
-    forward_loop(x, out, erf);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn backward_avx512(x: &[f32], erf: &[f32], grad: &[f32], out: &mut [f32], exp: ExpKind) {
-    backward_dispatch(x, erf, grad, out, exp);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn backward_avx2(x: &[f32], erf: &[f32], grad: &[f32], out: &mut [f32], exp: ExpKind) {
-    backward_dispatch(x, erf, grad, out, exp);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-unsafe fn exp_avx512(x: &[f32], out: &mut [f32], exp: ExpKind) {
-    exp_dispatch(x, out, exp);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn exp_avx2(x: &[f32], out: &mut [f32], exp: ExpKind) {
-    exp_dispatch(x, out, exp);
+    crate::widest_simd!(exp_dispatch(x: &[f32], out: &mut [f32], exp: ExpKind))
 }
 
 #[inline(always)]
@@ -198,8 +125,12 @@ fn exp_kind() -> ExpKind {
         let same = |a: f32, b: f32| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
         let tiny = may_underflow();
         let agrees = |mirror: fn(f32, f32) -> f32| probes.iter().all(|&v| same(mirror(v, tiny), v.exp()));
+        // glibc takes its FMA variant where the processor has AVX2 and FMA.
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() && agrees(glibc_expf::<true>) {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && agrees(glibc_expf::<true>)
+        {
             return ExpKind::GlibcFma;
         }
         if agrees(glibc_expf::<false>) { ExpKind::Glibc } else { ExpKind::Std }

@@ -46,30 +46,7 @@ pub fn gelu_in_place(values: &mut [f32]) {
 }
 
 fn gelu_chunk(values: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the processor has AVX-512F (checked just above).
-            return unsafe { gelu_avx512(values) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the processor has AVX2 (checked just above).
-            return unsafe { gelu_avx2(values) };
-        }
-    }
-    gelu_loop(values);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2")]
-unsafe fn gelu_avx512(values: &mut [f32]) {
-    gelu_loop(values);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn gelu_avx2(values: &mut [f32]) {
-    gelu_loop(values);
+    crate::widest_simd!(gelu_loop(values: &mut [f32]))
 }
 
 /// Inlined into each `target_feature` function so that the compiler vectorises it for that level.
