@@ -1,0 +1,88 @@
+//! Issue 19, point 2: does another of cubek's matrix-product kernels run the page's shapes faster
+//! on a software GPU than the one burn launches? burn (without `autotune`) always takes cubek's
+//! default; this launches each kernel on the same operands of the wgpu device (Mesa's lavapipe
+//! on a machine without a GPU, the native counterpart of Chromium's SwiftShader) and prints the
+//! mean time of a product and its read-back, and the largest difference from burn's result.
+//!
+//!     cargo run --release --example wgpu_matmul_strategies [-- ROUNDS]
+//!
+//! The shapes: a 10-token query and 8 passages of 40 tokens (320 rows) through MiniLM's
+//! projections (384 -> 384, 384 -> 1536, 1536 -> 384), and one attention's two products per head.
+use std::time::Instant;
+
+use burn::backend::Cube;
+use burn::tensor::{DType, Device, Distribution, Tensor};
+use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
+use burn_cubecl::tensor::CubeTensor;
+use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems};
+use cubek::matmul::multi_level::Strategy as Kernel;
+use cubek::matmul::strategy::Strategy;
+use cubek::std::InputBinding;
+
+fn launch(strategy: &Strategy, lhs: &CubeTensor, rhs: &CubeTensor) -> Result<Tensor<3>, String> {
+    assert_eq!(lhs.dtype, DType::F32);
+    let out = burn_cubecl::kernel::matmul::init_matmul_output(lhs, rhs, DType::F32);
+    let f32 = ElemType::Float(FloatKind::F32);
+    let mut dtypes = MatmulElems::from_globals(&MatmulGlobalElems { lhs: f32, rhs: f32, out: f32 });
+    let (l, r) = (InputBinding::new(lhs.clone().binding(), f32), InputBinding::new(rhs.clone().binding(), f32));
+    cubek::matmul::launch::launch_ref(strategy, &out.client, l, r, out.clone().binding(), &mut dtypes)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(Tensor::from_primitive::<Cube>(out))
+}
+
+fn values(t: Tensor<3>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().expect("f32 values")
+}
+
+fn main() {
+    let rounds: usize = std::env::args().nth(1).map_or(5, |n| n.parse().expect("ROUNDS: a number"));
+    let device = Device::wgpu_options().init().expect("a wgpu adapter (mesa-vulkan-drivers on Debian)");
+    let shapes: [([usize; 3], [usize; 3]); 7] = [
+        ([1, 10, 384], [1, 384, 384]),
+        ([1, 10, 384], [1, 384, 1536]),
+        ([1, 10, 1536], [1, 1536, 384]),
+        ([1, 320, 384], [1, 384, 1536]),
+        ([1, 320, 1536], [1, 1536, 384]),
+        ([96, 40, 32], [96, 32, 40]),
+        ([96, 40, 40], [96, 40, 32]),
+    ];
+    let kernels: [(&str, Strategy); 8] = [
+        ("burn's (cubek default)", Strategy::default()),
+        ("naive", Kernel::Naive.into()),
+        ("simple unit", Kernel::SimpleUnit(Default::default()).into()),
+        ("double unit", Kernel::DoubleUnit(Default::default()).into()),
+        ("simple vecmat", Kernel::SimpleVecMat(Default::default()).into()),
+        ("double vecmat", Kernel::DoubleVecMat(Default::default()).into()),
+        ("gemv unit perpendicular", Kernel::GemvUnitPerpendicular(Default::default()).into()),
+        ("gemm", Kernel::Gemm(Default::default()).into()),
+    ];
+    println!("| shape | kernel | ms per product + read-back | max abs diff from burn's |");
+    println!("|---|---|---:|---:|");
+    for (a, b) in shapes {
+        let lhs: Tensor<3> = Tensor::random(a, Distribution::Normal(0.0, 1.0), &device);
+        let rhs: Tensor<3> = Tensor::random(b, Distribution::Normal(0.0, 1.0), &device);
+        let reference = values(lhs.clone().matmul(rhs.clone()));
+        let (lhs, rhs) = (lhs.try_into_primitive::<Cube>().unwrap(), rhs.try_into_primitive::<Cube>().unwrap());
+        let shape = format!("{a:?} × {b:?}");
+        for (name, kernel) in &kernels {
+            // The first launch compiles the kernel; it is checked, not timed.
+            let first = match launch(kernel, &lhs, &rhs) {
+                Ok(out) => values(out),
+                Err(e) => {
+                    println!(
+                        "| {shape} | {name} | refused: {} | |",
+                        e.lines().next().unwrap_or("").chars().take(90).collect::<String>()
+                    );
+                    continue;
+                }
+            };
+            let diff = first.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+            let start = Instant::now();
+            for _ in 0..rounds {
+                values(launch(kernel, &lhs, &rhs).expect("launched before"));
+            }
+            let ms = start.elapsed().as_secs_f64() * 1e3 / rounds as f64;
+            println!("| {shape} | {name} | {ms:.2} | {diff:.1e} |");
+        }
+    }
+}
