@@ -65,7 +65,7 @@ pub(super) fn linear(d_in: usize, d_out: usize, config: &BertConfig, device: &De
 impl Intermediate {
     /// The feed-forward expansion and its activation (`activation` as in [`activation_code`]).
     pub(super) fn forward(&self, x: Tensor<3>, activation: usize) -> Tensor<3> {
-        let inner = self.dense.forward(x);
+        let inner = super::apply_linear(&self.dense, x);
         match activation {
             0 => gelu(inner),
             1 => gelu_approximate(inner),
@@ -84,7 +84,7 @@ impl ResidualOutput {
     }
 
     pub(super) fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
-        let x = dropout(&self.dropout, self.dense.forward(x));
+        let x = dropout(&self.dropout, super::apply_linear(&self.dense, x));
         self.layer_norm.forward(x + residual)
     }
 }
@@ -95,9 +95,9 @@ impl SelfAttention {
         let [b, s, h] = x.dims();
         let heads = self.num_heads;
         let split = |t: Tensor<3>| t.reshape([b, s, heads, h / heads]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
+        let q = split(super::apply_linear(&self.query, x.clone()));
+        let k = split(super::apply_linear(&self.key, x.clone()));
+        let v = split(super::apply_linear(&self.value, x));
         // Attention dropout is left out: the fused kernel has none, and distillation
         // fine-tuning works without it (hidden dropout stays).
         let context = super::attention(q, k, v, mask, None);

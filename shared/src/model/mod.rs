@@ -10,6 +10,8 @@ mod embedding;
 mod flex_attention;
 #[cfg(not(target_arch = "wasm32"))]
 mod flex_exact;
+#[cfg(not(target_arch = "wasm32"))]
+mod flex_linear;
 mod gelu;
 mod mlm;
 mod mpnet;
@@ -18,6 +20,7 @@ mod pooling;
 mod tracked;
 
 use burn::module::Module;
+use burn::nn::Linear;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
 pub use bert::{BertEncoder, BertLayer, BertModel};
@@ -65,6 +68,31 @@ fn flex_inference_attention(
     let mask = mask.clone().try_into_primitive::<Flex>().ok()?;
     let context = flex_attention::attention(&flex(q)?, &flex(k)?, &flex(v)?, Some(&mask), bias.as_ref())?;
     Some(Tensor::from_primitive::<Flex>(context))
+}
+
+/// `layer.forward(x)`: burn's, except on flex without autodiff, where [`flex_linear::linear`] gives
+/// the same bits with one allocation of the output instead of two and a copy.
+pub fn apply_linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if x.device() == Device::flex()
+        && let Some(y) = flex_inference_linear(layer, &x)
+    {
+        return y;
+    }
+    layer.forward(x)
+}
+
+/// [`flex_linear::linear`] on the flex primitives; `None` where it declines.
+#[cfg(not(target_arch = "wasm32"))]
+fn flex_inference_linear<const D: usize>(layer: &Linear, x: &Tensor<D>) -> Option<Tensor<D>> {
+    use burn::backend::Flex;
+    let x = x.clone().try_into_primitive::<Flex>().ok()?;
+    let weight = layer.weight.val().try_into_primitive::<Flex>().ok()?;
+    let bias = match &layer.bias {
+        Some(b) => Some(b.val().try_into_primitive::<Flex>().ok()?),
+        None => None,
+    };
+    Some(Tensor::from_primitive::<Flex>(flex_linear::linear(&x, &weight, bias.as_ref())?))
 }
 
 /// A text encoder of either family, chosen by `config.json`'s `model_type`.

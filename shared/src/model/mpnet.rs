@@ -123,12 +123,12 @@ impl MPNetSelfAttention {
         let [b, s, h] = x.dims();
         let heads = self.num_heads;
         let split = |t: Tensor<3>| t.reshape([b, s, heads, h / heads]).swap_dims(1, 2);
-        let q = split(self.q.forward(x.clone()));
-        let k = split(self.k.forward(x.clone()));
-        let v = split(self.v.forward(x));
+        let q = split(super::apply_linear(&self.q, x.clone()));
+        let k = split(super::apply_linear(&self.k, x.clone()));
+        let v = split(super::apply_linear(&self.v, x));
         // Attention dropout is left out, as in `bert.rs` (the fused kernel has none).
         let context = super::attention(q, k, v, mask, Some(bias));
-        self.o.forward(context.swap_dims(1, 2).reshape([b, s, h]))
+        super::apply_linear(&self.o, context.swap_dims(1, 2).reshape([b, s, h]))
     }
 }
 

@@ -1,0 +1,210 @@
+//! `Linear` for inference on flex: burn's computation, bit for bit, without its output's two
+//! allocations.
+//!
+//! burn's `linear` (`burn-backend`, `ops/modules/linear.rs`) runs flex's `matmul` and adds the
+//! bias in place. flex makes each product's output with `FlexTensor::empty`: a zeroed `Vec<u8>`
+//! that `Bytes::from_bytes_vec` then copies into a 16-byte-aligned allocation, because a byte
+//! vector's declared alignment is 1. The zeroing and the copy were 8 % of an encoding's time
+//! (BENCHMARKS.md, "Inference `Linear` without the double allocation"). Here the same `gemm` calls
+//! (flex's `matmul_2d_strided` / `matmul_batched_gemm`: the same sizes, strides, scalars and
+//! threads, after burn's own choice between one folded product and one per batch) write into a
+//! `Vec<f32>` that the tensor takes as it is, and the bias is added as flex adds it: the same bits.
+
+use burn::backend::flex::FlexTensor;
+use burn::tensor::{DType, Shape, TensorData};
+use burn_std::{MatmulTransformAction, MatmulTransformAnalysis, MatmulTransformPolicy};
+
+/// flex's thresholds (`ops/matmul.rs`): products of at least this many multiply-adds are split
+/// over the threads by `gemm`; batches of small products over the batch.
+const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
+const BATCH_PARALLEL_THRESHOLD: usize = 128 * 128 * 128;
+
+/// `x · weight + bias` for `x` of shape `[.., m, k]` (contiguous), `weight` `[k, n]` (any strides)
+/// and `bias` `[n]` (contiguous). `None` where burn would not take this path or a size is zero (another float
+/// type, another rank, a strided `x`): the caller then uses burn's.
+pub fn linear(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> Option<FlexTensor> {
+    let f32s = x.dtype() == DType::F32 && weight.dtype() == DType::F32 && bias.is_none_or(|b| b.dtype() == DType::F32);
+    let (x_shape, w_shape) = (x.layout().shape(), weight.layout().shape());
+    let rank = x_shape.num_dims();
+    if !f32s || rank < 2 || w_shape.num_dims() != 2 || !x.is_contiguous() {
+        return None;
+    }
+    let (m, k, n) = (x_shape[rank - 2], x_shape[rank - 1], w_shape[1]);
+    let batches: usize = x_shape[..rank - 2].iter().product();
+    if w_shape[0] != k || m == 0 || k == 0 || n == 0 || batches == 0 {
+        return None;
+    }
+    if let Some(b) = bias
+        && (b.layout().shape().num_dims() != 1 || b.layout().shape()[0] != n || !b.is_contiguous())
+    {
+        return None;
+    }
+    // burn's choice (`linear`): fold the batches into the rows, or one product per batch against
+    // the broadcast weight.
+    let folded = match MatmulTransformPolicy::default().action(&MatmulTransformAnalysis::from_shapes(x_shape, w_shape))
+    {
+        MatmulTransformAction::MergeBatches { rows } => Some(rows),
+        MatmulTransformAction::Keep => None,
+    };
+    // Per batch, burn reshapes the weight to `[1, .., 1, k, n]`, which flex makes contiguous
+    // first if it is strided (a transposed view): the product then reads those strides.
+    let weight = match folded {
+        None if rank > 2 => {
+            let mut dims = vec![1; rank - 2];
+            dims.extend([k, n]);
+            weight.reshape(Shape::from(dims))
+        }
+        _ => weight.clone(),
+    };
+    let w_strides = weight.layout().strides();
+    let (w_rs, w_cs) = (w_strides[w_strides.len() - 2], w_strides[w_strides.len() - 1]);
+    let xs: &[f32] = &x.storage::<f32>()[x.layout().start_offset()..];
+    let ws: &[f32] = &weight.storage::<f32>()[weight.layout().start_offset()..];
+    let len = batches * m * n;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let dst = out.as_mut_ptr() as usize;
+    // One product, as flex's `gemm_call`: `dst = x · w` (alpha 0: `dst` is written, never read).
+    let product = |rows: usize, dst: *mut f32, x: *const f32, parallelism: gemm::Parallelism| {
+        // SAFETY: `x` addresses `rows × k` contiguous values and `dst` room for `rows × n`, both
+        // inside their buffers (sizes checked above); the weight's strides are its own layout's.
+        unsafe {
+            gemm::gemm(
+                rows,
+                n,
+                k,
+                dst,
+                1,
+                n as isize,
+                false,
+                x,
+                1,
+                k as isize,
+                ws.as_ptr(),
+                w_cs,
+                w_rs,
+                0.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            )
+        }
+    };
+    let threads = |ops: usize| {
+        if ops >= PARALLEL_THRESHOLD { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None }
+    };
+    match folded {
+        Some(rows) => product(rows, dst as *mut f32, xs.as_ptr(), threads(rows.saturating_mul(n).saturating_mul(k))),
+        None => {
+            // flex's `matmul_batched_gemm` with a broadcast weight.
+            let per_matrix = m.saturating_mul(n).saturating_mul(k);
+            let total = batches.saturating_mul(per_matrix);
+            let prefer_batch_parallel = batches >= 4 && total >= BATCH_PARALLEL_THRESHOLD;
+            let one = |b: usize, parallelism| {
+                product(m, (dst as *mut f32).wrapping_add(b * m * n), xs[b * m * k..].as_ptr(), parallelism)
+            };
+            if per_matrix >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
+                (0..batches).for_each(|b| one(b, gemm::Parallelism::Rayon(0)));
+            } else if total >= BATCH_PARALLEL_THRESHOLD && batches > 1 {
+                use rayon::prelude::*;
+                (0..batches).into_par_iter().for_each(|b| one(b, gemm::Parallelism::None));
+            } else {
+                (0..batches).for_each(|b| one(b, gemm::Parallelism::None));
+            }
+        }
+    }
+    // SAFETY: the products above wrote every one of the `len` values.
+    unsafe { out.set_len(len) };
+    if let Some(bias) = bias {
+        let bias = &bias.storage::<f32>()[bias.layout().start_offset()..][..n];
+        // flex's `add` of the `[1, n]` bias, in place: one rounding per value, as here.
+        for row in out.chunks_exact_mut(n) {
+            for (o, b) in row.iter_mut().zip(bias) {
+                *o += b;
+            }
+        }
+    }
+    let mut dims = x_shape.to_vec();
+    dims[rank - 1] = n;
+    Some(FlexTensor::from_data(TensorData::new(out, Shape::from(dims))))
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use burn::tensor::module::linear as burn_linear;
+    use burn::tensor::{Device, Tensor, TensorData};
+
+    fn values(n: usize, salt: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7919 + salt * 104729) % 2003) as f32 / 1001.0 - 1.0).collect()
+    }
+
+    fn bits<const D: usize>(t: Tensor<D>) -> Vec<u32> {
+        t.into_data().try_into_vec::<f32>().unwrap().into_iter().map(f32::to_bits).collect()
+    }
+
+    fn ours<const D: usize>(x: &Tensor<D>, w: &Tensor<2>, b: Option<&Tensor<1>>) -> Option<Tensor<D>> {
+        let flex = |t: Tensor<D>| t.try_into_primitive::<Flex>().unwrap();
+        let bias = b.map(|b| b.clone().try_into_primitive::<Flex>().unwrap());
+        let w = w.clone().try_into_primitive::<Flex>().unwrap();
+        super::linear(&flex(x.clone()), &w, bias.as_ref()).map(Tensor::from_primitive::<Flex>)
+    }
+
+    /// Every path of flex's products as burn's `linear` reaches them — batches folded into the
+    /// rows, one product per batch in turn, batches spread over the threads, one product split by
+    /// `gemm` over the threads, a single matrix — with and without bias, and a weight read through
+    /// transposed strides as the loader leaves it: burn's bits each time.
+    #[test]
+    fn gives_burns_linear_on_flex_bit_for_bit() {
+        let device = Device::flex();
+        let shapes: [(&[usize], usize); 6] = [
+            (&[3, 19, 24], 40),   // rows 19: folded into one [57, 24] product
+            (&[6, 64, 128], 64),  // rows a multiple of 32: a product per batch, batches in parallel
+            (&[2, 96, 384], 256), // a product per batch, each split over the threads
+            (&[2, 32, 16], 8),    // small: a product per batch, one thread
+            (&[50, 200], 300),    // one matrix
+            (&[200, 384], 384),   // one matrix, split over the threads
+        ];
+        for (i, (x_dims, n)) in shapes.into_iter().enumerate() {
+            let k = *x_dims.last().unwrap();
+            let x_len: usize = x_dims.iter().product();
+            let w = Tensor::<2>::from_data(TensorData::new(values(k * n, i), [k, n]), &device);
+            let w_t = Tensor::<2>::from_data(TensorData::new(values(k * n, i + 7), [n, k]), &device).transpose();
+            let b = Tensor::<1>::from_data(TensorData::new(values(n, i + 3), [n]), &device);
+            for (v, (weight, bias)) in [(&w, Some(&b)), (&w_t, Some(&b)), (&w, None)].into_iter().enumerate() {
+                let check = |got: Vec<u32>, want: Vec<u32>| {
+                    let bad: Vec<_> = got
+                        .iter()
+                        .zip(&want)
+                        .enumerate()
+                        .filter(|(_, (a, b))| a != b)
+                        .map(|(i, (a, b))| (i, f32::from_bits(*a), f32::from_bits(*b)))
+                        .take(3)
+                        .collect();
+                    assert!(got == want, "shape {x_dims:?} · [{k}, {n}] variant {v}: {bad:?}")
+                };
+                if x_dims.len() == 3 {
+                    let x = Tensor::<3>::from_data(TensorData::new(values(x_len, i + 1), x_dims.to_vec()), &device);
+                    let want = bits(burn_linear(x.clone(), weight.clone(), bias.cloned()));
+                    check(bits(ours(&x, weight, bias).expect("taken")), want);
+                } else {
+                    let x = Tensor::<2>::from_data(TensorData::new(values(x_len, i + 1), x_dims.to_vec()), &device);
+                    let want = bits(burn_linear(x.clone(), weight.clone(), bias.cloned()));
+                    check(bits(ours(&x, weight, bias).expect("taken")), want);
+                }
+            }
+        }
+    }
+
+    /// A strided input goes back to burn; `apply_linear` then still gives burn's result.
+    #[test]
+    fn declines_a_strided_input() {
+        let device = Device::flex();
+        let x = Tensor::<3>::from_data(TensorData::new(values(5 * 7 * 12, 1), [5, 7, 12]), &device).swap_dims(0, 1);
+        let w = Tensor::<2>::from_data(TensorData::new(values(12 * 9, 2), [12, 9]), &device);
+        assert!(ours(&x, &w, None).is_none());
+        let layer = burn::nn::Linear { weight: burn::module::Param::from_tensor(w.clone()), bias: None };
+        assert_eq!(bits(crate::model::apply_linear(&layer, x.clone())), bits(burn_linear(x, w, None)));
+    }
+}
