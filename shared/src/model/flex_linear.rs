@@ -20,8 +20,8 @@ const PARALLEL_THRESHOLD: usize = 192 * 192 * 192;
 const BATCH_PARALLEL_THRESHOLD: usize = 128 * 128 * 128;
 
 /// `x · weight + bias` for `x` of shape `[.., m, k]` (contiguous), `weight` `[k, n]` (any strides)
-/// and `bias` `[n]` (contiguous). `None` where burn would not take this path or a size is zero (another float
-/// type, another rank, a strided `x`): the caller then uses burn's.
+/// and `bias` `[n]` (contiguous). `None` for another float type, rank or layout, or a size of
+/// zero: the caller then uses burn's.
 pub fn linear(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) -> Option<FlexTensor> {
     let f32s = x.dtype() == DType::F32 && weight.dtype() == DType::F32 && bias.is_none_or(|b| b.dtype() == DType::F32);
     let (x_shape, w_shape) = (x.layout().shape(), weight.layout().shape());
@@ -153,8 +153,9 @@ mod tests {
 
     /// Every path of flex's products as burn's `linear` reaches them — batches folded into the
     /// rows, one product per batch in turn, batches spread over the threads, one product split by
-    /// `gemm` over the threads, a single matrix — with and without bias, and a weight read through
-    /// transposed strides as the loader leaves it: burn's bits each time.
+    /// `gemm` over the threads, a single matrix — with and without bias, and a weight that is a
+    /// transposed view (read through its strides, or made contiguous where flex's reshape does
+    /// so): burn's bits each time.
     #[test]
     fn gives_burns_linear_on_flex_bit_for_bit() {
         let device = Device::flex();
