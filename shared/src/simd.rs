@@ -1,10 +1,10 @@
 //! Run-time choice of the widest vector unit for a loop.
 
-/// `widest_simd!(kernel(a: A, b: B))` calls `kernel(a, b)`, with the caller's variables `a` and
-/// `b`, compiled for the widest vector unit the processor has: AVX-512, else
-/// AVX2 (each with FMA), chosen at run time on x86-64; elsewhere, or without either, the
-/// kernel as compiled for the target. One binary then runs on every x86-64 processor and uses
-/// what each has.
+/// `widest_simd!(kernel(a: A, b: B))` (or `widest_simd!(kernel(a: A, b: B) -> R)` for a kernel
+/// that returns an `R`) calls `kernel(a, b)`, with the caller's variables `a` and `b`, compiled
+/// for the widest vector unit the processor has: AVX-512, else AVX2 (each with FMA), chosen at
+/// run time on x86-64; elsewhere, or without either, the kernel as compiled for the target. One
+/// binary then runs on every x86-64 processor and uses what each has.
 ///
 /// `$kernel` must be a function marked `#[inline(always)]`, so that each of the two copies the
 /// macro writes is vectorised for its level. A closure will not do: passed to a generic helper
@@ -14,15 +14,18 @@
 /// the code asks for `mul_add`.
 #[macro_export]
 macro_rules! widest_simd {
-    ($kernel:ident($($arg:ident: $ty:ty),* $(,)?)) => {{
+    ($kernel:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $crate::widest_simd!($kernel($($arg: $ty),*) -> ())
+    };
+    ($kernel:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {{
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx512f,avx2,fma")]
-            unsafe fn avx512($($arg: $ty),*) {
+            unsafe fn avx512($($arg: $ty),*) -> $ret {
                 $kernel($($arg),*)
             }
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2($($arg: $ty),*) {
+            unsafe fn avx2($($arg: $ty),*) -> $ret {
                 $kernel($($arg),*)
             }
             let (has_avx2_fma, has_avx512) = (

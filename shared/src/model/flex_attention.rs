@@ -186,8 +186,10 @@ fn gather<T: Copy>(data: &[T], st: Strides, b: usize, h: usize, qi: usize, row: 
 }
 
 /// flex's `naive_attention_head` softmax over a head's `seq_q` rows: per row scale, mask, bias
-/// and the running maximum, then `exp(s - max)` (vectorised, the whole head at once) summed in
-/// order, then the products with `1 / sum`; a row whose every key is masked becomes zeros.
+/// and the maximum, then `exp(s - max)` (vectorised, the whole head at once) summed in flex's
+/// order, then the products with `1 / sum`; a row whose every key is masked becomes zeros. The
+/// element-wise steps and the maximum run in vector lanes ([`crate::widest_simd!`]): the same
+/// values.
 #[allow(clippy::too_many_arguments)]
 fn softmax_rows(
     scores: &mut [f32],
@@ -203,25 +205,13 @@ fn softmax_rows(
     let mut empty = vec![false; seq_q];
     for (qi, row) in scores.chunks_exact_mut(seq_kv).enumerate() {
         fill(qi, &mut rows.mask, &mut rows.bias);
-        let mut row_max = f32::NEG_INFINITY;
-        for (ki, s) in row.iter_mut().enumerate() {
-            let mut val = *s * scale;
-            if masked && rows.mask[ki] != 0 {
-                val = f32::NEG_INFINITY;
-            }
-            if biased {
-                val += rows.bias[ki];
-            }
-            *s = val;
-            if val > row_max {
-                row_max = val;
-            }
-        }
+        let (mask, bias) = (&rows.mask[..], &rows.bias[..]);
+        let row_max = crate::widest_simd!(
+            scores_and_max(row: &mut [f32], mask: &[u8], bias: &[f32], scale: f32, masked: bool, biased: bool) -> f32
+        );
         empty[qi] = row_max == f32::NEG_INFINITY;
         if !empty[qi] {
-            for s in row.iter_mut() {
-                *s -= row_max;
-            }
+            crate::widest_simd!(subtract(row: &mut [f32], row_max: f32));
         }
     }
     super::flex_exact::exp(scores, exps);
@@ -236,9 +226,56 @@ fn softmax_rows(
             sum += e;
         }
         let inv_sum = 1.0 / sum;
-        for s in row.iter_mut() {
-            *s *= inv_sum;
+        crate::widest_simd!(multiply(row: &mut [f32], inv_sum: f32));
+    }
+}
+
+/// A row's scaled, masked, biased scores, and their maximum. The maximum is taken in 16 lanes:
+/// the same value as flex's running maximum (a maximum does not depend on the order; of two
+/// zeros it may keep the other sign, which `s - max` and its `exp` do not see).
+#[inline(always)]
+fn scores_and_max(row: &mut [f32], mask: &[u8], bias: &[f32], scale: f32, masked: bool, biased: bool) -> f32 {
+    for (ki, s) in row.iter_mut().enumerate() {
+        let mut val = *s * scale;
+        if masked && mask[ki] != 0 {
+            val = f32::NEG_INFINITY;
         }
+        if biased {
+            val += bias[ki];
+        }
+        *s = val;
+    }
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut chunks = row.chunks_exact(16);
+    for chunk in &mut chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            if v > *m {
+                *m = v;
+            }
+        }
+    }
+    let mut max = f32::NEG_INFINITY;
+    for &v in lanes.iter().chain(chunks.remainder()) {
+        if v > max {
+            max = v;
+        }
+    }
+    max
+}
+
+/// `s - max` for each score (inlined, for [`crate::widest_simd!`]).
+#[inline(always)]
+fn subtract(row: &mut [f32], max: f32) {
+    for s in row.iter_mut() {
+        *s -= max;
+    }
+}
+
+/// `s · factor` for each score (inlined, for [`crate::widest_simd!`]).
+#[inline(always)]
+fn multiply(row: &mut [f32], factor: f32) {
+    for s in row.iter_mut() {
+        *s *= factor;
     }
 }
 
