@@ -71,6 +71,7 @@ impl Optimizer for FusedAdamW {
 
         // The scalars as burn computes them: f32 arithmetic for the moments' factors and bias
         // corrections, f64 for the decay, each rounded to f32 where flex applies it.
+        let decay_rate = lr * (self.weight_decay as f64);
         let step = Step {
             beta_1: self.beta_1,
             beta_2: self.beta_2,
@@ -79,8 +80,8 @@ impl Optimizer for FusedAdamW {
             correction_1: 1f32 - self.beta_1.powi(time as i32),
             correction_2: 1f32 - self.beta_2.powi(time as i32),
             epsilon: self.epsilon,
-            keep: (1.0 - lr * (self.weight_decay as f64)) as f32,
-            decays: lr * (self.weight_decay as f64) != 0.0,
+            keep: (1.0 - decay_rate) as f32,
+            decays: decay_rate != 0.0,
             lr: lr as f32,
             first: time == 1,
         };

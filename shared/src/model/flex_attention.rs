@@ -13,6 +13,8 @@
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::tensor::{BoolStore, DType, Shape};
 
+use super::flex_linear::product;
+
 /// flex's threshold: above this many scores per head it runs its tiled (flash) attention instead,
 /// which rounds differently; this one then declines.
 const NAIVE_SCORE_BUDGET: usize = 256 * 1024;
@@ -66,7 +68,7 @@ pub fn attention(
     let run = |b: usize, out_b: &mut [f32], (scores, exps, rows): &mut Scratch| {
         for h in 0..heads {
             let (q0, k0, v0) = (qs.1.at(b, h), ks.1.at(b, h), vs.1.at(b, h));
-            // scores = q kᵀ, as flex's first gemm (dst = 0 · dst + 1 · lhs · rhs)
+            // scores = q kᵀ, as flex's first gemm (one thread: the batch rows are spread instead)
             // SAFETY: the offsets and strides address elements of the tensors' own storage (their
             // layouts describe them), and `scores` holds seq_q × seq_kv values.
             unsafe {
@@ -75,6 +77,7 @@ pub fn attention(
                     (scores.as_mut_ptr(), 1, seq_kv as isize),
                     (qs.0.as_ptr().add(q0), qs.1.s[3], qs.1.s[2]),
                     (ks.0.as_ptr().add(k0), ks.1.s[2], ks.1.s[3]),
+                    gemm::Parallelism::None,
                 );
             }
             softmax_rows(
@@ -103,6 +106,7 @@ pub fn attention(
                     (out_b.as_mut_ptr().add(h * val_dim), 1, (heads * val_dim) as isize),
                     (scores.as_ptr(), 1, seq_kv as isize),
                     (vs.0.as_ptr().add(v0), vs.1.s[3], vs.1.s[2]),
+                    gemm::Parallelism::None,
                 );
             }
         }
@@ -119,44 +123,6 @@ pub fn attention(
     let strides = vec![(seq_q * heads * val_dim) as isize, val_dim as isize, (heads * val_dim) as isize, 1];
     let contiguous = FlexTensor::from_data(burn::tensor::TensorData::new(out, [batch * seq_q * heads * val_dim]));
     Some(contiguous.with_layout(Layout::new(shape, strides, 0)))
-}
-
-/// `dst = lhs · rhs` for an `m × k` and a `k × n` matrix, each given as (pointer, column stride,
-/// row stride): the `gemm` call of flex's attention (`FlashGemm::block_gemm`: alpha 0, beta 1,
-/// nothing conjugated, one thread), so that the products round as flex's.
-///
-/// # Safety
-/// The pointers and strides must address valid elements for the given sizes.
-unsafe fn product(
-    [m, n, k]: [usize; 3],
-    dst: (*mut f32, isize, isize),
-    lhs: (*const f32, isize, isize),
-    rhs: (*const f32, isize, isize),
-) {
-    // SAFETY: the caller's guarantee.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.0,
-            dst.1,
-            dst.2,
-            false,
-            lhs.0,
-            lhs.1,
-            lhs.2,
-            rhs.0,
-            rhs.1,
-            rhs.2,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// A head's scores, their exponentials, and one row of mask and bias.

@@ -63,46 +63,28 @@ pub fn linear(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) ->
     let len = batches * m * n;
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let dst = out.as_mut_ptr() as usize;
-    // One product, as flex's `gemm_call`: `dst = x · w` (alpha 0: `dst` is written, never read).
-    let product = |rows: usize, dst: *mut f32, x: *const f32, parallelism: gemm::Parallelism| {
+    // One product, as flex's `gemm_call`: `dst = x · w`.
+    let times_weight = |rows: usize, dst: *mut f32, x: *const f32, parallelism: gemm::Parallelism| {
         // SAFETY: `x` addresses `rows × k` contiguous values and `dst` room for `rows × n`, both
         // inside their buffers (sizes checked above); the weight's strides are its own layout's.
         unsafe {
-            gemm::gemm(
-                rows,
-                n,
-                k,
-                dst,
-                1,
-                n as isize,
-                false,
-                x,
-                1,
-                k as isize,
-                ws.as_ptr(),
-                w_cs,
-                w_rs,
-                0.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism,
-            )
+            product([rows, n, k], (dst, 1, n as isize), (x, 1, k as isize), (ws.as_ptr(), w_cs, w_rs), parallelism)
         }
     };
     let threads = |ops: usize| {
         if ops >= PARALLEL_THRESHOLD { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None }
     };
     match folded {
-        Some(rows) => product(rows, dst as *mut f32, xs.as_ptr(), threads(rows.saturating_mul(n).saturating_mul(k))),
+        Some(rows) => {
+            times_weight(rows, dst as *mut f32, xs.as_ptr(), threads(rows.saturating_mul(n).saturating_mul(k)))
+        }
         None => {
             // flex's `matmul_batched_gemm` with a broadcast weight.
             let per_matrix = m.saturating_mul(n).saturating_mul(k);
             let total = batches.saturating_mul(per_matrix);
             let prefer_batch_parallel = batches >= 4 && total >= BATCH_PARALLEL_THRESHOLD;
             let one = |b: usize, parallelism| {
-                product(m, (dst as *mut f32).wrapping_add(b * m * n), xs[b * m * k..].as_ptr(), parallelism)
+                times_weight(m, (dst as *mut f32).wrapping_add(b * m * n), xs[b * m * k..].as_ptr(), parallelism)
             };
             if per_matrix >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
                 (0..batches).for_each(|b| one(b, gemm::Parallelism::Rayon(0)));
@@ -128,6 +110,29 @@ pub fn linear(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) ->
     let mut dims = x_shape.to_vec();
     dims[rank - 1] = n;
     Some(FlexTensor::from_data(TensorData::new(out, Shape::from(dims))))
+}
+
+/// `dst = lhs · rhs` for an `m × k` and a `k × n` matrix, each given as (pointer, column stride,
+/// row stride): the `gemm` call burn-flex makes for its products (`ops/matmul.rs`, `gemm_call`;
+/// `ops/attention.rs`, `block_gemm`: alpha 0, so `dst` is written and never read, beta 1, nothing
+/// conjugated), so that ours round as flex's.
+///
+/// # Safety
+/// The pointers and strides must address valid elements for the given sizes.
+pub(super) unsafe fn product(
+    [m, n, k]: [usize; 3],
+    dst: (*mut f32, isize, isize),
+    lhs: (*const f32, isize, isize),
+    rhs: (*const f32, isize, isize),
+    parallelism: gemm::Parallelism,
+) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst.0, dst.1, dst.2, false, lhs.0, lhs.1, lhs.2, rhs.0, rhs.1, rhs.2, 0.0f32, 1.0f32, false,
+            false, false, parallelism,
+        );
+    }
 }
 
 #[cfg(test)]
