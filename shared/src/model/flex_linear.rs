@@ -56,48 +56,10 @@ pub fn linear(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) ->
         }
         _ => weight.clone(),
     };
-    let w_strides = weight.layout().strides();
-    let (w_rs, w_cs) = (w_strides[w_strides.len() - 2], w_strides[w_strides.len() - 1]);
-    let xs: &[f32] = &x.storage::<f32>()[x.layout().start_offset()..];
-    let ws: &[f32] = &weight.storage::<f32>()[weight.layout().start_offset()..];
-    let len = batches * m * n;
-    let mut out: Vec<f32> = Vec::with_capacity(len);
-    let dst = out.as_mut_ptr() as usize;
-    // One product, as flex's `gemm_call`: `dst = x · w`.
-    let times_weight = |rows: usize, dst: *mut f32, x: *const f32, parallelism: gemm::Parallelism| {
-        // SAFETY: `x` addresses `rows × k` contiguous values and `dst` room for `rows × n`, both
-        // inside their buffers (sizes checked above); the weight's strides are its own layout's.
-        unsafe {
-            product([rows, n, k], (dst, 1, n as isize), (x, 1, k as isize), (ws.as_ptr(), w_cs, w_rs), parallelism)
-        }
+    let (mut out, _) = match folded {
+        Some(rows) => product_values(&x.reshape(Shape::from(vec![rows, k])), &weight)?,
+        None => product_values(x, &weight)?,
     };
-    let threads = |ops: usize| {
-        if ops >= PARALLEL_THRESHOLD { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None }
-    };
-    match folded {
-        Some(rows) => {
-            times_weight(rows, dst as *mut f32, xs.as_ptr(), threads(rows.saturating_mul(n).saturating_mul(k)))
-        }
-        None => {
-            // flex's `matmul_batched_gemm` with a broadcast weight.
-            let per_matrix = m.saturating_mul(n).saturating_mul(k);
-            let total = batches.saturating_mul(per_matrix);
-            let prefer_batch_parallel = batches >= 4 && total >= BATCH_PARALLEL_THRESHOLD;
-            let one = |b: usize, parallelism| {
-                times_weight(m, (dst as *mut f32).wrapping_add(b * m * n), xs[b * m * k..].as_ptr(), parallelism)
-            };
-            if per_matrix >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
-                (0..batches).for_each(|b| one(b, gemm::Parallelism::Rayon(0)));
-            } else if total >= BATCH_PARALLEL_THRESHOLD && batches > 1 {
-                use rayon::prelude::*;
-                (0..batches).into_par_iter().for_each(|b| one(b, gemm::Parallelism::None));
-            } else {
-                (0..batches).for_each(|b| one(b, gemm::Parallelism::None));
-            }
-        }
-    }
-    // SAFETY: the products above wrote every one of the `len` values.
-    unsafe { out.set_len(len) };
     if let Some(bias) = bias {
         let bias = &bias.storage::<f32>()[bias.layout().start_offset()..][..n];
         // flex's `add` of the `[1, n]` bias, in place: one rounding per value, as here.
@@ -110,6 +72,109 @@ pub fn linear(x: &FlexTensor, weight: &FlexTensor, bias: Option<&FlexTensor>) ->
     let mut dims = x_shape.to_vec();
     dims[rank - 1] = n;
     Some(FlexTensor::from_data(TensorData::new(out, Shape::from(dims))))
+}
+
+/// flex's `matmul` of two f32 tensors, `[.., m, k] · [.., k, n]` with the batch dimensions
+/// broadcast and any strides, into a tensor that owns its `Vec<f32>`: the same `gemm` calls as
+/// flex's `matmul_2d_strided` / `matmul_batched_gemm`, so the same bits. `None` for another
+/// float type, a rank below 2, sizes that do not match or a size of zero: the caller then uses
+/// flex's.
+pub fn matmul(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
+    let (values, dims) = product_values(lhs, rhs)?;
+    Some(FlexTensor::from_data(TensorData::new(values, Shape::from(dims))))
+}
+
+/// [`matmul`]'s values and shape.
+fn product_values(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<(Vec<f32>, Vec<usize>)> {
+    let (l_shape, r_shape) = (lhs.layout().shape(), rhs.layout().shape());
+    let (l_rank, r_rank) = (l_shape.num_dims(), r_shape.num_dims());
+    if lhs.dtype() != DType::F32 || rhs.dtype() != DType::F32 || l_rank < 2 || r_rank < 2 {
+        return None;
+    }
+    let (m, k, n) = (l_shape[l_rank - 2], l_shape[l_rank - 1], r_shape[r_rank - 1]);
+    if r_shape[r_rank - 2] != k || m == 0 || k == 0 || n == 0 {
+        return None;
+    }
+    // flex's `broadcast_batch_dims` and `broadcast_batch_elem_strides`: the batch dimensions
+    // padded with ones on the left, a dimension of one read with stride 0.
+    let (l_batch, r_batch) = (&l_shape[..l_rank - 2], &r_shape[..r_rank - 2]);
+    let len = l_batch.len().max(r_batch.len());
+    let padded = |batch: &[usize], i: usize| if i < len - batch.len() { 1 } else { batch[i - (len - batch.len())] };
+    let mut batch_dims = Vec::with_capacity(len + 2);
+    for i in 0..len {
+        let (a, b) = (padded(l_batch, i), padded(r_batch, i));
+        if a != b && a != 1 && b != 1 {
+            return None;
+        }
+        batch_dims.push(a.max(b));
+    }
+    let batch_strides = |batch: &[usize], strides: &[isize]| -> Vec<isize> {
+        (0..len)
+            .map(|i| match (i + batch.len()).checked_sub(len) {
+                Some(j) if batch[j] > 1 => strides[j],
+                _ => 0,
+            })
+            .collect()
+    };
+    let (l_strides, r_strides) = (lhs.layout().strides(), rhs.layout().strides());
+    let (l_batch_strides, r_batch_strides) = (batch_strides(l_batch, l_strides), batch_strides(r_batch, r_strides));
+    let batches: usize = batch_dims.iter().product();
+    if batches == 0 {
+        return None;
+    }
+    // flex's `batch_elem_offset`: a flat batch index to an element offset.
+    let offset = |b: usize, strides: &[isize]| {
+        let (mut offset, mut rest) = (0isize, b);
+        for i in (0..len).rev() {
+            offset += (rest % batch_dims[i]) as isize * strides[i];
+            rest /= batch_dims[i];
+        }
+        offset
+    };
+    let l_base = lhs.storage::<f32>().as_ptr().wrapping_add(lhs.layout().start_offset()) as usize;
+    let r_base = rhs.storage::<f32>().as_ptr().wrapping_add(rhs.layout().start_offset()) as usize;
+    let (l_rs, l_cs) = (l_strides[l_rank - 2], l_strides[l_rank - 1]);
+    let (r_rs, r_cs) = (r_strides[r_rank - 2], r_strides[r_rank - 1]);
+    let size = m * n;
+    let mut out: Vec<f32> = Vec::with_capacity(batches * size);
+    let dst = out.as_mut_ptr() as usize;
+    let one = |b: usize, parallelism: gemm::Parallelism| {
+        let l = (l_base as *const f32).wrapping_offset(offset(b, &l_batch_strides));
+        let r = (r_base as *const f32).wrapping_offset(offset(b, &r_batch_strides));
+        // SAFETY: the pointers and strides are the tensors' own layouts (flex reads them the same
+        // way), and `dst` has room for `batches × m × n` values.
+        unsafe {
+            product(
+                [m, n, k],
+                ((dst as *mut f32).wrapping_add(b * size), 1, n as isize),
+                (l, l_cs, l_rs),
+                (r, r_cs, r_rs),
+                parallelism,
+            )
+        }
+    };
+    let per_matrix = m.saturating_mul(n).saturating_mul(k);
+    if l_rank == 2 && r_rank == 2 {
+        // flex's `matmul_2d_strided`.
+        one(0, if per_matrix >= PARALLEL_THRESHOLD { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None });
+    } else {
+        // flex's `matmul_batched_gemm`: large products split over the threads by gemm, a batch
+        // of small ones over the batch.
+        let total = batches.saturating_mul(per_matrix);
+        let prefer_batch_parallel = batches >= 4 && total >= BATCH_PARALLEL_THRESHOLD;
+        if per_matrix >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
+            (0..batches).for_each(|b| one(b, gemm::Parallelism::Rayon(0)));
+        } else if total >= BATCH_PARALLEL_THRESHOLD && batches > 1 {
+            use rayon::prelude::*;
+            (0..batches).into_par_iter().for_each(|b| one(b, gemm::Parallelism::None));
+        } else {
+            (0..batches).for_each(|b| one(b, gemm::Parallelism::None));
+        }
+    }
+    // SAFETY: the products above wrote every one of the `batches × m × n` values.
+    unsafe { out.set_len(batches * size) };
+    batch_dims.extend([m, n]);
+    Some((out, batch_dims))
 }
 
 /// `dst = lhs · rhs` for an `m × k` and a `k × n` matrix, each given as (pointer, column stride,

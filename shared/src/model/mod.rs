@@ -70,13 +70,18 @@ fn flex_inference_attention(
     Some(Tensor::from_primitive::<Flex>(context))
 }
 
-/// `layer.forward(x)`: burn's, except on flex without autodiff, where [`flex_linear::linear`] gives
-/// the same bits with one allocation of the output instead of two and a copy.
+/// `layer.forward(x)`: burn's, except on flex, where [`flex_linear::linear`] (inference) and
+/// [`tracked::linear`] (training) give the same bits with one allocation of each product instead
+/// of two and a copy.
 pub fn apply_linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     #[cfg(not(target_arch = "wasm32"))]
     if x.device() == Device::flex()
         && let Some(y) = flex_inference_linear(layer, &x)
     {
+        return y;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(y) = tracked::linear(layer, &x) {
         return y;
     }
     layer.forward(x)

@@ -1,25 +1,29 @@
-//! Operations of our own under autodiff on the flex device, for training: GELU, `exp`, and
-//! attention written out so that its softmax uses that `exp`.
+//! Operations of our own under autodiff on the flex device, for training: GELU, `exp`, the matrix
+//! product, and attention and `Linear` written out so that they use them.
 //!
-//! burn-flex computes these one value at a time with scalar libm calls; the operations here give
-//! the same values and gradients bit for bit with the vectorised kernels of [`super::flex_exact`],
-//! so a training run, and the shipped teacher it rebuilds, do not change. Anything else (another
+//! burn-flex computes GELU and `exp` one value at a time with scalar libm calls, and makes each
+//! product's output twice (a zeroed byte vector, then a copy into an aligned one); the operations
+//! here give the same values and gradients bit for bit with the vectorised kernels of
+//! [`super::flex_exact`] and the same `gemm` calls as flex ([`super::flex_linear::matmul`]), so a
+//! training run, and the shipped teacher it rebuilds, do not change. Anything else (another
 //! backend, gradient checkpointing, a float type other than f32) goes to burn's own operation.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind, unary};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind, binary, broadcast_shape, unary};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{
     Autodiff, BackendTensor, DispatchAutodiffContext, DispatchTensorKind, Flex, GradientCheckpointingStrategy,
 };
+use burn::nn::Linear;
 use burn::tensor::activation::gelu as burn_gelu;
 use burn::tensor::module::attention as burn_attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{Bool, DType, Tensor, TensorData};
+use burn::tensor::{Bool, DType, Shape, Tensor, TensorData};
+use burn_std::{MatmulTransformAction, MatmulTransformAnalysis, MatmulTransformPolicy};
 
-use super::flex_exact;
+use super::{flex_exact, flex_linear};
 
 /// How many times the GELU operation ran, so that a test can tell it from burn's.
 #[cfg(test)]
@@ -37,8 +41,18 @@ fn is_tracked_flex<const D: usize>(x: &Tensor<D>) -> bool {
 
 /// The flex tensor and graph node of a tensor [`is_tracked_flex`] accepted.
 fn primitive<const D: usize>(x: Tensor<D>) -> (FlexTensor, NodeGuard) {
+    let (x, node, _) = parts(x);
+    (x, node)
+}
+
+/// [`primitive`], and whether the tensor is tracked (needs a gradient).
+fn parts<const D: usize>(x: Tensor<D>) -> (FlexTensor, NodeGuard, bool) {
     match x.try_into_primitive::<Autodiff<Flex>>() {
-        Ok(tracked) => tracked.into_parts(),
+        Ok(tracked) => {
+            let is_tracked = tracked.is_tracked();
+            let (x, node) = tracked.into_parts();
+            (x, node, is_tracked)
+        }
         Err(error) => unreachable!("an autodiff flex tensor converts to its primitive: {error:?}"),
     }
 }
@@ -125,7 +139,7 @@ pub fn attention(
         return burn_attention(q, k, v, mask, bias, AttentionModuleOptions::default());
     }
     let scale = 1.0 / (q.dims()[3] as f64).sqrt();
-    let mut scores = q.matmul(k.transpose()).mul_scalar(scale);
+    let mut scores = matmul(q, k.transpose()).mul_scalar(scale);
     if let Some(mask) = mask {
         scores = scores.mask_fill(mask, f32::NEG_INFINITY);
     }
@@ -136,7 +150,110 @@ pub fn attention(
     let max = scores.clone().max_dim(3).clamp_min(f32::MIN);
     let numerator = exp(scores - max);
     let sum = numerator.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE);
-    (numerator / sum).matmul(v)
+    matmul(numerator / sum, v)
+}
+
+/// `x.matmul(y)`: ours on tracked flex tensors, burn's otherwise (and for the shapes where
+/// burn's `matmul` swaps a dimension of one first).
+pub fn matmul<const D: usize>(x: Tensor<D>, y: Tensor<D>) -> Tensor<D> {
+    let swapped_by_burn = D >= 3 && x.dims()[D - 2] == 1 && y.dims()[D - 3] == 1;
+    if swapped_by_burn || !is_tracked_flex(&x) || !is_tracked_flex(&y) {
+        return x.matmul(y);
+    }
+    tracked_matmul(x, y)
+}
+
+/// burn-autodiff's `float_matmul` (its `Matmul` operation: each operand kept for the other's
+/// gradient, the gradients `grad · yᵀ` and `xᵀ · grad` summed over broadcast dimensions) with
+/// flex's products made by [`flex_linear::matmul`].
+fn tracked_matmul<const D: usize>(x: Tensor<D>, y: Tensor<D>) -> Tensor<D> {
+    let ((x, x_node, x_tracked), (y, y_node, y_tracked)) = (parts(x), parts(y));
+    let shapes = (x.layout().shape().clone(), y.layout().shape().clone());
+    let Some(out) = flex_linear::matmul(&x, &y) else {
+        unreachable!("two tracked f32 tensors that burn's checks let through have a product")
+    };
+    let out = match MatmulBackward.prepare::<NoCheckpointing>([x_node, y_node]).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => prep.finish((y_tracked.then_some(x), x_tracked.then_some(y), shapes), out),
+        OpsKind::UnTracked(prep) => prep.finish(out),
+    };
+    Tensor::from_primitive::<Autodiff<Flex>>(out)
+}
+
+#[derive(Debug)]
+struct MatmulBackward;
+
+impl Backward<Flex, 2> for MatmulBackward {
+    /// The left operand (kept if the right one needs a gradient), the right one (if the left one
+    /// does), and both shapes.
+    type State = (Option<FlexTensor>, Option<FlexTensor>, (Shape, Shape));
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (x, y, (x_shape, y_shape)) = ops.state;
+        // flex's `float_transpose`: the last two dimensions swapped, a view.
+        let transposed = |t: FlexTensor| {
+            let rank = t.layout().num_dims();
+            t.transpose(rank - 2, rank - 1)
+        };
+        let product = |a: &FlexTensor, b: &FlexTensor| match flex_linear::matmul(a, b) {
+            Some(p) => p,
+            None => unreachable!("a gradient's product has its forward product's sizes"),
+        };
+        binary::<Flex, _, _>(
+            ops.parents,
+            ops.node,
+            grads,
+            |grad| broadcast_shape::<Flex>(product(&grad, &transposed(y.expect("kept for x's gradient"))), &x_shape),
+            |grad| broadcast_shape::<Flex>(product(&transposed(x.expect("kept for y's gradient")), &grad), &y_shape),
+        );
+    }
+}
+
+/// `layer.forward(x)` on a tracked flex tensor: burn's `linear` as burn-autodiff runs it (burn's
+/// dispatch backend decomposes it: one product of the folded rows, or one per batch against the
+/// weight broadcast, then the bias added), with [`matmul`]'s products. `None` elsewhere.
+pub fn linear<const D: usize>(layer: &Linear, x: &Tensor<D>) -> Option<Tensor<D>> {
+    let weight = layer.weight.val();
+    if D < 2 || !is_tracked_flex(x) || !is_tracked_flex(&weight) {
+        return None;
+    }
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    if bias.as_ref().is_some_and(|b| !is_tracked_flex(b)) {
+        return None;
+    }
+    let (dims, [k, n]) = (x.dims(), weight.dims());
+    let x = x.clone();
+    Some(
+        match MatmulTransformPolicy::default()
+            .action(&MatmulTransformAnalysis::from_shapes(&x.shape(), &weight.shape()))
+        {
+            MatmulTransformAction::MergeBatches { rows } => {
+                let mut out = tracked_matmul(x.reshape([rows, k]), weight);
+                if let Some(bias) = bias {
+                    out = out + bias.reshape([1, n]);
+                }
+                let mut out_dims = dims;
+                out_dims[D - 1] = n;
+                out.reshape(out_dims)
+            }
+            MatmulTransformAction::Keep => {
+                // burn's `unsqueeze_leading` leaves a weight of the input's rank as it is (no reshape
+                // operation in the graph).
+                let weight = if D > 2 {
+                    weight.unsqueeze::<D>()
+                } else {
+                    match weight.try_into_primitive::<Autodiff<Flex>>() {
+                        Ok(w) => Tensor::from_primitive::<Autodiff<Flex>>(w),
+                        Err(error) => unreachable!("a tracked flex weight converts to its primitive: {error:?}"),
+                    }
+                };
+                let out = tracked_matmul(x, weight);
+                match bias {
+                    Some(bias) => out + bias.unsqueeze::<D>(),
+                    None => out,
+                }
+            }
+        },
+    )
 }
 
 /// `kernel` over a flex tensor's values, into a new contiguous tensor of its shape.
@@ -225,6 +342,105 @@ mod tests {
             let (ours, burns) = (run(true), run(false));
             for (i, name) in ["output", "dq", "dk", "dv", "dbias"].iter().enumerate().take(ours.len()) {
                 assert_eq!(ours[i], burns[i], "{name}, bias {with_bias}");
+            }
+        }
+    }
+
+    /// Products as training makes them — batches against a broadcast weight, broadcast on both
+    /// sides, transposed operands, one operand without a gradient, a single matrix — against
+    /// burn's `matmul` under autodiff: values and both gradients, bit for bit.
+    #[test]
+    fn matmul_gives_burns_values_and_gradients_bit_for_bit() {
+        let device = Device::flex().autodiff();
+        let cases: [(&[usize], &[usize], bool, bool); 6] = [
+            (&[4, 64, 96], &[1, 96, 48], false, true), // a Linear's product per batch
+            (&[2, 3, 40, 16], &[2, 3, 16, 40], false, false), // attention's scores
+            (&[2, 1, 9, 12], &[1, 3, 12, 5], false, false), // broadcast on both sides
+            (&[3, 20, 30], &[3, 20, 30], true, false), // a transposed right operand
+            (&[200, 300], &[300, 250], false, false),  // one matrix, split over the threads
+            (&[6, 17, 8], &[6, 8, 5], false, true),    // the right operand without a gradient
+        ];
+        for (i, (x_dims, y_dims, transpose_y, y_fixed)) in cases.into_iter().enumerate() {
+            let run = |ours: bool| {
+                let t = |dims: &[usize], salt| {
+                    let n = dims.iter().product();
+                    Tensor::<4>::from_data(TensorData::new(values(n, salt, 1.0), pad(dims)), &device)
+                };
+                let x = t(x_dims, i).require_grad();
+                let y = if y_fixed { t(y_dims, i + 1) } else { t(y_dims, i + 1).require_grad() };
+                let y_used = if transpose_y { y.clone().transpose() } else { y.clone() };
+                let out = if ours { matmul(x.clone(), y_used) } else { x.clone().matmul(y_used) };
+                let w = Tensor::<4>::from_data(
+                    TensorData::new(values(out.shape().num_elements(), i + 2, 1.0), out.shape()),
+                    &device,
+                );
+                let grads = (out.clone() * w).sum().backward();
+                let mut all = vec![bits(out), bits(x.grad(&grads).unwrap())];
+                if !y_fixed {
+                    all.push(bits(y.grad(&grads).unwrap()));
+                }
+                all
+            };
+            assert_eq!(run(true), run(false), "case {i}: {x_dims:?} · {y_dims:?}");
+        }
+    }
+
+    /// The leading ones that make a shape four-dimensional.
+    fn pad(dims: &[usize]) -> [usize; 4] {
+        let mut out = [1; 4];
+        out[4 - dims.len()..].copy_from_slice(dims);
+        out
+    }
+
+    /// `Linear` as training runs it (the rows folded, or a product per batch; with and without
+    /// bias; one input into three layers, as a query, key and value, so that the input's
+    /// gradient sums three parts) against burn's `Linear::forward` under autodiff: values and
+    /// every gradient, bit for bit.
+    #[test]
+    fn linear_gives_burns_values_and_gradients_bit_for_bit() {
+        let device = Device::flex().autodiff();
+        let shapes: [(&[usize], usize); 4] =
+            [(&[3, 19, 24], 40), (&[4, 64, 96], 48), (&[2, 96, 384], 256), (&[50, 60], 30)];
+        for (i, (x_dims, n)) in shapes.into_iter().enumerate() {
+            let k = *x_dims.last().unwrap();
+            for with_bias in [true, false] {
+                let run = |ours: bool| {
+                    let layers: Vec<Linear> = (0..3)
+                        .map(|l| Linear {
+                            weight: burn::module::Param::from_tensor(Tensor::<2>::from_data(
+                                TensorData::new(values(k * n, i * 10 + l, 0.5), [k, n]),
+                                &device,
+                            )),
+                            bias: with_bias.then(|| {
+                                burn::module::Param::from_tensor(Tensor::<1>::from_data(
+                                    TensorData::new(values(n, i * 10 + l + 5, 1.0), [n]),
+                                    &device,
+                                ))
+                            }),
+                        })
+                        .collect();
+                    let x_len: usize = x_dims.iter().product();
+                    let x = Tensor::<3>::from_data(
+                        TensorData::new(values(x_len, i, 1.0), pad(x_dims)[1..].to_vec()),
+                        &device,
+                    )
+                    .require_grad();
+                    let apply = |layer: &Linear| {
+                        if ours { super::linear(layer, &x).expect("tracked flex") } else { layer.forward(x.clone()) }
+                    };
+                    let outs: Vec<Tensor<3>> = layers.iter().map(apply).collect();
+                    let total = outs[0].clone() * outs[1].clone() + outs[2].clone();
+                    let grads = total.clone().sum().backward();
+                    let mut all = vec![bits(total), bits(x.grad(&grads).unwrap())];
+                    for layer in &layers {
+                        all.push(bits(layer.weight.val().grad(&grads).unwrap()));
+                        if let Some(b) = &layer.bias {
+                            all.push(bits(b.val().grad(&grads).unwrap()));
+                        }
+                    }
+                    all
+                };
+                assert_eq!(run(true), run(false), "shape {x_dims:?} · [{k}, {n}], bias {with_bias}");
             }
         }
     }
