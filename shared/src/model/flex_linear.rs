@@ -1,5 +1,6 @@
-//! `Linear` for inference on flex: burn's computation, bit for bit, without its output's two
-//! allocations.
+//! flex's f32 matrix product, and `Linear` for inference on flex: burn's computation, bit for
+//! bit, without its output's two allocations. Training's products ([`super::tracked`]) use
+//! [`matmul`] too.
 //!
 //! burn's `linear` (`burn-backend`, `ops/modules/linear.rs`) runs flex's `matmul` and adds the
 //! bias in place. flex makes each product's output with `FlexTensor::empty`: a zeroed `Vec<u8>`
