@@ -87,95 +87,191 @@ pub fn matmul(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
 
 /// [`matmul`]'s values and shape.
 fn product_values(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<(Vec<f32>, Vec<usize>)> {
+    let plan = Products::new(lhs, rhs)?;
+    let size = plan.m * plan.n;
+    let mut out: Vec<f32> = Vec::with_capacity(plan.batches * size);
+    let dst = out.as_mut_ptr() as usize;
+    // SAFETY (each call): `dst` has room for `batches × m × n` values, product `b` writes its own.
+    let one = |b: usize, parallelism| unsafe { plan.product(b, (dst as *mut f32).wrapping_add(b * size), parallelism) };
+    match plan.threads() {
+        Threads::EachProduct => (0..plan.batches).for_each(|b| one(b, gemm::Parallelism::Rayon(0))),
+        Threads::Batches => {
+            use rayon::prelude::*;
+            (0..plan.batches).into_par_iter().for_each(|b| one(b, gemm::Parallelism::None));
+        }
+        Threads::None => (0..plan.batches).for_each(|b| one(b, gemm::Parallelism::None)),
+    }
+    // SAFETY: the products above wrote every one of the `batches × m × n` values.
+    unsafe { out.set_len(plan.batches * size) };
+    let mut dims = plan.batch_dims.clone();
+    dims.extend([plan.m, plan.n]);
+    Some((out, dims))
+}
+
+/// `Σ_b lhs_b · rhs_b` over the batch of `lhs` `[B, m, k]` and `rhs` `[B, k, n]` (B ≥ 2, any
+/// strides), shaped `[1, m, n]`: flex's `matmul` followed by flex's `sum_dim(0)` (a zeroed
+/// accumulator to which each product is added in batch order), the same bits without the
+/// `[B, m, n]` products held at once: each is added as soon as it and those before it are made.
+/// This is a `Linear`'s weight gradient under autodiff (burn-autodiff's `Matmul` backward for a
+/// weight broadcast over the batch). `None` for other shapes.
+pub fn batch_summed_matmul(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
     let (l_shape, r_shape) = (lhs.layout().shape(), rhs.layout().shape());
-    let (l_rank, r_rank) = (l_shape.num_dims(), r_shape.num_dims());
-    if lhs.dtype() != DType::F32 || rhs.dtype() != DType::F32 || l_rank < 2 || r_rank < 2 {
+    if l_shape.num_dims() != 3 || r_shape.num_dims() != 3 || l_shape[0] != r_shape[0] || l_shape[0] < 2 {
         return None;
     }
-    let (m, k, n) = (l_shape[l_rank - 2], l_shape[l_rank - 1], r_shape[r_rank - 1]);
-    if r_shape[r_rank - 2] != k || m == 0 || k == 0 || n == 0 {
-        return None;
+    let plan = Products::new(lhs, rhs)?;
+    let size = plan.m * plan.n;
+    let mut sum = vec![0.0f32; size];
+    let add = |sum: &mut [f32], product: &[f32]| sum.iter_mut().zip(product).for_each(|(s, p)| *s += p);
+    // Products made `group` at a time, with flex's thread choice for each, then added in order.
+    let (group, parallelism) = match plan.threads() {
+        Threads::Batches => (rayon::current_num_threads().max(1), gemm::Parallelism::None),
+        Threads::EachProduct => (1, gemm::Parallelism::Rayon(0)),
+        Threads::None => (1, gemm::Parallelism::None),
+    };
+    let mut products = vec![0.0f32; group.min(plan.batches) * size];
+    for first in (0..plan.batches).step_by(group) {
+        let count = group.min(plan.batches - first);
+        let dst = products.as_mut_ptr() as usize;
+        // SAFETY (each call): `products` has room for `count × m × n` values, each its own.
+        let one = |i: usize| unsafe {
+            plan.product(first + i, (dst as *mut f32).wrapping_add(i * size), parallelism);
+        };
+        if count > 1 {
+            use rayon::prelude::*;
+            (0..count).into_par_iter().for_each(one);
+        } else {
+            one(0);
+        }
+        products[..count * size].chunks_exact(size).for_each(|p| add(&mut sum, p));
     }
-    // flex's `broadcast_batch_dims` and `broadcast_batch_elem_strides`: the batch dimensions
-    // padded with ones on the left, a dimension of one read with stride 0.
-    let (l_batch, r_batch) = (&l_shape[..l_rank - 2], &r_shape[..r_rank - 2]);
-    let len = l_batch.len().max(r_batch.len());
-    let padded = |batch: &[usize], i: usize| if i < len - batch.len() { 1 } else { batch[i - (len - batch.len())] };
-    let mut batch_dims = Vec::with_capacity(len + 2);
-    for i in 0..len {
-        let (a, b) = (padded(l_batch, i), padded(r_batch, i));
-        if a != b && a != 1 && b != 1 {
+    Some(FlexTensor::from_data(TensorData::new(sum, Shape::from(vec![1, plan.m, plan.n]))))
+}
+
+/// How flex spreads a batch of products over the threads (`matmul_batched_gemm`).
+enum Threads {
+    /// One product after the other, each split over the threads by `gemm`.
+    EachProduct,
+    /// The products side by side, one thread each.
+    Batches,
+    /// One thread.
+    None,
+}
+
+/// A product of two tensors as flex's `matmul` reads them: sizes, the broadcast batch, where
+/// each batch's matrices start and their strides.
+struct Products {
+    m: usize,
+    n: usize,
+    k: usize,
+    batch_dims: Vec<usize>,
+    batches: usize,
+    two_dimensional: bool,
+    /// Per operand: the first value's address, the batch dimensions' strides, and the matrix's
+    /// row and column strides.
+    lhs: (usize, Vec<isize>, isize, isize),
+    rhs: (usize, Vec<isize>, isize, isize),
+}
+
+impl Products {
+    /// `None` for another float type, a rank below 2, sizes that do not match, batch dimensions
+    /// that do not broadcast, or a size of zero.
+    fn new(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<Self> {
+        let (l_shape, r_shape) = (lhs.layout().shape(), rhs.layout().shape());
+        let (l_rank, r_rank) = (l_shape.num_dims(), r_shape.num_dims());
+        if lhs.dtype() != DType::F32 || rhs.dtype() != DType::F32 || l_rank < 2 || r_rank < 2 {
             return None;
         }
-        batch_dims.push(a.max(b));
-    }
-    let batch_strides = |batch: &[usize], strides: &[isize]| -> Vec<isize> {
-        (0..len)
-            .map(|i| match (i + batch.len()).checked_sub(len) {
-                Some(j) if batch[j] > 1 => strides[j],
-                _ => 0,
-            })
-            .collect()
-    };
-    let (l_strides, r_strides) = (lhs.layout().strides(), rhs.layout().strides());
-    let (l_batch_strides, r_batch_strides) = (batch_strides(l_batch, l_strides), batch_strides(r_batch, r_strides));
-    let batches: usize = batch_dims.iter().product();
-    if batches == 0 {
-        return None;
-    }
-    // flex's `batch_elem_offset`: a flat batch index to an element offset.
-    let offset = |b: usize, strides: &[isize]| {
-        let (mut offset, mut rest) = (0isize, b);
-        for i in (0..len).rev() {
-            offset += (rest % batch_dims[i]) as isize * strides[i];
-            rest /= batch_dims[i];
+        let (m, k, n) = (l_shape[l_rank - 2], l_shape[l_rank - 1], r_shape[r_rank - 1]);
+        if r_shape[r_rank - 2] != k || m == 0 || k == 0 || n == 0 {
+            return None;
         }
-        offset
-    };
-    let l_base = lhs.storage::<f32>().as_ptr().wrapping_add(lhs.layout().start_offset()) as usize;
-    let r_base = rhs.storage::<f32>().as_ptr().wrapping_add(rhs.layout().start_offset()) as usize;
-    let (l_rs, l_cs) = (l_strides[l_rank - 2], l_strides[l_rank - 1]);
-    let (r_rs, r_cs) = (r_strides[r_rank - 2], r_strides[r_rank - 1]);
-    let size = m * n;
-    let mut out: Vec<f32> = Vec::with_capacity(batches * size);
-    let dst = out.as_mut_ptr() as usize;
-    let one = |b: usize, parallelism: gemm::Parallelism| {
-        let l = (l_base as *const f32).wrapping_offset(offset(b, &l_batch_strides));
-        let r = (r_base as *const f32).wrapping_offset(offset(b, &r_batch_strides));
+        // flex's `broadcast_batch_dims` and `broadcast_batch_elem_strides`: the batch dimensions
+        // padded with ones on the left, a dimension of one read with stride 0.
+        let (l_batch, r_batch) = (&l_shape[..l_rank - 2], &r_shape[..r_rank - 2]);
+        let len = l_batch.len().max(r_batch.len());
+        let padded = |batch: &[usize], i: usize| if i < len - batch.len() { 1 } else { batch[i - (len - batch.len())] };
+        let mut batch_dims = Vec::with_capacity(len + 2);
+        for i in 0..len {
+            let (a, b) = (padded(l_batch, i), padded(r_batch, i));
+            if a != b && a != 1 && b != 1 {
+                return None;
+            }
+            batch_dims.push(a.max(b));
+        }
+        let batches: usize = batch_dims.iter().product();
+        if batches == 0 {
+            return None;
+        }
+        let operand = |t: &FlexTensor, batch: &[usize]| {
+            let strides = t.layout().strides();
+            let rank = strides.len();
+            let batch_strides = (0..len)
+                .map(|i| match (i + batch.len()).checked_sub(len) {
+                    Some(j) if batch[j] > 1 => strides[j],
+                    _ => 0,
+                })
+                .collect();
+            let base = t.storage::<f32>().as_ptr().wrapping_add(t.layout().start_offset()) as usize;
+            (base, batch_strides, strides[rank - 2], strides[rank - 1])
+        };
+        Some(Self {
+            m,
+            n,
+            k,
+            batches,
+            two_dimensional: l_rank == 2 && r_rank == 2,
+            lhs: operand(lhs, l_batch),
+            rhs: operand(rhs, r_batch),
+            batch_dims,
+        })
+    }
+
+    /// flex's choice: `matmul_2d_strided` splits a large product over the threads;
+    /// `matmul_batched_gemm` does too unless a batch of at least four is large enough to spread.
+    fn threads(&self) -> Threads {
+        let per_matrix = self.m.saturating_mul(self.n).saturating_mul(self.k);
+        let total = self.batches.saturating_mul(per_matrix);
+        let prefer_batches = !self.two_dimensional && self.batches >= 4 && total >= BATCH_PARALLEL_THRESHOLD;
+        if per_matrix >= PARALLEL_THRESHOLD && !prefer_batches {
+            Threads::EachProduct
+        } else if !self.two_dimensional && total >= BATCH_PARALLEL_THRESHOLD && self.batches > 1 {
+            Threads::Batches
+        } else {
+            Threads::None
+        }
+    }
+
+    /// Batch `b`'s product into `dst` (`m × n`, rows contiguous).
+    ///
+    /// # Safety
+    /// `dst` must have room for `m × n` values that nothing else reads or writes meanwhile.
+    unsafe fn product(&self, b: usize, dst: *mut f32, parallelism: gemm::Parallelism) {
+        // flex's `batch_elem_offset`: a flat batch index to an element offset.
+        let offset = |strides: &[isize]| {
+            let (mut offset, mut rest) = (0isize, b);
+            for i in (0..self.batch_dims.len()).rev() {
+                offset += (rest % self.batch_dims[i]) as isize * strides[i];
+                rest /= self.batch_dims[i];
+            }
+            offset
+        };
+        let (l_base, l_batch, l_rs, l_cs) = &self.lhs;
+        let (r_base, r_batch, r_rs, r_cs) = &self.rhs;
+        let l = (*l_base as *const f32).wrapping_offset(offset(l_batch));
+        let r = (*r_base as *const f32).wrapping_offset(offset(r_batch));
         // SAFETY: the pointers and strides are the tensors' own layouts (flex reads them the same
-        // way), and `dst` has room for `batches × m × n` values.
+        // way); `dst` is the caller's guarantee.
         unsafe {
             product(
-                [m, n, k],
-                ((dst as *mut f32).wrapping_add(b * size), 1, n as isize),
-                (l, l_cs, l_rs),
-                (r, r_cs, r_rs),
+                [self.m, self.n, self.k],
+                (dst, 1, self.n as isize),
+                (l, *l_cs, *l_rs),
+                (r, *r_cs, *r_rs),
                 parallelism,
             )
         }
-    };
-    let per_matrix = m.saturating_mul(n).saturating_mul(k);
-    if l_rank == 2 && r_rank == 2 {
-        // flex's `matmul_2d_strided`.
-        one(0, if per_matrix >= PARALLEL_THRESHOLD { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None });
-    } else {
-        // flex's `matmul_batched_gemm`: large products split over the threads by gemm, a batch
-        // of small ones over the batch.
-        let total = batches.saturating_mul(per_matrix);
-        let prefer_batch_parallel = batches >= 4 && total >= BATCH_PARALLEL_THRESHOLD;
-        if per_matrix >= PARALLEL_THRESHOLD && !prefer_batch_parallel {
-            (0..batches).for_each(|b| one(b, gemm::Parallelism::Rayon(0)));
-        } else if total >= BATCH_PARALLEL_THRESHOLD && batches > 1 {
-            use rayon::prelude::*;
-            (0..batches).into_par_iter().for_each(|b| one(b, gemm::Parallelism::None));
-        } else {
-            (0..batches).for_each(|b| one(b, gemm::Parallelism::None));
-        }
     }
-    // SAFETY: the products above wrote every one of the `batches × m × n` values.
-    unsafe { out.set_len(batches * size) };
-    batch_dims.extend([m, n]);
-    Some((out, batch_dims))
 }
 
 /// `dst = lhs · rhs` for an `m × k` and a `k × n` matrix, each given as (pointer, column stride,

@@ -203,7 +203,14 @@ impl Backward<Flex, 2> for MatmulBackward {
             ops.node,
             grads,
             |grad| broadcast_shape::<Flex>(product(&grad, &transposed(y.expect("kept for x's gradient"))), &x_shape),
-            |grad| broadcast_shape::<Flex>(product(&transposed(x.expect("kept for y's gradient")), &grad), &y_shape),
+            |grad| {
+                let x = transposed(x.expect("kept for y's gradient"));
+                // A weight broadcast over the batch: its gradient's products summed as made.
+                let summed = (y_shape.num_dims() == 3 && y_shape[0] == 1 && x_shape[0] > 1)
+                    .then(|| flex_linear::batch_summed_matmul(&x, &grad))
+                    .flatten();
+                summed.unwrap_or_else(|| broadcast_shape::<Flex>(product(&x, &grad), &y_shape))
+            },
         );
     }
 }
@@ -399,8 +406,16 @@ mod tests {
     #[test]
     fn linear_gives_burns_values_and_gradients_bit_for_bit() {
         let device = Device::flex().autodiff();
-        let shapes: [(&[usize], usize); 4] =
-            [(&[3, 19, 24], 40), (&[4, 64, 96], 48), (&[2, 96, 384], 256), (&[50, 60], 30)];
+        // Batches of 6 and 5 are large enough for flex to spread the weight gradient's products
+        // over the threads (the last group of 5 is short).
+        let shapes: [(&[usize], usize); 6] = [
+            (&[3, 19, 24], 40),
+            (&[4, 64, 96], 48),
+            (&[2, 96, 384], 256),
+            (&[50, 60], 30),
+            (&[6, 64, 128], 64),
+            (&[5, 64, 128], 64),
+        ];
         for (i, (x_dims, n)) in shapes.into_iter().enumerate() {
             let k = *x_dims.last().unwrap();
             for with_bias in [true, false] {
