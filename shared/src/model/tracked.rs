@@ -360,12 +360,12 @@ mod tests {
     fn matmul_gives_burns_values_and_gradients_bit_for_bit() {
         let device = Device::flex().autodiff();
         let cases: [(&[usize], &[usize], bool, bool); 6] = [
-            (&[4, 64, 96], &[1, 96, 48], false, true), // a Linear's product per batch
+            (&[4, 64, 96], &[1, 96, 48], false, false), // a Linear's product per batch
             (&[2, 3, 40, 16], &[2, 3, 16, 40], false, false), // attention's scores
             (&[2, 1, 9, 12], &[1, 3, 12, 5], false, false), // broadcast on both sides
-            (&[3, 20, 30], &[3, 20, 30], true, false), // a transposed right operand
-            (&[200, 300], &[300, 250], false, false),  // one matrix, split over the threads
-            (&[6, 17, 8], &[6, 8, 5], false, true),    // the right operand without a gradient
+            (&[3, 20, 30], &[3, 20, 30], true, false),  // a transposed right operand
+            (&[200, 300], &[300, 250], false, false),   // one matrix, split over the threads
+            (&[6, 17, 8], &[6, 8, 5], false, true),     // the right operand without a gradient
         ];
         for (i, (x_dims, y_dims, transpose_y, y_fixed)) in cases.into_iter().enumerate() {
             let run = |ours: bool| {
