@@ -1,6 +1,8 @@
 use super::dropout::dropout;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
+#[cfg(not(target_arch = "wasm32"))]
+use burn::nn::{EmbeddingConfig, LinearConfig};
 use burn::tensor::activation::{gelu_approximate, relu};
 use burn::tensor::{Bool, Device, Int, Tensor};
 
@@ -59,7 +61,41 @@ pub struct BertModel {
 
 /// A linear layer with the config's from-scratch initialisation (loading overwrites it).
 pub(super) fn linear(d_in: usize, d_out: usize, config: &BertConfig, device: &Device) -> Linear {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = config;
+        Linear { weight: loaded_only([d_in, d_out], device), bias: Some(loaded_only([d_out], device)) }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
     LinearConfig::new(d_in, d_out).with_initializer(config.initializer()).init(device)
+}
+
+/// An embedding table with the config's from-scratch initialisation (loading overwrites it).
+pub(super) fn embedding(rows: usize, width: usize, config: &BertConfig, device: &Device) -> Embedding {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = config;
+        Embedding { weight: loaded_only([rows, width], device) }
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    EmbeddingConfig::new(rows, width).with_initializer(config.initializer()).init(device)
+}
+
+/// A weight that loading fills in, for the page's build: the page only loads models, never
+/// trains one from scratch, and burn's `Initializer` for a two-dimensional weight brings its
+/// `Orthogonal` case (a QR decomposition, for both of the page's backends) into the wasm
+/// (BENCHMARKS.md, issue 19). Every weight must be in the file (`loader::check_applied`); one
+/// that is not (a new head, which only training asks for) would start at zero.
+#[cfg(target_arch = "wasm32")]
+fn loaded_only<const D: usize>(shape: [usize; D], device: &Device) -> burn::module::Param<Tensor<D>> {
+    use burn::module::{Param, ParamId};
+    Param::uninitialized(
+        ParamId::new(),
+        move |device, _| Tensor::zeros(shape, device),
+        device.clone(),
+        true,
+        shape.into(),
+    )
 }
 
 impl Intermediate {

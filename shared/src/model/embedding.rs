@@ -1,8 +1,9 @@
 use super::dropout::dropout;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor};
 
+use super::bert::embedding;
 use crate::config::BertConfig;
 
 /// Word + position + token-type embeddings, then LayerNorm (and dropout when training).
@@ -18,15 +19,9 @@ pub struct BertEmbeddings {
 impl BertEmbeddings {
     pub fn new(config: &BertConfig, device: &Device) -> Self {
         Self {
-            word_embeddings: EmbeddingConfig::new(config.vocab_size, config.hidden_size)
-                .with_initializer(config.initializer())
-                .init(device),
-            position_embeddings: EmbeddingConfig::new(config.max_position_embeddings, config.hidden_size)
-                .with_initializer(config.initializer())
-                .init(device),
-            token_type_embeddings: EmbeddingConfig::new(config.type_vocab_size, config.hidden_size)
-                .with_initializer(config.initializer())
-                .init(device),
+            word_embeddings: embedding(config.vocab_size, config.hidden_size, config, device),
+            position_embeddings: embedding(config.max_position_embeddings, config.hidden_size, config, device),
+            token_type_embeddings: embedding(config.type_vocab_size, config.hidden_size, config, device),
             layer_norm: LayerNormConfig::new(config.hidden_size).with_epsilon(config.layer_norm_eps).init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
         }

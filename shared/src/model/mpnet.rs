@@ -11,10 +11,10 @@
 
 use super::dropout::dropout;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear};
+use burn::nn::{Dropout, DropoutConfig, Embedding, LayerNorm, LayerNormConfig, Linear};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::bert::{Intermediate, ResidualOutput, activation_code, linear};
+use super::bert::{Intermediate, ResidualOutput, activation_code, embedding, linear};
 use crate::config::BertConfig;
 
 /// Word + position embeddings, LayerNorm, dropout (`embeddings`).
@@ -93,8 +93,7 @@ pub fn relative_position_bucket(relative_position: i64) -> usize {
 
 impl MPNetEmbeddings {
     fn new(config: &BertConfig, device: &Device) -> Self {
-        let embedding =
-            |n| EmbeddingConfig::new(n, config.hidden_size).with_initializer(config.initializer()).init(device);
+        let embedding = |n| embedding(n, config.hidden_size, config, device);
         Self {
             word_embeddings: embedding(config.vocab_size),
             position_embeddings: embedding(config.max_position_embeddings),
@@ -182,9 +181,12 @@ impl MPNetModel {
             embeddings: MPNetEmbeddings::new(config, device),
             encoder: MPNetEncoder {
                 layer: (0..config.num_hidden_layers).map(|_| MPNetLayer::new(config, activation, device)).collect(),
-                relative_attention_bias: EmbeddingConfig::new(config.relative_buckets(), config.num_attention_heads)
-                    .with_initializer(config.initializer())
-                    .init(device),
+                relative_attention_bias: embedding(
+                    config.relative_buckets(),
+                    config.num_attention_heads,
+                    config,
+                    device,
+                ),
             },
         }
     }
