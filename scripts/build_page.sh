@@ -3,7 +3,8 @@
 # bindings (wasm-bindgen --target web), and the page — index.html with its three trunk links
 # replaced by what trunk writes for them, the stylesheet and web/assets. This is what
 # `trunk build --release` makes of index.html (trunk stays the tool for `trunk serve` while
-# developing), without trunk itself: its 384 crates were 15 of a cold CI run's minutes.
+# developing), without trunk itself (its 384 crates were 15 of a cold CI run's minutes), and
+# with wasm-opt passes that trunk's optimisation levels do not offer.
 #
 # Its own target folder: the wasm build shares nothing with the native one, and apart they can
 # run at once (.ci/run builds the page while the native tests compile). The cargo command is
@@ -28,10 +29,32 @@ CARGO_TARGET_DIR="$target" cargo build --manifest-path web/Cargo.toml --bin adam
 out=dist
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
-# Without the name section (function names for stack traces: 6.4 of the wasm's 35 MB, 1.2 of its
-# 6.1 MB gzipped); `trunk serve`, for development, keeps it.
-wasm-bindgen --target web --no-typescript --remove-name-section --out-dir "$out.tmp" --out-name adam-web \
-  "$target/wasm32-unknown-unknown/web-release/adam-web.wasm"
+# binaryen's wasm-opt from npm (tests/web/package.json; Debian's binaryen breaks this module).
+wasm_opt="${ADAM_WASM_OPT:-tests/web/node_modules/.bin/wasm-opt}"
+if [ -x "$wasm_opt" ]; then
+  wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name adam-web \
+    "$target/wasm32-unknown-unknown/web-release/adam-web.wasm"
+  # Identical functions merged, then every function placed beside its namesakes: burn and cubecl
+  # instantiate one generic many times over, and near copies within gzip's 32 kB window
+  # compress against each other (3.25 -> 2.92 MB gzipped, 17 s; BENCHMARKS.md, issue 19). Then
+  # the name section (function names for stack traces: a fifth of the gzipped wasm) goes;
+  # `trunk serve`, for development, keeps it. The features are rustc's for wasm32 and gemm's
+  # SIMD kernels: a new one fails validation here rather than in a browser.
+  "$wasm_opt" "$out.tmp/adam-web_bg.wasm" -o "$out.tmp/adam-web_bg.wasm" \
+    --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
+    --enable-multivalue --enable-reference-types --enable-simd \
+    --duplicate-function-elimination --remove-unused-module-elements --vacuum --duplicate-function-elimination \
+    --reorder-functions-by-name --strip-debug --strip-producers
+elif [ "${CI:-}" = "true" ]; then
+  echo "wasm-opt is missing ($wasm_opt): .ci/run installs it with tests/web's npm packages" >&2
+  exit 1
+else
+  echo "wasm-opt not found ($wasm_opt; \`npm ci\` in tests/web installs it): the page's wasm is left unoptimised, about 10 % larger gzipped" >&2
+  # Without the name section (function names for stack traces: 6.4 of the wasm's 35 MB, 1.2 of
+  # its 6.1 MB gzipped).
+  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir "$out.tmp" --out-name adam-web \
+    "$target/wasm32-unknown-unknown/web-release/adam-web.wasm"
+fi
 cp web/style.css "$out.tmp/style.css"
 cp -r web/assets "$out.tmp/assets"
 # trunk's loader: init the module, expose the bindings, announce the start.
