@@ -18,6 +18,13 @@ for tool in wasm-bindgen; do
     exit 1
   }
 done
+# binaryen's wasm-opt from npm (tests/web/package.json; Debian's binaryen breaks this module),
+# looked for before the build so that CI stops at once without it.
+wasm_opt="${ADAM_WASM_OPT:-tests/web/node_modules/.bin/wasm-opt}"
+if [ ! -x "$wasm_opt" ] && [ "${CI:-}" = "true" ]; then
+  echo "wasm-opt is missing ($wasm_opt): .ci/run installs it with tests/web's npm packages" >&2
+  exit 1
+fi
 # The rust link of index.html, checked so that the page cannot drift from what trunk builds.
 grep -qF 'data-trunk rel="rust" href="web/Cargo.toml" data-bin="adam-web" data-wasm-opt="0" data-cargo-profile-release="web-release"' index.html || {
   echo "index.html's rust link changed: update scripts/build_page.sh to build what it asks" >&2
@@ -29,8 +36,6 @@ CARGO_TARGET_DIR="$target" cargo build --manifest-path web/Cargo.toml --bin adam
 out=dist
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
-# binaryen's wasm-opt from npm (tests/web/package.json; Debian's binaryen breaks this module).
-wasm_opt="${ADAM_WASM_OPT:-tests/web/node_modules/.bin/wasm-opt}"
 if [ -x "$wasm_opt" ]; then
   wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name adam-web \
     "$target/wasm32-unknown-unknown/web-release/adam-web.wasm"
@@ -45,9 +50,6 @@ if [ -x "$wasm_opt" ]; then
     --enable-multivalue --enable-reference-types --enable-simd \
     --duplicate-function-elimination --remove-unused-module-elements --vacuum --duplicate-function-elimination \
     --reorder-functions-by-name --strip-debug --strip-producers
-elif [ "${CI:-}" = "true" ]; then
-  echo "wasm-opt is missing ($wasm_opt): .ci/run installs it with tests/web's npm packages" >&2
-  exit 1
 else
   echo "wasm-opt not found ($wasm_opt; \`npm ci\` in tests/web installs it): the page's wasm is left unoptimised, about 10 % larger gzipped" >&2
   # Without the name section (function names for stack traces: 6.4 of the wasm's 35 MB, 1.2 of
