@@ -36,15 +36,19 @@ CARGO_TARGET_DIR="$target" cargo build --manifest-path web/Cargo.toml --bin adam
 out=dist
 rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
+# wasm-opt orders the functions by their names, so wasm-bindgen keeps the name section for it.
+# Without wasm-opt the names go here (function names for stack traces: 6.4 of the wasm's 35 MB,
+# 1.2 of its 6.1 MB gzipped); `trunk serve`, for development, keeps them.
+names=()
+[ -x "$wasm_opt" ] || names=(--remove-name-section)
+wasm-bindgen --target web --no-typescript "${names[@]}" --out-dir "$out.tmp" --out-name adam-web \
+  "$target/wasm32-unknown-unknown/web-release/adam-web.wasm"
 if [ -x "$wasm_opt" ]; then
-  wasm-bindgen --target web --no-typescript --out-dir "$out.tmp" --out-name adam-web \
-    "$target/wasm32-unknown-unknown/web-release/adam-web.wasm"
   # Identical functions merged, then every function placed beside its namesakes: burn and cubecl
   # instantiate one generic many times over, and near copies within gzip's 32 kB window
   # compress against each other (3.25 -> 2.92 MB gzipped, 17 s; BENCHMARKS.md, issue 19). Then
-  # the name section (function names for stack traces: a fifth of the gzipped wasm) goes;
-  # `trunk serve`, for development, keeps it. The features are rustc's for wasm32 and gemm's
-  # SIMD kernels: a new one fails validation here rather than in a browser.
+  # the names go. The features are rustc's for wasm32 and gemm's SIMD kernels: a new one fails
+  # validation here rather than in a browser.
   "$wasm_opt" "$out.tmp/adam-web_bg.wasm" -o "$out.tmp/adam-web_bg.wasm" \
     --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext --enable-mutable-globals \
     --enable-multivalue --enable-reference-types --enable-simd \
@@ -52,10 +56,6 @@ if [ -x "$wasm_opt" ]; then
     --reorder-functions-by-name --strip-debug --strip-producers
 else
   echo "wasm-opt not found ($wasm_opt; \`npm ci\` in tests/web installs it): the page's wasm is left unoptimised, about 10 % larger gzipped" >&2
-  # Without the name section (function names for stack traces: 6.4 of the wasm's 35 MB, 1.2 of
-  # its 6.1 MB gzipped).
-  wasm-bindgen --target web --no-typescript --remove-name-section --out-dir "$out.tmp" --out-name adam-web \
-    "$target/wasm32-unknown-unknown/web-release/adam-web.wasm"
 fi
 cp web/style.css "$out.tmp/style.css"
 cp -r web/assets "$out.tmp/assets"
