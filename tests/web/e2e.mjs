@@ -55,6 +55,7 @@ try {
     await page.waitForSelector('[data-testid=lab-result][data-example="0"]', { state: 'attached' });
     result.wall_first_soft_labels_ms = Date.now() - started;
     result.backend = (await page.textContent('[data-testid=backend]')).trim();
+    result.why = (await page.textContent('.why')).trim();
     Object.assign(result, await probs());
     // The walk-through's numbers for the first example, at the default settings.
     result.walkthrough = await page.$eval('[data-testid=walkthrough]', (ol) => ({

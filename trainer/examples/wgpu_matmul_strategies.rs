@@ -1,10 +1,13 @@
 //! Issue 19, point 2: does another of cubek's matrix-product kernels run the page's shapes faster
 //! on a software GPU than the one burn launches? burn (without `autotune`) always takes cubek's
-//! default; this launches each kernel on the same operands of the wgpu device (Mesa's lavapipe
-//! on a machine without a GPU, the native counterpart of Chromium's SwiftShader) and prints the
-//! mean time of a product and its read-back, and the largest difference from burn's result.
+//! default; this launches each kernel on the same operands of the wgpu device and prints the mean
+//! time of a product and its read-back, and the largest difference from burn's result. Without a
+//! GPU the device is Mesa's lavapipe; Chromium's own software GPU, SwiftShader, is a Vulkan driver
+//! too, which the Vulkan loader takes instead when told:
 //!
 //!     cargo run --release --example wgpu_matmul_strategies [-- ROUNDS]
+//!     VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
+//!       cargo run --release --example wgpu_matmul_strategies [-- ROUNDS]
 //!
 //! The shapes: a 10-token query and 8 passages of 40 tokens (320 rows) through MiniLM's
 //! projections (384 -> 384, 384 -> 1536, 1536 -> 384), and one attention's two products per head.
@@ -16,7 +19,10 @@ use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
 use burn_cubecl::tensor::CubeTensor;
 use cubek::matmul::definition::{MatmulElems, MatmulGlobalElems};
 use cubek::matmul::multi_level::Strategy as Kernel;
+use cubek::matmul::routine::BlueprintStrategy;
 use cubek::matmul::strategy::Strategy;
+use cubek::matmul::tiled::Strategy as Tiled;
+use cubek::matmul::tiled::cpu_gemm::CpuGemmStrategy;
 use cubek::std::InputBinding;
 
 fn launch(strategy: &Strategy, lhs: &CubeTensor, rhs: &CubeTensor) -> Result<Tensor<3>, String> {
@@ -46,7 +52,7 @@ fn main() {
         ([96, 40, 32], [96, 32, 40]),
         ([96, 40, 40], [96, 40, 32]),
     ];
-    let kernels: [(&str, Strategy); 8] = [
+    let kernels: [(&str, Strategy); 9] = [
         ("burn's (cubek default)", Strategy::default()),
         ("naive", Kernel::Naive.into()),
         ("simple unit", Kernel::SimpleUnit(Default::default()).into()),
@@ -55,6 +61,7 @@ fn main() {
         ("double vecmat", Kernel::DoubleVecMat(Default::default()).into()),
         ("gemv unit perpendicular", Kernel::GemvUnitPerpendicular(Default::default()).into()),
         ("gemm", Kernel::Gemm(Default::default()).into()),
+        ("cpu gemm (tiled)", Tiled::CpuGemm(BlueprintStrategy::Inferred(CpuGemmStrategy::default())).into()),
     ];
     println!("| shape | kernel | ms per product + read-back | max abs diff from burn's |");
     println!("|---|---|---:|---:|");

@@ -56,7 +56,8 @@ async fn choose_device(asked: Option<&str>) -> (Backend, Device, String) {
         return (Backend::Cpu, Device::flex(), "this browser has no WebGPU (navigator.gpu)".into());
     };
     let forced = asked == Some("webgpu");
-    if !forced && let Some(name) = software_adapter(&gpu).await {
+    let software = software_adapter(&gpu).await;
+    if !forced && let Some(name) = &software {
         return (
             Backend::Cpu,
             Device::flex(),
@@ -65,8 +66,14 @@ async fn choose_device(asked: Option<&str>) -> (Backend, Device, String) {
     }
     match Device::wgpu_options().init_async().await {
         Ok(device) => {
-            let why = if forced { "?backend=webgpu" } else { "WebGPU adapter found" };
-            (Backend::WebGpu, device, why.into())
+            let mut why = String::from(if forced { "?backend=webgpu" } else { "WebGPU adapter found" });
+            // SwiftShader runs burn's matrix-product kernel (workgroup memory and barriers) up to
+            // 16x slower than cubek's register-tiled one (BENCHMARKS.md, issue 19).
+            if software.is_some_and(|name| name.to_lowercase().contains("swiftshader")) {
+                adam_core::model::cube_matmul::use_cpu_gemm(true);
+                why.push_str("; on SwiftShader, matrix products by cubek's CpuGemm kernel");
+            }
+            (Backend::WebGpu, device, why)
         }
         Err(e) => {
             // wgpu's reason is long and technical: the console keeps it, the page says it briefly.

@@ -4,6 +4,7 @@
 
 mod bert;
 mod cross_encoder;
+pub mod cube_matmul;
 mod dropout;
 mod embedding;
 #[cfg(not(target_arch = "wasm32"))]
@@ -36,8 +37,14 @@ use crate::config::{Architecture, BertConfig};
 
 /// Scaled dot-product attention over `[b, heads, s, d]`, `mask` true where a key is padding:
 /// burn's, except on flex, where [`flex_attention::attention`] (inference) and
-/// [`tracked::attention`] (training) give the same bits faster.
+/// [`tracked::attention`] (training) give the same bits faster, and on the wgpu device with
+/// [`cube_matmul::use_cpu_gemm`] on.
 fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, bias: Option<Tensor<4>>) -> Tensor<4> {
+    if cube_matmul::cpu_gemm()
+        && let Some(context) = cube_matmul::attention(&q, &k, &v, &mask, bias.as_ref())
+    {
+        return context;
+    }
     #[cfg(not(target_arch = "wasm32"))]
     if q.device() == Device::flex()
         && let Some(context) = flex_inference_attention(&q, &k, &v, &mask, bias.as_ref())
@@ -72,8 +79,13 @@ fn flex_inference_attention(
 
 /// `layer.forward(x)`: burn's, except on flex, where [`flex_linear::linear`] (inference) and
 /// [`tracked::linear`] (training) give the same bits with one allocation of each product instead
-/// of two and a copy.
+/// of two and a copy, and on the wgpu device with [`cube_matmul::use_cpu_gemm`] on.
 pub fn apply_linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    if cube_matmul::cpu_gemm()
+        && let Some(y) = cube_matmul::linear(&layer.weight.val(), layer.bias.as_ref().map(|b| b.val()).as_ref(), &x)
+    {
+        return y;
+    }
     #[cfg(not(target_arch = "wasm32"))]
     if x.device() == Device::flex()
         && let Some(y) = flex_inference_linear(layer, &x)
