@@ -33,9 +33,10 @@ impl Backend {
 
 /// WebGPU through burn's wgpu runtime when the browser gives a hardware adapter, else burn's flex
 /// CPU backend; the string says why. A software adapter (SwiftShader, lavapipe, WARP) emulates the
-/// GPU on the processor and runs these models several times slower than the CPU path (BENCHMARKS.md,
-/// "SwiftShader's own kernel"), so the CPU is chosen there unless `?backend=webgpu` asks for it; `?backend=cpu`
-/// skips WebGPU everywhere; any other value is named in the reason and otherwise ignored.
+/// GPU on the processor and runs these models several times slower than the CPU path
+/// (BENCHMARKS.md, "SwiftShader's own kernel"), so the CPU is chosen there unless
+/// `?backend=webgpu` asks for it; `?backend=cpu` skips WebGPU everywhere; any other value is named
+/// in the reason and otherwise ignored.
 pub async fn pick_device() -> (Backend, Device, String) {
     let asked = url_param("backend");
     let (backend, device, why) = choose_device(asked.as_deref()).await;

@@ -1,7 +1,7 @@
 //! Matrix products on Chromium's software GPU (SwiftShader) through cubek's `CpuGemm` kernel.
 //!
 //! burn, built without `autotune`, launches cubek's default product for every shape: tiles staged
-//! through workgroup memory with barriers. SwiftShader runs those 2.5-16x slower than cubek's
+//! through workgroup memory with barriers. SwiftShader runs those 2.4-16x slower than cubek's
 //! `CpuGemm` (a register-tiled kernel "that needs no accelerator", which burn's autotune offers
 //! to CPU runtimes only), with the same bits on the models' shapes; Mesa's lavapipe, the other
 //! software GPU, is the other way round (up to 6x slower with it), and a hardware GPU wants
@@ -56,7 +56,7 @@ pub fn matmul<const D: usize>(x: &Tensor<D>, y: &Tensor<D>) -> Option<Tensor<D>>
     Some(Tensor::from_primitive::<Cube>(out))
 }
 
-/// burn's `Linear` (`x · W + b`, the rows folded into one product as burn does) by [`matmul`].
+/// burn's `Linear` (`x · W + b`, the rows folded into one product) by [`matmul`].
 pub fn linear<const D: usize>(weight: &Tensor<2>, bias: Option<&Tensor<1>>, x: &Tensor<D>) -> Option<Tensor<D>> {
     let dims = x.dims();
     let (k, n) = (dims[D - 1], weight.dims()[1]);
@@ -71,8 +71,9 @@ pub fn linear<const D: usize>(weight: &Tensor<2>, bias: Option<&Tensor<1>>, x: &
     Some(y.reshape(out))
 }
 
-/// Scaled dot-product attention as burn's `attention_fallback` (what burn runs on the wgpu device
-/// for these models) with [`matmul`]'s products; `None` where it is off or declines.
+/// Scaled dot-product attention as burn's `attention_fallback` (the unfused attention burn's
+/// kernel profiles show on software GPUs: two products per layer) with [`matmul`]'s products;
+/// `None` where it is off or declines.
 pub fn attention(
     q: &Tensor<4>,
     k: &Tensor<4>,
