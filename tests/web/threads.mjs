@@ -2,12 +2,16 @@
 // grouped by process type and thread name, over each step of the page (load and first soft labels,
 // a slider move, two warm queries), with the page's own adam-metric figures. BENCHMARKS.md,
 // "SwiftShader's own kernel", says how to serve the page. Run it alone: it counts every Chromium.
-//   node tests/web/threads.mjs URL [webgpu|cpu]
+// With `profile`, it also prints V8's CPU profile of the renderer over the slider move (self time
+// per function; a wasm built with its names kept shows them: wasm-bindgen without
+// --remove-name-section and no wasm-opt).
+//   node tests/web/threads.mjs URL [webgpu|cpu] [profile]
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 
 const url = process.argv[2];
 const mode = process.argv[3] || 'webgpu';
+const profile = process.argv[4] === 'profile';
 const HZ = 100;
 
 function snapshot() {
@@ -60,6 +64,12 @@ diff(s0, s1, t1 - t0, 'load + first soft labels');
 console.log('backend:', (await page.textContent('[data-testid=backend]')).trim());
 
 const before = await page.getAttribute('[data-testid=lab-result]', 'data-settings');
+const cdp = profile ? await page.context().newCDPSession(page) : null;
+if (cdp) {
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 1000 });
+  await cdp.send('Profiler.start');
+}
 s0 = snapshot(); t0 = Date.now();
 await page.focus('#mask');
 await page.keyboard.press('ArrowRight');
@@ -69,6 +79,21 @@ await page.waitForFunction((b) => {
 }, before);
 s1 = snapshot(); t1 = Date.now();
 diff(s0, s1, t1 - t0, 'a slider move');
+if (cdp) {
+  const { profile: p } = await cdp.send('Profiler.stop');
+  const nodes = new Map(p.nodes.map((n) => [n.id, n.callFrame]));
+  const self = new Map();
+  p.samples.forEach((id, i) => {
+    const f = nodes.get(id);
+    const name = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}`;
+    self.set(name, (self.get(name) || 0) + (p.timeDeltas[i] || 0));
+  });
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  console.log(`\n## V8 profile of the slider move: ${(total / 1000).toFixed(0)} ms sampled`);
+  for (const [k, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
+    console.log(`${(us / 1000).toFixed(0).padStart(7)} ms ${(100 * us / total).toFixed(1).padStart(5)} %  ${k.slice(0, 150)}`);
+  }
+}
 
 await page.click('#tab-search');
 const search = async (text) => {
