@@ -11,6 +11,7 @@
 use std::cell::Cell;
 
 use burn::backend::Cube;
+use burn::nn::Linear;
 use burn::tensor::{Bool, DType, Tensor};
 use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
 use burn_cubecl::kernel::matmul::init_matmul_output;
@@ -56,14 +57,19 @@ pub fn matmul<const D: usize>(x: &Tensor<D>, y: &Tensor<D>) -> Option<Tensor<D>>
     Some(Tensor::from_primitive::<Cube>(out))
 }
 
-/// burn's `Linear` (`x · W + b`, the rows folded into one product) by [`matmul`].
-pub fn linear<const D: usize>(weight: &Tensor<2>, bias: Option<&Tensor<1>>, x: &Tensor<D>) -> Option<Tensor<D>> {
+/// burn's `Linear` (`x · W + b`, the rows folded into one product) by [`matmul`]; `None` where it
+/// is off or declines.
+pub fn linear<const D: usize>(layer: &Linear, x: &Tensor<D>) -> Option<Tensor<D>> {
+    if !cpu_gemm() {
+        return None;
+    }
+    let weight = layer.weight.val();
     let dims = x.dims();
     let (k, n) = (dims[D - 1], weight.dims()[1]);
     let rows = dims[..D - 1].iter().product();
-    let y = matmul(&x.clone().reshape([rows, k]), weight)?;
-    let y = match bias {
-        Some(b) => y + b.clone().unsqueeze::<2>(),
+    let y = matmul(&x.clone().reshape([rows, k]), &weight)?;
+    let y = match &layer.bias {
+        Some(b) => y + b.val().unsqueeze::<2>(),
         None => y,
     };
     let mut out = dims;
@@ -99,6 +105,7 @@ pub fn attention(
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use burn::module::Module;
     use burn::nn::LinearConfig;
     use burn::tensor::module::attention as burn_attention;
     use burn::tensor::ops::AttentionModuleOptions;
@@ -117,15 +124,14 @@ mod tests {
         let device = Device::wgpu_options().init().expect("a wgpu adapter (mesa-vulkan-drivers on Debian)");
         let layer = LinearConfig::new(48, 80).init(&device);
         let x: Tensor<3> = Tensor::random([3, 7, 48], Distribution::Normal(0.0, 1.0), &device);
-        let (w, b) = (layer.weight.val(), layer.bias.as_ref().map(|b| b.val()));
-        assert!(linear(&w, b.as_ref(), &x).is_none(), "off by default");
+        assert!(linear(&layer, &x).is_none(), "off by default");
         use_cpu_gemm(true);
-        let ours = linear(&w, b.as_ref(), &x).expect("CpuGemm takes the wgpu device's f32 tensors");
+        let ours = linear(&layer, &x).expect("CpuGemm takes the wgpu device's f32 tensors");
         assert_eq!(ours.dims(), [3, 7, 80]);
         assert!(max_diff(ours, layer.forward(x.clone())) <= 1e-5);
         // Not a wgpu tensor: declined, burn's path takes it.
         let flex = Tensor::<3>::from_data(x.to_data(), &Device::flex());
-        assert!(linear(&w.to_device(&Device::flex()), None, &flex).is_none());
+        assert!(linear(&layer.clone().to_device(&Device::flex()), &flex).is_none());
 
         let [q, k, v]: [Tensor<4>; 3] =
             std::array::from_fn(|_| Tensor::random([2, 3, 5, 8], Distribution::Normal(0.0, 1.0), &device));

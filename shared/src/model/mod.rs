@@ -40,9 +40,7 @@ use crate::config::{Architecture, BertConfig};
 /// [`tracked::attention`] (training) give the same bits faster, and on the wgpu device with
 /// [`cube_matmul::use_cpu_gemm`] on.
 fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, bias: Option<Tensor<4>>) -> Tensor<4> {
-    if cube_matmul::cpu_gemm()
-        && let Some(context) = cube_matmul::attention(&q, &k, &v, &mask, bias.as_ref())
-    {
+    if let Some(context) = cube_matmul::attention(&q, &k, &v, &mask, bias.as_ref()) {
         return context;
     }
     #[cfg(not(target_arch = "wasm32"))]
@@ -81,9 +79,7 @@ fn flex_inference_attention(
 /// [`tracked::linear`] (training) give the same bits with one allocation of each product instead
 /// of two and a copy, and on the wgpu device with [`cube_matmul::use_cpu_gemm`] on.
 pub fn apply_linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    if cube_matmul::cpu_gemm()
-        && let Some(y) = cube_matmul::linear(&layer.weight.val(), layer.bias.as_ref().map(|b| b.val()).as_ref(), &x)
-    {
+    if let Some(y) = cube_matmul::linear(layer, &x) {
         return y;
     }
     #[cfg(not(target_arch = "wasm32"))]
