@@ -3,6 +3,7 @@
 // MODE: webgpu (SwiftShader WebGPU adapter: the page's own choice, then ?backend=webgpu), cpu (no
 // adapter), broken (expects an error message).
 import { chromium } from 'playwright-core';
+import { recomputed, search } from './steps.mjs';
 
 const [url, mode, shots, query] = process.argv.slice(2);
 const TIMEOUT = Number(process.env.ADAM_E2E_TIMEOUT_MS || 600000);
@@ -66,20 +67,11 @@ try {
     }));
     await page.screenshot({ path: `${shots}/${mode}-lab-desktop.png`, fullPage: true });
 
-    // Waits until the lab shows the result of other settings than `before`, computed.
-    const recomputed = (before) => page.waitForFunction(
-      (b) => {
-        const el = document.querySelector('[data-testid=lab-result]');
-        return el && el.getAttribute('data-settings') !== b && document.querySelector('.status').textContent.indexOf('Computing') < 0;
-      },
-      before,
-    );
-
     // Keyboard: focus the mask-ratio slider and step it right (0.30 → 0.35).
     const before = await page.getAttribute('[data-testid=lab-result]', 'data-settings');
     await page.focus('#mask');
     await page.keyboard.press('ArrowRight');
-    await recomputed(before);
+    await recomputed(page, before);
     result.settings_after_key = JSON.parse(await page.getAttribute('[data-testid=lab-result]', 'data-settings'));
     const m = await probs();
     result.teacher_mask = m.teacher;
@@ -91,7 +83,7 @@ try {
       const opened = await page.getAttribute('[data-testid=lab-result]', 'data-settings');
       const other = JSON.parse(opened).noisy_mode === 'delete' ? 'mask' : 'delete';
       await page.selectOption('#noisy', other);
-      await recomputed(opened);
+      await recomputed(page, opened);
       result.noisy_switched_to = other;
       result.settings_after_switch = JSON.parse(await page.getAttribute('[data-testid=lab-result]', 'data-settings'));
       const d = await probs();
@@ -108,20 +100,8 @@ try {
 
     // Search, twice: the first query pays for kernel compilation, the second is warm.
     await page.click('#tab-search');
-    const search = async (text) => {
-      await page.fill('[data-testid=search-input]', text);
-      // Waits on the count of finished searches: two encodings can take the same time.
-      const old = await page.$('[data-testid=search-timing]');
-      const before = old ? await old.getAttribute('data-searches') : null;
-      await page.press('[data-testid=search-input]', 'Enter');
-      await page.waitForFunction((b) => {
-        const el = document.querySelector('[data-testid=search-timing]');
-        return el && el.getAttribute('data-searches') !== b;
-      }, before);
-      return Number(await page.getAttribute('[data-testid=search-timing]', 'data-encode-ms'));
-    };
-    const cold = await search('what causes ocean tides');
-    const warm = await search(query);
+    const cold = await search(page, 'what causes ocean tides');
+    const warm = await search(page, query);
     const hits = await page.$$eval('[data-testid=search-results] li', (lis) => lis.map((li) => ({
       id: li.querySelector('.docid').textContent.trim(),
       score: Number(li.querySelector('.score').textContent),

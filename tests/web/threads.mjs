@@ -8,6 +8,7 @@
 //   node tests/web/threads.mjs URL [webgpu|cpu] [profile]
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
+import { recomputed, search } from './steps.mjs';
 
 const url = process.argv[2];
 const mode = process.argv[3] || 'webgpu';
@@ -73,10 +74,7 @@ if (cdp) {
 s0 = snapshot(); t0 = Date.now();
 await page.focus('#mask');
 await page.keyboard.press('ArrowRight');
-await page.waitForFunction((b) => {
-  const el = document.querySelector('[data-testid=lab-result]');
-  return el && el.getAttribute('data-settings') !== b && document.querySelector('.status').textContent.indexOf('Computing') < 0;
-}, before);
+await recomputed(page, before);
 s1 = snapshot(); t1 = Date.now();
 diff(s0, s1, t1 - t0, 'a slider move');
 if (cdp) {
@@ -96,21 +94,10 @@ if (cdp) {
 }
 
 await page.click('#tab-search');
-const search = async (text) => {
-  await page.fill('[data-testid=search-input]', text);
-  const old = await page.$('[data-testid=search-timing]');
-  const b = old ? await old.getAttribute('data-searches') : null;
-  await page.press('[data-testid=search-input]', 'Enter');
-  await page.waitForFunction((x) => {
-    const el = document.querySelector('[data-testid=search-timing]');
-    return el && el.getAttribute('data-searches') !== x;
-  }, b);
-  return Number(await page.getAttribute('[data-testid=search-timing]', 'data-encode-ms'));
-};
-await search('what causes ocean tides');
+await search(page, 'what causes ocean tides');
 for (let i = 0; i < 2; i++) {
   s0 = snapshot(); t0 = Date.now();
-  const ms = await search(i ? 'who wrote the origin of species' : 'how do vaccines work');
+  const ms = await search(page, i ? 'who wrote the origin of species' : 'how do vaccines work');
   s1 = snapshot(); t1 = Date.now();
   diff(s0, s1, t1 - t0, `warm query ${i} (page says ${ms} ms)`);
 }
