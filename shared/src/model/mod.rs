@@ -38,7 +38,7 @@ use crate::config::{Architecture, BertConfig};
 /// Scaled dot-product attention over `[b, heads, s, d]`, `mask` true where a key is padding:
 /// burn's, except on flex, where [`flex_attention::attention`] (inference) and
 /// [`tracked::attention`] (training) give the same bits faster, and on the wgpu device with
-/// [`cube_matmul::use_cpu_gemm`] on.
+/// [`cube_matmul::use_register_blocks`] on.
 fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>, mask: Tensor<4, Bool>, bias: Option<Tensor<4>>) -> Tensor<4> {
     if let Some(context) = cube_matmul::attention(&q, &k, &v, &mask, bias.as_ref()) {
         return context;
@@ -77,7 +77,7 @@ fn flex_inference_attention(
 
 /// `layer.forward(x)`: burn's, except on flex, where [`flex_linear::linear`] (inference) and
 /// [`tracked::linear`] (training) give the same bits with one allocation of each product instead
-/// of two and a copy, and on the wgpu device with [`cube_matmul::use_cpu_gemm`] on.
+/// of two and a copy, and on the wgpu device with [`cube_matmul::use_register_blocks`] on.
 pub fn apply_linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     if let Some(y) = cube_matmul::linear(layer, &x) {
         return y;
