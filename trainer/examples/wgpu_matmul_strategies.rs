@@ -5,14 +5,17 @@
 //! GPU the device is Mesa's lavapipe; Chromium's own software GPU, SwiftShader, is a Vulkan driver
 //! too, which the Vulkan loader takes instead when told:
 //!
-//!     cargo run --release --example wgpu_matmul_strategies [-- ROUNDS]
+//!     cargo run --release --example wgpu_matmul_strategies [-- ROUNDS [KERNELS]]
 //!     VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
-//!       cargo run --release --example wgpu_matmul_strategies [-- ROUNDS]
+//!       cargo run --release --example wgpu_matmul_strategies [-- ROUNDS [KERNELS]]
+//!
+//! KERNELS: comma-separated words; only the kernels whose name contains one run.
 //!
 //! The shapes: a 10-token query and 8 passages of 40 tokens (320 rows) through MiniLM's
 //! projections (384 -> 384, 384 -> 1536, 1536 -> 384), and one attention's two products per head.
 use std::time::Instant;
 
+use adam_core::model::cube_matmul::register_block_matmul;
 use burn::backend::Cube;
 use burn::tensor::{DType, Device, Distribution, Tensor};
 use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
@@ -42,6 +45,8 @@ fn values(t: Tensor<3>) -> Vec<f32> {
 
 fn main() {
     let rounds: usize = std::env::args().nth(1).map_or(5, |n| n.parse().expect("ROUNDS: a number"));
+    // Optional: only the kernels whose name contains one of these comma-separated words.
+    let only: Option<Vec<String>> = std::env::args().nth(2).map(|s| s.split(',').map(str::to_string).collect());
     let device = Device::wgpu_options().init().expect("a wgpu adapter (mesa-vulkan-drivers on Debian)");
     let shapes: [([usize; 3], [usize; 3]); 7] = [
         ([1, 10, 384], [1, 384, 384]),
@@ -52,7 +57,7 @@ fn main() {
         ([96, 40, 32], [96, 32, 40]),
         ([96, 40, 40], [96, 40, 32]),
     ];
-    let kernels: [(&str, Strategy); 9] = [
+    let strategies: [(&str, Strategy); 9] = [
         ("burn's (cubek default)", Strategy::default()),
         ("naive", Kernel::Naive.into()),
         ("simple unit", Kernel::SimpleUnit(Default::default()).into()),
@@ -63,6 +68,22 @@ fn main() {
         ("gemm", Kernel::Gemm(Default::default()).into()),
         ("cpu gemm (tiled)", Tiled::CpuGemm(BlueprintStrategy::Inferred(CpuGemmStrategy::default())).into()),
     ];
+    type Launch = Box<dyn Fn(&CubeTensor, &CubeTensor) -> Result<Tensor<3>, String>>;
+    let mut kernels: Vec<(String, Launch)> = strategies
+        .into_iter()
+        .map(|(name, s)| (name.to_string(), Box::new(move |l: &CubeTensor, r: &CubeTensor| launch(&s, l, r)) as Launch))
+        .collect();
+    // adam's own register-block kernel (`cube_matmul::register_block_matmul`), in several blocks.
+    for (tm, tn) in [(4, 4), (4, 8), (8, 4), (8, 8), (4, 16), (16, 4)] {
+        kernels.push((
+            format!("registers {tm}x{tn} (adam)"),
+            Box::new(move |l: &CubeTensor, r: &CubeTensor| {
+                register_block_matmul(l, r, tm, tn)
+                    .map(Tensor::from_primitive::<Cube>)
+                    .ok_or_else(|| "declined".to_string())
+            }),
+        ));
+    }
     println!("| shape | kernel | ms per product + read-back | max abs diff from burn's |");
     println!("|---|---|---:|---:|");
     for (a, b) in shapes {
@@ -72,8 +93,11 @@ fn main() {
         let (lhs, rhs) = (lhs.try_into_primitive::<Cube>().unwrap(), rhs.try_into_primitive::<Cube>().unwrap());
         let shape = format!("{a:?} × {b:?}");
         for (name, kernel) in &kernels {
+            if only.as_ref().is_some_and(|words| !words.iter().any(|w| name.contains(w.as_str()))) {
+                continue;
+            }
             // The first launch compiles the kernel; it is checked, not timed.
-            let first = match launch(kernel, &lhs, &rhs) {
+            let first = match kernel(&lhs, &rhs) {
                 Ok(out) => values(out),
                 Err(e) => {
                     println!(
@@ -86,7 +110,7 @@ fn main() {
             let diff = first.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
             let start = Instant::now();
             for _ in 0..rounds {
-                values(launch(kernel, &lhs, &rhs).expect("launched before"));
+                values(kernel(&lhs, &rhs).expect("launched before"));
             }
             let ms = start.elapsed().as_secs_f64() * 1e3 / rounds as f64;
             println!("| {shape} | {name} | {ms:.2} | {diff:.1e} |");
