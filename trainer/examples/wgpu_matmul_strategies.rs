@@ -74,7 +74,7 @@ fn main() {
         .map(|(name, s)| (name.to_string(), Box::new(move |l: &CubeTensor, r: &CubeTensor| launch(&s, l, r)) as Launch))
         .collect();
     // adam's own register-block kernel (`cube_matmul::register_block_matmul`), in several blocks.
-    for (tm, tn) in [(4, 4), (4, 8), (8, 4), (8, 8), (4, 16), (16, 4)] {
+    for (tm, tn) in [(4, 4), (4, 8), (8, 4), (8, 8), (4, 16), (16, 4), (8, 16), (16, 8)] {
         kernels.push((
             format!("registers {tm}x{tn} (adam)"),
             Box::new(move |l: &CubeTensor, r: &CubeTensor| {

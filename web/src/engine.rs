@@ -68,7 +68,7 @@ async fn choose_device(asked: Option<&str>) -> (Backend, Device, String) {
     match Device::wgpu_options().init_async().await {
         Ok(device) => {
             let mut why = String::from(if forced { "?backend=webgpu" } else { "WebGPU adapter found" });
-            // SwiftShader runs burn's matrix-product kernel (workgroup memory and barriers) 10-60x
+            // SwiftShader runs burn's matrix-product kernel (workgroup memory and barriers) 8-44x
             // slower than a register-block one (BENCHMARKS.md, issue 19).
             if software.is_some_and(|name| name.to_lowercase().contains("swiftshader")) {
                 adam_core::model::cube_matmul::use_register_blocks(true);

@@ -5,7 +5,7 @@
 //! every load whose address differs between them into four scalar loads, and switches coroutines
 //! at every barrier; its time on the page is 99 % these products. [`register_block_matmul`] has
 //! each unit keep a 4 or 8 × 8 block of the output in registers and read its operands straight
-//! from the buffers: on SwiftShader 4-7x faster than cubek's register-tiled `CpuGemm` and 10-60x
+//! from the buffers: on SwiftShader 2-6x faster than cubek's register-tiled `CpuGemm` and 8-44x
 //! faster than burn's default, with the same bits on the models' shapes (BENCHMARKS.md, "A kernel
 //! for SwiftShader", issue 19). A hardware GPU wants burn's, so this is a switch that the page
 //! turns on when its WebGPU adapter is SwiftShader, not a rule.
