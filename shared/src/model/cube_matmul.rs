@@ -109,7 +109,8 @@ mod register_block {
     /// Rows and columns past the edge read the last row or column (clamped once, so the `k` loop has
     /// no branch) and are not stored. Batch dimensions of `a`, `b` and `c` must be equal.
     #[cube(launch_unchecked)]
-    #[allow(clippy::too_many_arguments)]
+    // The arithmetic is cubecl's expansion, which has `+` and `/` on indices but no `div_ceil`.
+    #[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
     fn register_block_kernel<E: Float>(
         a: &Tensor<E>,
         b: &Tensor<E>,
