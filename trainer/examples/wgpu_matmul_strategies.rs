@@ -1,6 +1,6 @@
-//! Issue 19, point 2: does another of cubek's matrix-product kernels run the page's shapes faster
-//! on a software GPU than the one burn launches? burn (without `autotune`) always takes cubek's
-//! default; this launches each kernel on the same operands of the wgpu device and prints the mean
+//! Issue 19, point 2: does another matrix-product kernel (one of cubek's, or adam's register-block
+//! kernel in several blocks) run the page's shapes faster on a software GPU than the one burn
+//! launches? burn (without `autotune`) always takes cubek's default; this launches each kernel on the same operands of the wgpu device and prints the mean
 //! time of a product and its read-back, and the largest difference from burn's result. Without a
 //! GPU the device is Mesa's lavapipe; Chromium's own software GPU, SwiftShader, is a Vulkan driver
 //! too, which the Vulkan loader takes instead when told:

@@ -39,8 +39,8 @@ pub fn matmul<const D: usize>(x: &Tensor<D>, y: &Tensor<D>) -> Option<Tensor<D>>
     }
     let lhs = x.clone().try_into_primitive::<Cube>().ok()?;
     let rhs = y.clone().try_into_primitive::<Cube>().ok()?;
-    // 8 × 8 blocks where there are rows enough; a query's few rows waste less in 4 × 8 (the
-    // fastest of six blocks on each shape, BENCHMARKS.md).
+    // 8 × 8 blocks where there are rows enough, 4 × 8 for a query's few rows: near the best of
+    // eight blocks on each of the page's shapes, none best on all (BENCHMARKS.md).
     let rows = if x.dims()[D - 2] < 32 { 4 } else { 8 };
     register_block_matmul(&lhs, &rhs, rows, 8).map(Tensor::from_primitive::<Cube>)
 }
