@@ -15,7 +15,7 @@
 //! projections (384 -> 384, 384 -> 1536, 1536 -> 384), and one attention's two products per head.
 use std::time::Instant;
 
-use adam_core::model::cube_matmul::register_block_matmul;
+use adam_core::model::cube_matmul::{fixed_plane_width, register_block_matmul};
 use burn::backend::Cube;
 use burn::tensor::{DType, Device, Distribution, Tensor};
 use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
@@ -74,11 +74,23 @@ fn main() {
         .map(|(name, s)| (name.to_string(), Box::new(move |l: &CubeTensor, r: &CubeTensor| launch(&s, l, r)) as Launch))
         .collect();
     // adam's own register-block kernel (`cube_matmul::register_block_matmul`), in several blocks.
-    for (tm, tn) in [(4, 4), (4, 8), (8, 4), (8, 8), (4, 16), (16, 4), (8, 16), (16, 8)] {
+    // With planes of one fixed width (SwiftShader: 4), also with `a`'s values shared across them.
+    let plane = fixed_plane_width(&device);
+    let blocks = [(4, 4), (4, 8), (8, 4), (8, 8), (4, 16), (16, 4), (8, 16), (16, 8)];
+    for (tm, tn, lanes) in blocks
+        .iter()
+        .map(|&(tm, tn)| (tm, tn, 1))
+        .chain(plane.filter(|&p| p > 1).into_iter().flat_map(|p| [(4, 8, p), (8, 8, p), (16, 4, p), (16, 8, p)]))
+    {
+        let name = if lanes == 1 {
+            format!("registers {tm}x{tn} (adam)")
+        } else {
+            format!("registers {tm}x{tn}, planes of {lanes} (adam)")
+        };
         kernels.push((
-            format!("registers {tm}x{tn} (adam)"),
+            name,
             Box::new(move |l: &CubeTensor, r: &CubeTensor| {
-                register_block_matmul(l, r, tm, tn)
+                register_block_matmul(l, r, tm, tn, lanes)
                     .map(Tensor::from_primitive::<Cube>)
                     .ok_or_else(|| "declined".to_string())
             }),

@@ -7,8 +7,11 @@
 //! each unit keep a 4 or 8 × 8 block of the output in registers and read its operands straight
 //! from the buffers: on SwiftShader 2-6x faster than cubek's register-tiled `CpuGemm` and 8-44x
 //! faster than burn's default, with the same bits on the models' shapes (BENCHMARKS.md, "A kernel
-//! for SwiftShader", issue 19). A hardware GPU wants burn's, so this is a switch that the page
-//! turns on when its WebGPU adapter is SwiftShader, not a rule.
+//! for SwiftShader", issue 19). Where the device has subgroups of one known width, the four units
+//! SwiftShader runs together share the rows' values by subgroup broadcasts, and each block entry
+//! takes four products per store: another 1.3-1.8x there ("Subgroups and four steps at a time").
+//! A hardware GPU wants burn's, so this is a switch that the page turns on when its WebGPU adapter
+//! is SwiftShader, not a rule.
 
 use std::cell::Cell;
 
@@ -18,6 +21,20 @@ use burn::tensor::{Bool, Tensor};
 
 thread_local! {
     static REGISTER_BLOCKS: Cell<bool> = const { Cell::new(false) };
+    static PLANE_LANES: Cell<usize> = const { Cell::new(1) };
+}
+
+/// Lets [`register_block_matmul`] share `a`'s values across planes (subgroups) of `lanes` units
+/// on the calling thread: only where the device's planes are exactly `lanes` wide and shaders may
+/// use subgroup operations (SwiftShader: 4, with WebGPU's `subgroups` feature); 1, the default,
+/// shares nothing.
+pub fn use_plane_lanes(lanes: usize) {
+    PLANE_LANES.with(|c| c.set(lanes.max(1)));
+}
+
+/// The plane width set by [`use_plane_lanes`] for the calling thread.
+pub fn plane_lanes() -> usize {
+    PLANE_LANES.with(Cell::get)
 }
 
 /// Makes the models' products on the wgpu device use [`register_block_matmul`] (`true`) or
@@ -31,6 +48,14 @@ pub fn register_blocks() -> bool {
     REGISTER_BLOCKS.with(Cell::get)
 }
 
+/// The width of the wgpu device's planes (subgroups) when the device states one fixed width
+/// (SwiftShader 4, lavapipe 8 here); `None` on other devices or widths that vary.
+pub fn fixed_plane_width(device: &burn::tensor::Device) -> Option<usize> {
+    let probe = Tensor::<1>::zeros([1], device).try_into_primitive::<Cube>().ok()?;
+    let hardware = &probe.client.properties().hardware;
+    (hardware.plane_size_min == hardware.plane_size_max).then_some(hardware.plane_size_max as usize)
+}
+
 /// `x · y` by [`register_block_matmul`] when it is switched on and both are f32 tensors of the
 /// wgpu device with equal batch dimensions; `None` otherwise (the caller multiplies with burn).
 pub fn matmul<const D: usize>(x: &Tensor<D>, y: &Tensor<D>) -> Option<Tensor<D>> {
@@ -42,7 +67,11 @@ pub fn matmul<const D: usize>(x: &Tensor<D>, y: &Tensor<D>) -> Option<Tensor<D>>
     // 8 × 8 blocks where there are rows enough, 4 × 8 for a query's few rows: near the best of
     // eight blocks on each of the page's shapes, none best on all (BENCHMARKS.md).
     let rows = if x.dims()[D - 2] < 32 { 4 } else { 8 };
-    register_block_matmul(&lhs, &rhs, rows, 8).map(Tensor::from_primitive::<Cube>)
+    // Planes share rows only where the columns fill several planes' blocks: attention's narrow
+    // products would leave lanes idle.
+    let lanes = plane_lanes();
+    let lanes = if y.dims()[D - 1] >= 4 * 8 * lanes { lanes } else { 1 };
+    register_block_matmul(&lhs, &rhs, rows, 8, lanes).map(Tensor::from_primitive::<Cube>)
 }
 
 /// burn's `Linear` (`x · W + b`, the rows folded into one product) by [`matmul`]; `None` where it
@@ -106,8 +135,13 @@ mod register_block {
     /// runs four units in one SIMD register and turns every load whose address differs between them
     /// into four scalar loads (`SIMD::Pointer::Load`, `rr::Gather`), and whose barriers switch
     /// coroutines: a block of `tm · tn` products per `tm + tn` loads keeps the loads from dominating.
-    /// Rows and columns past the edge read the last row or column (clamped once, so the `k` loop has
-    /// no branch) and are not stored. Batch dimensions of `a`, `b` and `c` must be equal.
+    /// With `lanes` > 1 the units of a plane (subgroup) of that many lanes take neighbouring column
+    /// blocks of the same rows, so each lane loads `tm / lanes` of the rows' `a` values and a plane
+    /// broadcast hands them round: `tm / lanes + tn` loads per step instead of `tm + tn`. That needs
+    /// planes of exactly `lanes` consecutive units and control flow uniform across them, so no unit
+    /// returns early: rows, columns and batches past the edge read the last one (clamped once, so
+    /// the `k` loop has no branch) and are not stored. Batch dimensions of `a`, `b` and `c` must be
+    /// equal.
     #[cube(launch_unchecked)]
     // The arithmetic is cubecl's expansion, which has `+` and `/` on indices but no `div_ceil`.
     #[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
@@ -118,20 +152,22 @@ mod register_block {
         #[comptime] rank: usize,
         #[comptime] tm: usize,
         #[comptime] tn: usize,
+        #[comptime] lanes: usize,
         #[define(E)] _dtype: ElemType,
     ) {
         let m = c.shape(rank - 2);
         let n = c.shape(rank - 1);
         let depth = a.shape(rank - 1);
-        let blocks_n = (n + tn - 1) / tn;
-        let blocks = ((m + tm - 1) / tm) * blocks_n;
-        let batch = ABSOLUTE_POS / blocks;
-        if batch * m * n >= c.len() {
-            terminate!();
-        }
-        let block = ABSOLUTE_POS % blocks;
-        let row0 = (block / blocks_n) * tm;
-        let col0 = (block % blocks_n) * tn;
+        let groups_n = (n + tn * lanes - 1) / (tn * lanes);
+        let per_batch = ((m + tm - 1) / tm) * groups_n;
+        let batches = c.len() / (m * n);
+        let plane = ABSOLUTE_POS / lanes;
+        let lane = ABSOLUTE_POS % lanes;
+        let inside = plane < per_batch * batches;
+        let batch = select(inside, plane / per_batch, batches - 1);
+        let group = plane % per_batch;
+        let row0 = (group / groups_n) * tm;
+        let col0 = ((group % groups_n) * lanes + lane) * tn;
 
         let mut off_a = 0;
         let mut off_b = 0;
@@ -149,35 +185,61 @@ mod register_block {
         let (a_row, a_k) = (a.stride(rank - 2), a.stride(rank - 1));
         let (b_k, b_col) = (b.stride(rank - 2), b.stride(rank - 1));
 
-        let mut a_at = Array::<usize>::new(tm);
+        // The rows of `a` this lane loads: every `lanes`-th of the block from its own. Offsets and
+        // each step's values are sequences (values, not arrays): SwiftShader stores to an array
+        // under the loop's lane mask.
+        let loads = comptime![(tm + lanes - 1) / lanes];
+        let mut a_at = Sequence::<usize>::new();
         #[unroll]
-        for i in 0..tm {
-            let row = select(row0 + i < m, row0 + i, m - 1);
-            a_at[i] = off_a + row * a_row;
+        for q in 0..loads {
+            let row = row0 + q * lanes + lane;
+            a_at.push(off_a + select(row < m, row, m - 1) * a_row);
         }
-        let mut b_at = Array::<usize>::new(tn);
+        let mut b_at = Sequence::<usize>::new();
         #[unroll]
         for j in 0..tn {
             let col = select(col0 + j < n, col0 + j, n - 1);
-            b_at[j] = off_b + col * b_col;
+            b_at.push(off_b + col * b_col);
         }
         let mut acc = Array::<E>::new(tm * tn);
         #[unroll]
         for i in 0..tm * tn {
             acc[i] = E::new(0.0);
         }
-        let mut a_vals = Array::<E>::new(tm);
-        for kk in 0..depth {
+        // Four steps of the depth at a time, each block entry read and written once per four
+        // products (SwiftShader stores to the array under the loop's lane mask), added in the
+        // order of one step at a time; then the steps left over.
+        let quads = depth / 4;
+        for quad in 0..quads {
+            let mut a_vals = Sequence::<E>::new();
+            let mut b_vals = Sequence::<E>::new();
             #[unroll]
-            for i in 0..tm {
-                a_vals[i] = a[a_at[i] + kk * a_k];
+            for u in 0..4 {
+                let kk = quad * 4 + u;
+                step_values::<E>(a, b, &a_at, &b_at, kk * a_k, kk * b_k, &mut a_vals, &mut b_vals, tm, tn, lanes);
             }
             #[unroll]
-            for j in 0..tn {
-                let bv = b[b_at[j] + kk * b_k];
+            for i in 0..tm {
                 #[unroll]
-                for i in 0..tm {
-                    acc[i * tn + j] += a_vals[i] * bv;
+                for j in 0..tn {
+                    let at = comptime![i * tn + j];
+                    acc[at] = acc[at]
+                        + *a_vals.index(i) * *b_vals.index(j)
+                        + *a_vals.index(comptime![tm + i]) * *b_vals.index(comptime![tn + j])
+                        + *a_vals.index(comptime![2 * tm + i]) * *b_vals.index(comptime![2 * tn + j])
+                        + *a_vals.index(comptime![3 * tm + i]) * *b_vals.index(comptime![3 * tn + j]);
+                }
+            }
+        }
+        for kk in quads * 4..depth {
+            let mut a_vals = Sequence::<E>::new();
+            let mut b_vals = Sequence::<E>::new();
+            step_values::<E>(a, b, &a_at, &b_at, kk * a_k, kk * b_k, &mut a_vals, &mut b_vals, tm, tn, lanes);
+            #[unroll]
+            for i in 0..tm {
+                #[unroll]
+                for j in 0..tn {
+                    acc[i * tn + j] += *a_vals.index(i) * *b_vals.index(j);
                 }
             }
         }
@@ -186,16 +248,60 @@ mod register_block {
         for i in 0..tm {
             #[unroll]
             for j in 0..tn {
-                if row0 + i < m && col0 + j < n {
+                if inside && row0 + i < m && col0 + j < n {
                     c[off_c + (row0 + i) * c_row + (col0 + j) * c_col] = acc[i * tn + j];
                 }
             }
         }
     }
 
+    /// One step of the depth: the block's `tm` values of `a` (loaded `tm / lanes` per lane and
+    /// broadcast across the plane) and `tn` of `b`, appended to `a_vals` and `b_vals`.
+    #[cube]
+    #[allow(clippy::too_many_arguments)]
+    fn step_values<E: Float>(
+        a: &Tensor<E>,
+        b: &Tensor<E>,
+        a_at: &Sequence<usize>,
+        b_at: &Sequence<usize>,
+        a_step: usize,
+        b_step: usize,
+        a_vals: &mut Sequence<E>,
+        b_vals: &mut Sequence<E>,
+        #[comptime] tm: usize,
+        #[comptime] tn: usize,
+        #[comptime] lanes: usize,
+    ) {
+        let mut loaded = Sequence::<E>::new();
+        #[unroll]
+        for q in 0..a_at.len() {
+            loaded.push(a[*a_at.index(q) + a_step]);
+        }
+        #[unroll]
+        for i in 0..tm {
+            if comptime![lanes == 1] {
+                a_vals.push(*loaded.index(i));
+            } else {
+                a_vals.push(plane_broadcast(*loaded.index(comptime![i / lanes]), comptime![(i % lanes) as u32]));
+            }
+        }
+        #[unroll]
+        for j in 0..tn {
+            b_vals.push(b[*b_at.index(j) + b_step]);
+        }
+    }
+
     /// `a · b` of two f32 tensors of a cube device by [`register_block_kernel`], `tm` × `tn` outputs
-    /// per unit; `None` where their batch dimensions differ (broadcasting is burn's to do).
-    pub fn register_block_matmul(a: &CubeTensor, b: &CubeTensor, tm: usize, tn: usize) -> Option<CubeTensor> {
+    /// per unit, the `a` values shared across planes of `lanes` units (1: not shared; more only
+    /// where the device's planes are exactly that wide); `None` where their batch dimensions differ
+    /// (broadcasting is burn's to do).
+    pub fn register_block_matmul(
+        a: &CubeTensor,
+        b: &CubeTensor,
+        tm: usize,
+        tn: usize,
+        lanes: usize,
+    ) -> Option<CubeTensor> {
         let (sa, sb) = (a.meta.shape(), b.meta.shape());
         let rank = sa.len();
         if a.dtype != DType::F32
@@ -203,6 +309,7 @@ mod register_block {
             || rank < 2
             || sb.len() != rank
             || sa[..rank - 2] != sb[..rank - 2]
+            || lanes == 0
         {
             return None;
         }
@@ -212,12 +319,13 @@ mod register_block {
         }
         let c = init_matmul_output(a, b, DType::F32);
         let batches: usize = sa[..rank - 2].iter().product();
-        let units = batches * m.div_ceil(tm) * n.div_ceil(tn);
+        let units = batches * m.div_ceil(tm) * n.div_ceil(tn * lanes) * lanes;
         let client = &c.client;
-        let cube_dim = CubeDim::new(client, units);
+        // Planes must not straddle cubes: a cube of whole planes.
+        let cube_dim = if lanes == 1 { CubeDim::new(client, units) } else { CubeDim::new_2d(lanes as u32, 8) };
         let cube_count = calculate_cube_count_elemwise(client, units, cube_dim);
-        // Safety: every index is clamped into its tensor (rows and columns past the edge read the
-        // last one; the batch is checked against `c`'s length) and stores are guarded.
+        // Safety: every index is clamped into its tensor (rows, columns and batches past the edge
+        // read the last one) and stores are guarded.
         unsafe {
             register_block_kernel::launch_unchecked(
                 client,
@@ -229,6 +337,7 @@ mod register_block {
                 rank,
                 tm,
                 tn,
+                lanes,
                 ElemType::Float(FloatKind::F32),
             );
         }
@@ -245,6 +354,15 @@ mod tests {
     use burn::tensor::ops::AttentionModuleOptions;
     use burn::tensor::{Device, Distribution, TensorData};
 
+    /// The wgpu device (lavapipe without a GPU), initialised once: burn registers it once per
+    /// process and these tests run side by side.
+    fn wgpu() -> Device {
+        static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
+        DEVICE
+            .get_or_init(|| Device::wgpu_options().init().expect("a wgpu adapter (mesa-vulkan-drivers on Debian)"))
+            .clone()
+    }
+
     fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
         let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
         assert_eq!(a.len(), b.len());
@@ -257,7 +375,7 @@ mod tests {
     /// dimensions).
     #[test]
     fn register_block_linear_and_attention_match_burn_on_wgpu() {
-        let device = Device::wgpu_options().init().expect("a wgpu adapter (mesa-vulkan-drivers on Debian)");
+        let device = wgpu();
         let layer = LinearConfig::new(48, 83).init(&device);
         let x: Tensor<3> = Tensor::random([3, 7, 48], Distribution::Normal(0.0, 1.0), &device);
         assert!(linear(&layer, &x).is_none(), "off by default");
@@ -296,5 +414,33 @@ mod tests {
         }
         use_register_blocks(false);
         assert!(attention(&q, &k, &v, &mask, None).is_none());
+    }
+
+    /// Rows' values shared across planes of the device's width (lavapipe: 8 lanes), on ragged
+    /// shapes and a depth that is no multiple of the kernel's four steps: burn's values.
+    #[test]
+    fn register_blocks_shared_across_planes_match_burn_on_wgpu() {
+        let device = wgpu();
+        let lanes = fixed_plane_width(&device).expect("lavapipe states one subgroup width");
+        assert!(lanes > 1);
+        for (m, n) in [(21, 83), (45, 300)] {
+            let a: Tensor<3> = Tensor::random([3, m, 50], Distribution::Normal(0.0, 1.0), &device);
+            let b: Tensor<3> = Tensor::random([3, 50, n], Distribution::Normal(0.0, 1.0), &device);
+            let burns = a.clone().matmul(b.clone());
+            let (pa, pb) = (a.try_into_primitive::<Cube>().unwrap(), b.try_into_primitive::<Cube>().unwrap());
+            for (tm, tn) in [(4, 8), (8, 8), (16, 4)] {
+                let ours = register_block_matmul(&pa, &pb, tm, tn, lanes).expect("equal batches");
+                assert!(max_diff(Tensor::from_primitive::<Cube>(ours), burns.clone()) <= 1e-5, "{tm}x{tn}, {m} x {n}");
+            }
+        }
+        // Through `Linear`, wide enough for the planes to be used.
+        let layer = LinearConfig::new(48, 300).init(&device);
+        let x: Tensor<3> = Tensor::random([2, 19, 48], Distribution::Normal(0.0, 1.0), &device);
+        use_register_blocks(true);
+        use_plane_lanes(lanes);
+        let ours = linear(&layer, &x).expect("on");
+        use_plane_lanes(1);
+        use_register_blocks(false);
+        assert!(max_diff(ours, layer.forward(x)) <= 1e-5);
     }
 }
