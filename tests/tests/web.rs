@@ -320,9 +320,11 @@ fn browser_shows_the_native_soft_labels_on_webgpu_and_cpu() {
             let why = r["auto_why"].as_str().unwrap_or("");
             assert!(why.contains("software") && why.contains("?backend=webgpu"), "the reason shown: {why}");
             assert!(why.contains("?backend=gpu is neither cpu nor webgpu"), "an unknown ?backend= unnamed: {why}");
-            // Asked for WebGPU on SwiftShader, it multiplies with the kernel that suits it.
+            // Asked for WebGPU on SwiftShader, it multiplies with the kernel that suits it, rows
+            // shared across SwiftShader's subgroups of 4 (Chromium gives it the `subgroups` feature).
             let why = r["why"].as_str().unwrap_or("");
             assert!(why.contains("SwiftShader") && why.contains("register-block"), "the WebGPU run's reason: {why}");
+            assert!(why.contains("subgroups of 4"), "the WebGPU run's reason: {why}");
         }
         assert_close(&floats(&r["teacher"]), &floats(&expected["teacher"]), &format!("{mode} teacher"));
         assert_close(&floats(&r["student"]), &floats(&expected["student"]), &format!("{mode} student"));

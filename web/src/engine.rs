@@ -57,7 +57,8 @@ async fn choose_device(asked: Option<&str>) -> (Backend, Device, String) {
         return (Backend::Cpu, Device::flex(), "this browser has no WebGPU (navigator.gpu)".into());
     };
     let forced = asked == Some("webgpu");
-    let software = software_adapter(&gpu).await;
+    let adapter = default_adapter(&gpu).await;
+    let software = adapter.as_ref().and_then(|a| a.software.clone());
     if !forced && let Some(name) = &software {
         return (
             Backend::Cpu,
@@ -65,14 +66,23 @@ async fn choose_device(asked: Option<&str>) -> (Backend, Device, String) {
             format!("the WebGPU adapter is a software one ({name}), slower than the CPU here; ?backend=webgpu uses it"),
         );
     }
+    let swiftshader = software.is_some_and(|name| name.to_lowercase().contains("swiftshader"));
+    // Planes of one known width let the register-block kernel share rows' values across lanes
+    // (BENCHMARKS.md, issue 19); wgpu does not ask for the `subgroups` feature on the web, so the
+    // page asks for it.
+    let lanes = adapter.as_ref().and_then(|a| a.plane_width).filter(|_| swiftshader && ask_for_subgroups());
     match Device::wgpu_options().init_async().await {
         Ok(device) => {
             let mut why = String::from(if forced { "?backend=webgpu" } else { "WebGPU adapter found" });
             // SwiftShader runs burn's matrix-product kernel (workgroup memory and barriers) 8-44x
             // slower than a register-block one (BENCHMARKS.md, issue 19).
-            if software.is_some_and(|name| name.to_lowercase().contains("swiftshader")) {
+            if swiftshader {
                 adam_core::model::cube_matmul::use_register_blocks(true);
                 why.push_str("; on SwiftShader, matrix products by adam's register-block kernel");
+                if let Some(lanes) = lanes {
+                    adam_core::model::cube_matmul::use_plane_lanes(lanes);
+                    why.push_str(&format!(", rows shared across subgroups of {lanes}"));
+                }
             }
             (Backend::WebGpu, device, why)
         }
@@ -88,11 +98,18 @@ async fn choose_device(asked: Option<&str>) -> (Backend, Device, String) {
     }
 }
 
-/// The adapter's name when the browser's default WebGPU adapter emulates a GPU in software: the
-/// adapter says so (`isFallbackAdapter`) or its vendor, architecture or description names a known
-/// software rasteriser. Read through `Reflect` because these fields are newer than web-sys' stable
-/// bindings; `None` when the adapter is a hardware one or cannot be asked.
-async fn software_adapter(gpu: &JsValue) -> Option<String> {
+/// What the page needs to know of the browser's default WebGPU adapter.
+struct AdapterFacts {
+    /// Its name when it emulates a GPU in software: the adapter says so (`isFallbackAdapter`) or
+    /// its vendor, architecture or description names a known software rasteriser.
+    software: Option<String>,
+    /// The width of its subgroups when it has the `subgroups` feature and one fixed width.
+    plane_width: Option<usize>,
+}
+
+/// Asks the browser for its default adapter; `None` when there is none or it cannot be asked.
+/// Read through `Reflect` because these fields are newer than web-sys' stable bindings.
+async fn default_adapter(gpu: &JsValue) -> Option<AdapterFacts> {
     use js_sys::Reflect;
     use wasm_bindgen::JsCast;
     let request: js_sys::Function = Reflect::get(gpu, &"requestAdapter".into()).ok()?.dyn_into().ok()?;
@@ -102,9 +119,8 @@ async fn software_adapter(gpu: &JsValue) -> Option<String> {
         return None;
     }
     let info = Reflect::get(&adapter, &"info".into()).ok().filter(|i| i.is_object());
-    let field = |key: &str| {
-        info.as_ref().and_then(|i| Reflect::get(i, &key.into()).ok()).and_then(|v| v.as_string()).unwrap_or_default()
-    };
+    let get = |key: &str| info.as_ref().and_then(|i| Reflect::get(i, &key.into()).ok());
+    let field = |key: &str| get(key).and_then(|v| v.as_string()).unwrap_or_default();
     let name = ["vendor", "architecture", "description"]
         .map(field)
         .into_iter()
@@ -113,13 +129,49 @@ async fn software_adapter(gpu: &JsValue) -> Option<String> {
         .join(" ");
     web_sys::console::log_1(&format!("adam: WebGPU adapter `{name}`").into());
     // Newer browsers keep the flag in `info`, older ones on the adapter.
-    let flagged = [info.clone().unwrap_or(JsValue::UNDEFINED), adapter]
+    let flagged = [info.clone().unwrap_or(JsValue::UNDEFINED), adapter.clone()]
         .iter()
         .any(|o| Reflect::get(o, &"isFallbackAdapter".into()).ok().and_then(|v| v.as_bool()) == Some(true));
     let lower = name.to_lowercase();
     let named =
         ["swiftshader", "lavapipe", "llvmpipe", "microsoft basic render", "warp"].iter().any(|s| lower.contains(s));
-    (flagged || named).then(|| if name.is_empty() { "a fallback adapter".into() } else { name })
+    let software = (flagged || named).then(|| if name.is_empty() { "a fallback adapter".into() } else { name });
+    // `features` is set-like, not a `Set`.
+    let has_subgroups = Reflect::get(&adapter, &"features".into()).ok().and_then(|f| {
+        let has: js_sys::Function = Reflect::get(&f, &"has".into()).ok()?.dyn_into().ok()?;
+        has.call1(&f, &"subgroups".into()).ok()?.as_bool()
+    }) == Some(true);
+    let width = |key: &str| get(key).and_then(|v| v.as_f64()).filter(|w| *w >= 1.0).map(|w| w as usize);
+    let plane_width = match (has_subgroups, width("subgroupMinSize"), width("subgroupMaxSize")) {
+        (true, Some(min), Some(max)) if min == max => Some(min),
+        _ => None,
+    };
+    Some(AdapterFacts { software, plane_width })
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function ask_for_subgroups() {
+  const proto = globalThis.GPUAdapter && globalThis.GPUAdapter.prototype;
+  if (!proto || typeof proto.requestDevice !== 'function') return false;
+  if (proto.adamAsksForSubgroups) return true;
+  const requestDevice = proto.requestDevice;
+  proto.requestDevice = function (descriptor) {
+    const d = Object.assign({}, descriptor || {});
+    if (this.features.has('subgroups')) {
+      const features = Array.from(d.requiredFeatures || []);
+      if (!features.includes('subgroups')) features.push('subgroups');
+      d.requiredFeatures = features;
+    }
+    return requestDevice.call(this, d);
+  };
+  proto.adamAsksForSubgroups = true;
+  return true;
+}
+"#)]
+extern "C" {
+    /// Makes every WebGPU device the page creates ask for the `subgroups` feature where its
+    /// adapter has it (wgpu 30 does not map that feature on the web); false where it cannot.
+    fn ask_for_subgroups() -> bool;
 }
 
 /// A (query pieces, passage pieces) pair, the key of the teacher's score cache.
