@@ -9,7 +9,8 @@
 //! faster than burn's default, with the same bits on the models' shapes (BENCHMARKS.md, "A kernel
 //! for SwiftShader", issue 19). Where the device has subgroups of one known width, the four units
 //! SwiftShader runs together share the rows' values by subgroup broadcasts, and each block entry
-//! takes four products per store: another 1.3-1.8x there ("Subgroups and four steps at a time").
+//! takes four products per store: a slider move on the page 1.2-1.6x faster again ("Subgroups and
+//! four steps at a time").
 //! A hardware GPU wants burn's, so this is a switch that the page turns on when its WebGPU adapter
 //! is SwiftShader, not a rule.
 

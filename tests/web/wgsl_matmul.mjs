@@ -1,0 +1,133 @@
+// Issue 19, point 2: what a matrix product costs on Chromium's SwiftShader, by hand-written WGSL
+// variants of the register-block kernel (shared/src/model/cube_matmul.rs) timed in the browser on
+// one shape: where the time goes (loads against arithmetic) and what sharing rows across
+// subgroups and four depth steps per store buy. Each variant's result is checked on a few
+// entries against a product computed in JS. BENCHMARKS.md, "Subgroups and four steps at a time".
+//   node tests/web/wgsl_matmul.mjs URL [M K N]     URL: any page of a local server (WebGPU needs
+//                                                   http://127.0.0.1, not file://)
+import { chromium } from 'playwright-core';
+
+const url = process.argv[2];
+const [M, K, N] = process.argv.length > 5 ? process.argv.slice(3, 6).map(Number) : [440, 384, 1536];
+const TM = 8, TN = 8;
+
+// The loop body and stores of one variant. `load`: operands read from the buffers (else made up
+// from the loop counter, to time the arithmetic alone); `lanes`: 1, or 4 units of a subgroup
+// sharing the rows (SwiftShader's subgroups are 4 wide); `steps`: depth steps per store of a
+// block entry; `op`: 'fma' or 'mad' (a * b + c).
+function body({ load = true, lanes = 1, steps = 1, op = 'fma' }) {
+  const L = [`var acc: array<f32, ${TM * TN}>;`];
+  if (lanes === 1) {
+    L.push('let r0 = (unit / bn) * TM; let c0 = (unit % bn) * TN; let lane = 0u;');
+  } else {
+    L.push(`let lane = unit % ${lanes}u; let grp = unit / ${lanes}u; let bq = (bn + ${lanes - 1}u) / ${lanes}u;`);
+    L.push(`let r0 = (grp / bq) * TM; let c0 = ((grp % bq) * ${lanes}u + lane) * TN;`);
+  }
+  const rowsLoaded = TM / lanes;
+  for (let q = 0; q < rowsLoaded; q++) L.push(`let ar${q} = min(r0 + ${q * lanes}u + lane, M - 1u) * K;`);
+  for (let j = 0; j < TN; j++) L.push(`let bc${j} = min(c0 + ${j}u, N - 1u);`);
+  const values = (k, u) => {
+    const out = [];
+    for (let q = 0; q < rowsLoaded; q++) {
+      const v = load ? `a[ar${q} + ${k}]` : `f32(${k}) * 0.001 + f32(ar${q})`;
+      if (lanes === 1) out.push(`let a${u}_${q} = ${v};`);
+      else {
+        out.push(`let l${u}_${q} = ${v};`);
+        for (let l = 0; l < lanes; l++) out.push(`let a${u}_${q * lanes + l} = subgroupBroadcast(l${u}_${q}, ${l}u);`);
+      }
+    }
+    for (let j = 0; j < TN; j++) out.push(`let b${u}_${j} = ${load ? `b[(${k}) * N + bc${j}]` : `f32(${k}) * 0.002 + f32(bc${j})`};`);
+    return out;
+  };
+  const update = (n) => {
+    const out = [];
+    for (let i = 0; i < TM; i++) {
+      for (let j = 0; j < TN; j++) {
+        let e = `acc[${i * TN + j}]`;
+        for (let u = 0; u < n; u++) e = op === 'fma' ? `fma(a${u}_${i}, b${u}_${j}, ${e})` : `(a${u}_${i} * b${u}_${j} + ${e})`;
+        out.push(`acc[${i * TN + j}] = ${e};`);
+      }
+    }
+    return out;
+  };
+  L.push(`let kmain = K - K % ${steps}u;`);
+  L.push(`for (var k = 0u; k < kmain; k += ${steps}u) {`);
+  for (let u = 0; u < steps; u++) L.push(...values(`k + ${u}u`, u));
+  L.push(...update(steps), '}');
+  L.push('for (var k = kmain; k < K; k++) {', ...values('k', 0), ...update(1), '}');
+  for (let i = 0; i < TM; i++) {
+    for (let j = 0; j < TN; j++) {
+      L.push(`if (valid && r0 + ${i}u < M && c0 + ${j}u < N) { c[(r0 + ${i}u) * N + c0 + ${j}u] = acc[${i * TN + j}]; }`);
+    }
+  }
+  return L.join('\n  ');
+}
+
+const variants = [
+  ['one lane: tm + tn loads per step', {}],
+  ['  arithmetic alone (no loads)', { load: false }],
+  ['  a * b + c instead of fma', { op: 'mad' }],
+  ['  4 steps per store', { steps: 4 }],
+  ['subgroups of 4 share the rows', { lanes: 4 }],
+  ['  and 4 steps per store (the kernel now)', { lanes: 4, steps: 4 }],
+  ['  arithmetic alone (no loads)', { lanes: 4, steps: 4, load: false }],
+];
+
+const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--enable-unsafe-webgpu'] });
+const page = await browser.newPage();
+await page.goto(url);
+const rows = await page.evaluate(async ([variants, M, K, N, TM, TN]) => {
+  const adapter = await navigator.gpu.requestAdapter();
+  const device = await adapter.requestDevice({ requiredFeatures: adapter.features.has('subgroups') ? ['subgroups'] : [] });
+  const buffer = (n) => {
+    const b = device.createBuffer({ size: 4 * n, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC });
+    const v = new Float32Array(n).map((_, i) => Math.sin(i * 0.37));
+    device.queue.writeBuffer(b, 0, v);
+    return [b, v];
+  };
+  const [A, av] = buffer(M * K), [B, bv] = buffer(K * N), [C] = buffer(M * N);
+  const readback = device.createBuffer({ size: 4 * M * N, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const exact = (i, j) => { let s = 0; for (let k = 0; k < K; k++) s += av[i * K + k] * bv[k * N + j]; return s; };
+  const out = [];
+  // Two passes over the variants, the first a warm-up (SwiftShader's threads start with the first).
+  for (const pass of [0, 1]) for (const [name, v, code] of variants) {
+    const wgsl = `${code.includes('subgroup') ? 'enable subgroups;' : ''}
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+const M = ${M}u; const K = ${K}u; const N = ${N}u; const TM = ${TM}u; const TN = ${TN}u;
+@compute @workgroup_size(32) fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
+  let bn = (N + TN - 1u) / TN;
+  let unit = g.x + g.y * nw.x * 32u;
+  // No early return: subgroup operations need uniform control flow.
+  let valid = unit < ((M + TM - 1u) / TM) * ((bn + ${(v.lanes || 1) - 1}u) / ${v.lanes || 1}u) * ${v.lanes || 1}u;
+  ${code}
+  if (unit == 0xffffffffu) { c[0] = a[0] + b[0]; }  // keeps every binding in the layout
+}`;
+    const module = device.createShaderModule({ code: wgsl });
+    const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+    if (errors.length) { if (pass) out.push([name, errors.map((m) => m.message).join('; ')]); continue; }
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [A, B, C].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    const units = Math.ceil(M / TM) * Math.ceil(Math.ceil(N / TN) / (v.lanes || 1)) * (v.lanes || 1);
+    const groups = Math.ceil(units / 32), gx = Math.min(groups, 65535), gy = Math.ceil(groups / gx);
+    const run = async () => {
+      const e = device.createCommandEncoder(); const p = e.beginComputePass();
+      p.setPipeline(pipeline); p.setBindGroup(0, group); p.dispatchWorkgroups(gx, gy); p.end();
+      device.queue.submit([e.finish()]); await device.queue.onSubmittedWorkDone();
+    };
+    await run();  // compiles
+    const e = device.createCommandEncoder(); e.copyBufferToBuffer(C, 0, readback, 0, 4 * M * N); device.queue.submit([e.finish()]);
+    await readback.mapAsync(GPUMapMode.READ); const cv = new Float32Array(readback.getMappedRange().slice(0)); readback.unmap();
+    let err = 0;
+    for (const [i, j] of [[0, 0], [7, 13], [M - 1, N - 1], [M >> 1, N >> 1], [M - 2, N - 6]]) err = Math.max(err, Math.abs(cv[i * N + j] - exact(i, j)));
+    const times = [];
+    for (let i = 0; i < 5; i++) { const t = performance.now(); await run(); times.push(performance.now() - t); }
+    times.sort((x, y) => x - y);
+    if (pass) out.push([name, `${times[0].toFixed(1)} / ${times[2].toFixed(1)} ms`, v.load === false ? '(made-up operands)' : `max error ${err.toExponential(1)}`]);
+  }
+  return out;
+}, [variants.map(([name, v]) => [name, v, body(v)]), M, K, N, TM, TN]);
+console.log(`${M} x ${K} -> ${N}, ${TM} x ${TN} blocks, min / median of 5 runs:`);
+for (const r of rows) console.log(r[0].padEnd(44), r.slice(1).join('  '));
+await browser.close();
