@@ -127,7 +127,8 @@ impl CrossEncoderModel {
 }
 
 /// The head's layers: burn's `Linear`, but by the register-block kernel where the page switched
-/// it on (burn's product takes 39 ms for these few rows on SwiftShader, ours under 1 ms).
+/// it on (burn's product took 39 ms for two rows on SwiftShader, 4.8 % of a slider move's kernel
+/// time; BENCHMARKS.md, issue 19).
 fn head_linear(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
     super::cube_matmul::linear(layer, &x).unwrap_or_else(|| layer.forward(x))
 }

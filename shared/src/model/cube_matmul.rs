@@ -318,12 +318,20 @@ mod register_block {
         if m == 0 || n == 0 {
             return None;
         }
+        let client = &a.client;
+        let max_units = client.properties().hardware.max_units_per_cube as usize;
+        if lanes > max_units {
+            return None;
+        }
         let c = init_matmul_output(a, b, DType::F32);
         let batches: usize = sa[..rank - 2].iter().product();
         let units = batches * m.div_ceil(tm) * n.div_ceil(tn * lanes) * lanes;
-        let client = &c.client;
-        // Planes must not straddle cubes: a cube of whole planes.
-        let cube_dim = if lanes == 1 { CubeDim::new(client, units) } else { CubeDim::new_2d(lanes as u32, 8) };
+        // Planes must not straddle cubes: a cube of whole planes, up to eight.
+        let cube_dim = if lanes == 1 {
+            CubeDim::new(client, units)
+        } else {
+            CubeDim::new_2d(lanes as u32, (max_units / lanes).min(8) as u32)
+        };
         let cube_count = calculate_cube_count_elemwise(client, units, cube_dim);
         // Safety: every index is clamped into its tensor (rows, columns and batches past the edge
         // read the last one) and stores are guarded.
