@@ -3,13 +3,14 @@
 // one shape: where the time goes (loads against arithmetic) and what sharing rows across
 // subgroups and four depth steps per store buy. Each variant's result is checked on a few
 // entries against a product computed in JS. BENCHMARKS.md, "Subgroups and four steps at a time".
-//   node tests/web/wgsl_matmul.mjs URL [M K N]     URL: any page of a local server (WebGPU needs
-//                                                   http://127.0.0.1, not file://)
+//   [BLOCK=16x4] node tests/web/wgsl_matmul.mjs URL [M K N]
+// URL: any page of a local server (WebGPU needs http://127.0.0.1, not file://); BLOCK: the block,
+// tm x tn (default 8x8; tm a multiple of 4).
 import { chromium } from 'playwright-core';
 
 const url = process.argv[2];
 const [M, K, N] = process.argv.length > 5 ? process.argv.slice(3, 6).map(Number) : [440, 384, 1536];
-const TM = 8, TN = 8;
+const [TM, TN] = (process.env.BLOCK || '8x8').split('x').map(Number);
 
 // The loop body and stores of one variant. `load`: operands read from the buffers (else made up
 // from the loop counter, to time the arithmetic alone); `lanes`: 1, or 4 units of a subgroup
