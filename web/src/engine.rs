@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use adam_core::demo::{Manifest, ModelInfo};
 use adam_core::encoder::{CrossEncoder, SentenceEncoder};
 use adam_core::loader::{CrossEncoderOptions, LoadOptions, ModelSource};
+use adam_core::model::cube_matmul;
 use adam_core::softlabels::{self, LabSettings, Mark, Segment};
 use adam_core::tokenize::TextTokenizer;
 use burn::tensor::{Device, Tensor};
@@ -67,20 +68,20 @@ async fn choose_device(asked: Option<&str>) -> (Backend, Device, String) {
         );
     }
     let swiftshader = software.is_some_and(|name| name.to_lowercase().contains("swiftshader"));
-    // Planes of one known width let the register-block kernel share rows' values across lanes
+    // Subgroups of one known width let the register-block kernel share rows' values across lanes
     // (BENCHMARKS.md, issue 19); wgpu does not ask for the `subgroups` feature on the web, so the
     // page asks for it.
-    let lanes = adapter.as_ref().and_then(|a| a.plane_width).filter(|_| swiftshader && ask_for_subgroups());
+    let subgroups = swiftshader && adapter.as_ref().is_some_and(|a| a.subgroups) && ask_for_subgroups();
     match Device::wgpu_options().init_async().await {
         Ok(device) => {
             let mut why = String::from(if forced { "?backend=webgpu" } else { "WebGPU adapter found" });
             // SwiftShader runs burn's matrix-product kernel (workgroup memory and barriers) 8-44x
             // slower than a register-block one (BENCHMARKS.md, issue 19).
             if swiftshader {
-                adam_core::model::cube_matmul::use_register_blocks(true);
+                cube_matmul::use_register_blocks(true);
                 why.push_str("; on SwiftShader, matrix products by adam's register-block kernel");
-                if let Some(lanes) = lanes {
-                    adam_core::model::cube_matmul::use_plane_lanes(lanes);
+                if let Some(lanes) = cube_matmul::fixed_plane_width(&device).filter(|_| subgroups) {
+                    cube_matmul::use_plane_lanes(lanes);
                     why.push_str(&format!(", rows shared across subgroups of {lanes}"));
                 }
             }
@@ -103,8 +104,8 @@ struct AdapterFacts {
     /// Its name when it emulates a GPU in software: the adapter says so (`isFallbackAdapter`) or
     /// its vendor, architecture or description names a known software rasteriser.
     software: Option<String>,
-    /// The width of its subgroups when it has the `subgroups` feature and one fixed width.
-    plane_width: Option<usize>,
+    /// Whether it has the `subgroups` feature.
+    subgroups: bool,
 }
 
 /// Asks the browser for its default adapter; `None` when there is none or it cannot be asked.
@@ -119,8 +120,9 @@ async fn default_adapter(gpu: &JsValue) -> Option<AdapterFacts> {
         return None;
     }
     let info = Reflect::get(&adapter, &"info".into()).ok().filter(|i| i.is_object());
-    let get = |key: &str| info.as_ref().and_then(|i| Reflect::get(i, &key.into()).ok());
-    let field = |key: &str| get(key).and_then(|v| v.as_string()).unwrap_or_default();
+    let field = |key: &str| {
+        info.as_ref().and_then(|i| Reflect::get(i, &key.into()).ok()).and_then(|v| v.as_string()).unwrap_or_default()
+    };
     let name = ["vendor", "architecture", "description"]
         .map(field)
         .into_iter()
@@ -137,16 +139,11 @@ async fn default_adapter(gpu: &JsValue) -> Option<AdapterFacts> {
         ["swiftshader", "lavapipe", "llvmpipe", "microsoft basic render", "warp"].iter().any(|s| lower.contains(s));
     let software = (flagged || named).then(|| if name.is_empty() { "a fallback adapter".into() } else { name });
     // `features` is set-like, not a `Set`.
-    let has_subgroups = Reflect::get(&adapter, &"features".into()).ok().and_then(|f| {
+    let subgroups = Reflect::get(&adapter, &"features".into()).ok().and_then(|f| {
         let has: js_sys::Function = Reflect::get(&f, &"has".into()).ok()?.dyn_into().ok()?;
         has.call1(&f, &"subgroups".into()).ok()?.as_bool()
     }) == Some(true);
-    let width = |key: &str| get(key).and_then(|v| v.as_f64()).filter(|w| *w >= 1.0).map(|w| w as usize);
-    let plane_width = match (has_subgroups, width("subgroupMinSize"), width("subgroupMaxSize")) {
-        (true, Some(min), Some(max)) if min == max => Some(min),
-        _ => None,
-    };
-    Some(AdapterFacts { software, plane_width })
+    Some(AdapterFacts { software, subgroups })
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
