@@ -5,7 +5,7 @@
 // With `profile`, it also prints V8's CPU profile of the renderer over the slider move (self time
 // per function; a wasm built with its names kept shows them: wasm-bindgen without
 // --remove-name-section and no wasm-opt).
-//   node tests/web/threads.mjs URL [webgpu|cpu] [profile]
+//   [SLIDES=n] node tests/web/threads.mjs URL [webgpu|cpu] [profile]
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import { recomputed, search } from './steps.mjs';
@@ -91,6 +91,15 @@ if (cdp) {
   for (const [k, us] of [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30)) {
     console.log(`${(us / 1000).toFixed(0).padStart(7)} ms ${(100 * us / total).toFixed(1).padStart(5)} %  ${k.slice(0, 150)}`);
   }
+}
+
+// SLIDES=n: n - 1 more slider moves, each timed (one move is a small, noisy sample).
+for (let i = 1; i < Number(process.env.SLIDES || 1); i++) {
+  const settings = await page.getAttribute('[data-testid=lab-result]', 'data-settings');
+  s0 = snapshot(); t0 = Date.now();
+  await page.keyboard.press('ArrowRight');
+  await recomputed(page, settings);
+  diff(s0, snapshot(), Date.now() - t0, `slider move ${i + 1}`);
 }
 
 await page.click('#tab-search');

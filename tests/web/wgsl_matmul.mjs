@@ -16,7 +16,8 @@ const [TM, TN] = (process.env.BLOCK || '8x8').split('x').map(Number);
 // from the loop counter, to time the arithmetic alone); `lanes`: 1, or 4 units of a subgroup
 // sharing the rows (SwiftShader's subgroups are 4 wide); `steps`: depth steps per store of a
 // block entry; `op`: 'fma' or 'mad' (a * b + c).
-function body({ load = true, lanes = 1, steps = 1, op = 'fma' }) {
+function body({ load = true, lanes = 1, steps = 1, op = 'fma', tm = TM, tn = TN }) {
+  const [TM, TN] = [tm, tn];
   const L = [`var acc: array<f32, ${TM * TN}>;`];
   if (lanes === 1) {
     L.push('let r0 = (unit / bn) * TM; let c0 = (unit % bn) * TN; let lane = 0u;');
@@ -64,7 +65,10 @@ function body({ load = true, lanes = 1, steps = 1, op = 'fma' }) {
   return L.join('\n  ');
 }
 
-const variants = [
+// BLOCKS=8x8,16x8,…: only the kernel as it is now, once per block, each pass in turn (a
+// side-by-side comparison of blocks in one browser); PASSES: how many (default 1 after a warm-up).
+const blocks = process.env.BLOCKS ? process.env.BLOCKS.split(',').map((b) => b.split('x').map(Number)) : null;
+const variants = blocks ? blocks.map(([tm, tn]) => [`${tm} x ${tn}, subgroups, 4 steps per store`, { lanes: 4, steps: 4, tm, tn }]) : [
   ['one lane: tm + tn loads per step', {}],
   ['  arithmetic alone (no loads)', { load: false }],
   ['  a * b + c instead of fma', { op: 'mad' }],
@@ -73,11 +77,12 @@ const variants = [
   ['  and 4 steps per store (the kernel now)', { lanes: 4, steps: 4 }],
   ['  arithmetic alone (no loads)', { lanes: 4, steps: 4, load: false }],
 ];
+const passes = Number(process.env.PASSES || 1);
 
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--enable-unsafe-webgpu'] });
 const page = await browser.newPage();
 await page.goto(url);
-const rows = await page.evaluate(async ([variants, M, K, N, TM, TN]) => {
+const rows = await page.evaluate(async ([variants, M, K, N, TM, TN, passes]) => {
   const adapter = await navigator.gpu.requestAdapter();
   const device = await adapter.requestDevice({ requiredFeatures: adapter.features.has('subgroups') ? ['subgroups'] : [] });
   const buffer = (n) => {
@@ -91,12 +96,12 @@ const rows = await page.evaluate(async ([variants, M, K, N, TM, TN]) => {
   const exact = (i, j) => { let s = 0; for (let k = 0; k < K; k++) s += av[i * K + k] * bv[k * N + j]; return s; };
   const out = [];
   // Two passes over the variants, the first a warm-up (SwiftShader's threads start with the first).
-  for (const pass of [0, 1]) for (const [name, v, code] of variants) {
+  for (let pass = 0; pass <= passes; pass++) for (const [name, v, code] of variants) {
     const wgsl = `${code.includes('subgroup') ? 'enable subgroups;' : ''}
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read> b: array<f32>;
 @group(0) @binding(2) var<storage, read_write> c: array<f32>;
-const M = ${M}u; const K = ${K}u; const N = ${N}u; const TM = ${TM}u; const TN = ${TN}u;
+const M = ${M}u; const K = ${K}u; const N = ${N}u; const TM = ${v.tm || TM}u; const TN = ${v.tn || TN}u;
 @compute @workgroup_size(32) fn main(@builtin(global_invocation_id) g: vec3<u32>, @builtin(num_workgroups) nw: vec3<u32>) {
   let bn = (N + TN - 1u) / TN;
   let unit = g.x + g.y * nw.x * 32u;
@@ -105,12 +110,13 @@ const M = ${M}u; const K = ${K}u; const N = ${N}u; const TM = ${TM}u; const TN =
   ${code}
   if (unit == 0xffffffffu) { c[0] = a[0] + b[0]; }  // keeps every binding in the layout
 }`;
+    const compileStart = performance.now();
     const module = device.createShaderModule({ code: wgsl });
     const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
     if (errors.length) { if (pass) out.push([name, errors.map((m) => m.message).join('; ')]); continue; }
     const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
     const group = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [A, B, C].map((buffer, binding) => ({ binding, resource: { buffer } })) });
-    const units = Math.ceil(M / TM) * Math.ceil(Math.ceil(N / TN) / (v.lanes || 1)) * (v.lanes || 1);
+    const units = Math.ceil(M / (v.tm || TM)) * Math.ceil(Math.ceil(N / (v.tn || TN)) / (v.lanes || 1)) * (v.lanes || 1);
     const groups = Math.ceil(units / 32), gx = Math.min(groups, 65535), gy = Math.ceil(groups / gx);
     const run = async () => {
       const e = device.createCommandEncoder(); const p = e.beginComputePass();
@@ -118,6 +124,7 @@ const M = ${M}u; const K = ${K}u; const N = ${N}u; const TM = ${TM}u; const TN =
       device.queue.submit([e.finish()]); await device.queue.onSubmittedWorkDone();
     };
     await run();  // compiles
+    const compileMs = performance.now() - compileStart;
     const e = device.createCommandEncoder(); e.copyBufferToBuffer(C, 0, readback, 0, 4 * M * N); device.queue.submit([e.finish()]);
     await readback.mapAsync(GPUMapMode.READ); const cv = new Float32Array(readback.getMappedRange().slice(0)); readback.unmap();
     let err = 0;
@@ -125,10 +132,10 @@ const M = ${M}u; const K = ${K}u; const N = ${N}u; const TM = ${TM}u; const TN =
     const times = [];
     for (let i = 0; i < 5; i++) { const t = performance.now(); await run(); times.push(performance.now() - t); }
     times.sort((x, y) => x - y);
-    if (pass) out.push([name, `${times[0].toFixed(1)} / ${times[2].toFixed(1)} ms`, v.load === false ? '(made-up operands)' : `max error ${err.toExponential(1)}`]);
+    if (pass) out.push([name, `${times[0].toFixed(1)} / ${times[2].toFixed(1)} ms`, v.load === false ? '(made-up operands)' : `max error ${err.toExponential(1)}`, `first run ${compileMs.toFixed(0)} ms`]);
   }
   return out;
-}, [variants.map(([name, v]) => [name, v, body(v)]), M, K, N, TM, TN]);
+}, [variants.map(([name, v]) => [name, v, body(v)]), M, K, N, TM, TN, passes]);
 console.log(`${M} x ${K} -> ${N}, ${TM} x ${TN} blocks, min / median of 5 runs:`);
 for (const r of rows) console.log(r[0].padEnd(44), r.slice(1).join('  '));
 await browser.close();
