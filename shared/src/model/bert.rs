@@ -25,6 +25,8 @@ pub struct ResidualOutput {
     pub dense: Linear,
     pub layer_norm: LayerNorm,
     pub dropout: Dropout,
+    /// The LayerNorm's epsilon, which burn's `LayerNorm` keeps private.
+    pub layer_norm_eps: f64,
 }
 
 #[derive(Module, Debug)]
@@ -116,11 +118,15 @@ impl ResidualOutput {
             dense: linear(d_in, config.hidden_size, config, device),
             layer_norm: LayerNormConfig::new(config.hidden_size).with_epsilon(config.layer_norm_eps).init(device),
             dropout: DropoutConfig::new(config.hidden_dropout_prob).init(),
+            layer_norm_eps: config.layer_norm_eps,
         }
     }
 
     pub(super) fn forward(&self, x: Tensor<3>, residual: Tensor<3>) -> Tensor<3> {
         let x = dropout(&self.dropout, super::apply_linear(&self.dense, x));
+        if let Some(y) = super::cube_rows::residual_layer_norm(&self.layer_norm, self.layer_norm_eps, &x, &residual) {
+            return y;
+        }
         self.layer_norm.forward(x + residual)
     }
 }

@@ -4,13 +4,15 @@
 //! through workgroup memory with barriers. SwiftShader runs four units in one SIMD register, turns
 //! every load whose address differs between them into four scalar loads, and switches coroutines
 //! at every barrier; its time on the page is 99 % these products. [`register_block_matmul`] has
-//! each unit keep a 4 or 8 × 8 block of the output in registers and read its operands straight
+//! each unit keep a 4 or 16 × 8 block of the output in registers and read its operands straight
 //! from the buffers: on SwiftShader 2-6x faster than cubek's register-tiled `CpuGemm` and 8-44x
 //! faster than burn's default, with the same bits on the models' shapes (BENCHMARKS.md, "A kernel
 //! for SwiftShader", issue 19). Where the device has subgroups of one known width, the four units
 //! SwiftShader runs together share the rows' values by subgroup broadcasts, and each block entry
 //! takes four products per store: a slider move on the page 1.2-1.6x faster again ("Subgroups and
-//! four steps at a time").
+//! four steps at a time"). Blocks of 16 rows, a `Linear`'s bias added in the kernel and
+//! [`super::cube_rows`]' one-kernel softmax and LayerNorm took a quarter off a slider move again
+//! ("Sixteen rows a block").
 //! A hardware GPU wants burn's, so this is a switch that the page turns on when its WebGPU adapter
 //! is SwiftShader, not a rule.
 
@@ -60,23 +62,32 @@ pub fn fixed_plane_width(device: &burn::tensor::Device) -> Option<usize> {
 /// `x · y` by [`register_block_matmul`] when it is switched on and both are f32 tensors of the
 /// wgpu device with equal batch dimensions; `None` otherwise (the caller multiplies with burn).
 pub fn matmul<const D: usize>(x: &Tensor<D>, y: &Tensor<D>) -> Option<Tensor<D>> {
+    matmul_bias(x, y, None)
+}
+
+/// [`matmul`], then `+ bias` (`[n]`) in the kernel.
+fn matmul_bias<const D: usize>(x: &Tensor<D>, y: &Tensor<D>, bias: Option<&Tensor<1>>) -> Option<Tensor<D>> {
     if !register_blocks() {
         return None;
     }
+    let bias = match bias {
+        Some(b) => Some(b.clone().try_into_primitive::<Cube>().ok()?),
+        None => None,
+    };
     let lhs = x.clone().try_into_primitive::<Cube>().ok()?;
     let rhs = y.clone().try_into_primitive::<Cube>().ok()?;
-    // 8 × 8 blocks where there are rows enough, 4 × 8 for a query's few rows: near the best of
-    // eight blocks on each of the page's shapes, none best on all (BENCHMARKS.md).
-    let rows = if x.dims()[D - 2] < 32 { 4 } else { 8 };
+    // 16 × 8 blocks where there are rows enough, 4 × 8 for a query's few rows: each block is a
+    // kernel SwiftShader compiles on first use, so two (BENCHMARKS.md, "Sixteen rows a block").
+    let rows = if x.dims()[D - 2] < 32 { 4 } else { 16 };
     // Planes share rows only where the columns fill several planes' blocks: attention's narrow
     // products would leave lanes idle.
     let lanes = plane_lanes();
     let lanes = if y.dims()[D - 1] >= 4 * 8 * lanes { lanes } else { 1 };
-    register_block_matmul(&lhs, &rhs, rows, 8, lanes).map(Tensor::from_primitive::<Cube>)
+    register_block_matmul(&lhs, &rhs, bias.as_ref(), rows, 8, lanes).map(Tensor::from_primitive::<Cube>)
 }
 
-/// burn's `Linear` (`x · W + b`, the rows folded into one product) by [`matmul`]; `None` where it
-/// is off or declines.
+/// burn's `Linear` (`x · W + b`, the rows folded into one product, the bias added in the kernel)
+/// by [`matmul`]; `None` where it is off or declines.
 pub fn linear<const D: usize>(layer: &Linear, x: &Tensor<D>) -> Option<Tensor<D>> {
     if !register_blocks() {
         return None;
@@ -85,11 +96,8 @@ pub fn linear<const D: usize>(layer: &Linear, x: &Tensor<D>) -> Option<Tensor<D>
     let dims = x.dims();
     let (k, n) = (dims[D - 1], weight.dims()[1]);
     let rows = dims[..D - 1].iter().product();
-    let y = matmul(&x.clone().reshape([rows, k]), &weight)?;
-    let y = match &layer.bias {
-        Some(b) => y + b.val().unsqueeze::<2>(),
-        None => y,
-    };
+    let bias = layer.bias.as_ref().map(|b| b.val());
+    let y = matmul_bias(&x.clone().reshape([rows, k]), &weight, bias.as_ref())?;
     let mut out = dims;
     out[D - 1] = n;
     Some(y.reshape(out))
@@ -109,7 +117,15 @@ pub fn attention(
         return None;
     }
     let scale = 1.0 / (q.dims()[3] as f64).sqrt();
-    let mut scores = matmul(q, &k.clone().transpose())?.mul_scalar(scale).mask_fill(mask.clone(), f32::NEG_INFINITY);
+    let scores = matmul(q, &k.clone().transpose())?;
+    if bias.is_none() {
+        // Masked before the scaling, which leaves -inf as it is: the same values as below.
+        let masked = scores.clone().mask_fill(mask.clone(), f32::NEG_INFINITY);
+        if let Some(weights) = super::cube_rows::scaled_softmax(&masked, scale as f32) {
+            return matmul(&weights, v);
+        }
+    }
+    let mut scores = scores.mul_scalar(scale).mask_fill(mask.clone(), f32::NEG_INFINITY);
     if let Some(bias) = bias {
         scores = scores + bias.clone();
     }
@@ -149,8 +165,10 @@ mod register_block {
     fn register_block_kernel<E: Float>(
         a: &Tensor<E>,
         b: &Tensor<E>,
+        bias: &Tensor<E>,
         c: &mut Tensor<E>,
         #[comptime] rank: usize,
+        #[comptime] has_bias: bool,
         #[comptime] tm: usize,
         #[comptime] tn: usize,
         #[comptime] lanes: usize,
@@ -244,13 +262,26 @@ mod register_block {
                 }
             }
         }
+        // A `Linear`'s bias, added as burn's `x + bias` adds it.
+        let mut bias_vals = Sequence::<E>::new();
+        if comptime![has_bias] {
+            #[unroll]
+            for j in 0..tn {
+                let col = select(col0 + j < n, col0 + j, n - 1);
+                bias_vals.push(bias[col * bias.stride(0)]);
+            }
+        }
         let (c_row, c_col) = (c.stride(rank - 2), c.stride(rank - 1));
         #[unroll]
         for i in 0..tm {
             #[unroll]
             for j in 0..tn {
+                let mut value = acc[i * tn + j];
+                if comptime![has_bias] {
+                    value += *bias_vals.index(j);
+                }
                 if inside && row0 + i < m && col0 + j < n {
-                    c[off_c + (row0 + i) * c_row + (col0 + j) * c_col] = acc[i * tn + j];
+                    c[off_c + (row0 + i) * c_row + (col0 + j) * c_col] = value;
                 }
             }
         }
@@ -292,13 +323,15 @@ mod register_block {
         }
     }
 
-    /// `a · b` of two f32 tensors of a cube device by [`register_block_kernel`], `tm` × `tn` outputs
-    /// per unit, the `a` values shared across planes of `lanes` units (1: not shared; more only
-    /// where the device's planes are exactly that wide); `None` where their batch dimensions differ
-    /// (broadcasting is burn's to do).
+    /// `a · b` of two f32 tensors of a cube device by [`register_block_kernel`], plus `bias` (one
+    /// value per column, `[n]`; in the kernel, which saves a pass over the output and on the page a
+    /// dispatch), `tm` × `tn` outputs per unit, the `a` values shared across planes of `lanes` units
+    /// (1: not shared; more only where the device's planes are exactly that wide); `None` where
+    /// their batch dimensions differ (broadcasting is burn's to do) or the bias is not an f32 `[n]`.
     pub fn register_block_matmul(
         a: &CubeTensor,
         b: &CubeTensor,
+        bias: Option<&CubeTensor>,
         tm: usize,
         tn: usize,
         lanes: usize,
@@ -316,6 +349,11 @@ mod register_block {
         }
         let (m, n) = (sa[rank - 2], sb[rank - 1]);
         if m == 0 || n == 0 {
+            return None;
+        }
+        if let Some(bias) = bias
+            && (bias.dtype != DType::F32 || bias.meta.shape().as_slice() != [n])
+        {
             return None;
         }
         let client = &a.client;
@@ -342,8 +380,11 @@ mod register_block {
                 cube_dim,
                 a.clone().into_tensor_arg(),
                 b.clone().into_tensor_arg(),
+                // Without a bias the kernel never reads this binding.
+                bias.unwrap_or(a).clone().into_tensor_arg(),
                 c.clone().into_tensor_arg(),
                 rank,
+                bias.is_some(),
                 tm,
                 tn,
                 lanes,
@@ -355,7 +396,7 @@ mod register_block {
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use burn::module::Module;
     use burn::nn::LinearConfig;
@@ -365,14 +406,14 @@ mod tests {
 
     /// The wgpu device (lavapipe without a GPU), initialised once: burn registers it once per
     /// process and these tests run side by side.
-    fn wgpu() -> Device {
+    pub(in crate::model) fn wgpu() -> Device {
         static DEVICE: std::sync::OnceLock<Device> = std::sync::OnceLock::new();
         DEVICE
             .get_or_init(|| Device::wgpu_options().init().expect("a wgpu adapter (mesa-vulkan-drivers on Debian)"))
             .clone()
     }
 
-    fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
+    pub(in crate::model) fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
         let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
         assert_eq!(a.len(), b.len());
         a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
@@ -392,9 +433,11 @@ mod tests {
         let ours = linear(&layer, &x).expect("the kernel takes the wgpu device's f32 tensors");
         assert_eq!(ours.dims(), [3, 7, 83]);
         assert!(max_diff(ours, layer.forward(x.clone())) <= 1e-5);
-        // 45 rows: blocks of 8 rows.
+        // 45 rows: blocks of 16 rows, the last one ragged.
         let tall: Tensor<3> = Tensor::random([5, 9, 48], Distribution::Normal(0.0, 1.0), &device);
-        assert!(max_diff(linear(&layer, &tall).expect("on"), layer.forward(tall)) <= 1e-5);
+        assert!(max_diff(linear(&layer, &tall).expect("on"), layer.forward(tall.clone())) <= 1e-5);
+        let no_bias = LinearConfig::new(48, 83).with_bias(false).init(&device);
+        assert!(max_diff(linear(&no_bias, &tall).expect("on"), no_bias.forward(tall)) <= 1e-5);
         // Not a wgpu tensor: declined, burn's path takes it.
         let flex = Tensor::<3>::from_data(x.to_data(), &Device::flex());
         assert!(linear(&layer.clone().to_device(&Device::flex()), &flex).is_none());
@@ -438,7 +481,7 @@ mod tests {
             let burns = a.clone().matmul(b.clone());
             let (pa, pb) = (a.try_into_primitive::<Cube>().unwrap(), b.try_into_primitive::<Cube>().unwrap());
             for (tm, tn) in [(4, 8), (8, 8), (16, 4)] {
-                let ours = register_block_matmul(&pa, &pb, tm, tn, lanes).expect("equal batches");
+                let ours = register_block_matmul(&pa, &pb, None, tm, tn, lanes).expect("equal batches");
                 assert!(max_diff(Tensor::from_primitive::<Cube>(ours), burns.clone()) <= 1e-5, "{tm}x{tn}, {m} x {n}");
             }
         }

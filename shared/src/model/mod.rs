@@ -5,6 +5,7 @@
 mod bert;
 mod cross_encoder;
 pub mod cube_matmul;
+mod cube_rows;
 mod dropout;
 mod embedding;
 #[cfg(not(target_arch = "wasm32"))]
