@@ -54,7 +54,7 @@ mod kernels {
             terminate!();
         }
         let (at, step) = (row_offset::<E>(x, ABSOLUTE_POS, rank), x.stride(rank - 1));
-        let (out_at, out_step) = (ABSOLUTE_POS * len, 1);
+        let out_at = ABSOLUTE_POS * len;
         let scale = scale.get::<E>();
         let mut max = E::new(f32::MIN);
         for j in 0..len {
@@ -63,12 +63,12 @@ mod kernels {
         let mut sum = E::new(0.0);
         for j in 0..len {
             let e = (x[at + j * step] * scale - max).exp();
-            out[out_at + j * out_step] = e;
+            out[out_at + j] = e;
             sum += e;
         }
         let sum = sum.max(E::new(f32::MIN_POSITIVE));
         for j in 0..len {
-            out[out_at + j * out_step] /= sum;
+            out[out_at + j] /= sum;
         }
     }
 
@@ -92,7 +92,7 @@ mod kernels {
         }
         let (x_at, x_step) = (row_offset::<E>(x, ABSOLUTE_POS, rank), x.stride(rank - 1));
         let (r_at, r_step) = (row_offset::<E>(residual, ABSOLUTE_POS, rank), residual.stride(rank - 1));
-        let (out_at, out_step) = (ABSOLUTE_POS * len, 1);
+        let out_at = ABSOLUTE_POS * len;
         let count = E::cast_from(len);
         let mut sum = E::new(0.0);
         for j in 0..len {
@@ -107,7 +107,7 @@ mod kernels {
         let denom = (squares / count + epsilon.get::<E>()).sqrt();
         for j in 0..len {
             let centred = (x[x_at + j * x_step] + residual[r_at + j * r_step]) - mean;
-            out[out_at + j * out_step] = centred / denom * gamma[j * gamma.stride(0)] + beta[j * beta.stride(0)];
+            out[out_at + j] = centred / denom * gamma[j * gamma.stride(0)] + beta[j * beta.stride(0)];
         }
     }
 }
