@@ -117,15 +117,14 @@ pub fn attention(
         return None;
     }
     let scale = 1.0 / (q.dims()[3] as f64).sqrt();
-    let scores = matmul(q, &k.clone().transpose())?;
-    if bias.is_none() {
-        // Masked before the scaling, which leaves -inf as it is: the same values as below.
-        let masked = scores.clone().mask_fill(mask.clone(), f32::NEG_INFINITY);
-        if let Some(weights) = super::cube_rows::scaled_softmax(&masked, scale as f32) {
-            return matmul(&weights, v);
-        }
+    // Masked before the scaling, which leaves -inf as it is: burn's values.
+    let masked = matmul(q, &k.clone().transpose())?.mask_fill(mask.clone(), f32::NEG_INFINITY);
+    if bias.is_none()
+        && let Some(weights) = super::cube_rows::scaled_softmax(&masked, scale as f32)
+    {
+        return matmul(&weights, v);
     }
-    let mut scores = scores.mul_scalar(scale).mask_fill(mask.clone(), f32::NEG_INFINITY);
+    let mut scores = masked.mul_scalar(scale);
     if let Some(bias) = bias {
         scores = scores + bias.clone();
     }
