@@ -1,8 +1,9 @@
 //! Attention's softmax and a residual add with its LayerNorm as one kernel each, on the wgpu
 //! device where [`super::cube_matmul::use_register_blocks`] is on (the page on SwiftShader).
 //!
-//! burn runs these as chains of element-wise kernels, eight for the softmax and ten for the
-//! residual and LayerNorm, each a pass over the tensor and, on the page, a dispatch; and some of
+//! burn runs these as chains of element-wise kernels, ten for the scaled softmax (the scaling,
+//! the maximum, two for its clamp, subtract, `exp`, the sum, two for its clamp, divide) and ten for
+//! the residual and LayerNorm, each a pass over the tensor and, on the page, a dispatch; and some of
 //! them are compiled per shape, so a new batch shape (the first slider move) pays for compiling
 //! them again. Here one unit takes one row and the arithmetic is burn's, in burn's order; only
 //! the sums are added in another order (BENCHMARKS.md, "Sixteen rows a block", issue 19).
