@@ -95,30 +95,34 @@ mod kernels {
         let (r_at, r_step) = (row_offset::<E>(residual, ABSOLUTE_POS, rank), residual.stride(rank - 1));
         let out_at = ABSOLUTE_POS * len;
         let count = E::cast_from(len);
+        // `x + residual` once, kept in the output row, which the later passes read.
         let mut sum = E::new(0.0);
         for j in 0..len {
-            sum += x[x_at + j * x_step] + residual[r_at + j * r_step];
+            let v = x[x_at + j * x_step] + residual[r_at + j * r_step];
+            out[out_at + j] = v;
+            sum += v;
         }
         let mean = sum / count;
         let mut squares = E::new(0.0);
         for j in 0..len {
-            let centred = (x[x_at + j * x_step] + residual[r_at + j * r_step]) - mean;
+            let centred = out[out_at + j] - mean;
             squares += centred * centred;
         }
         let denom = (squares / count + epsilon.get::<E>()).sqrt();
         for j in 0..len {
-            let centred = (x[x_at + j * x_step] + residual[r_at + j * r_step]) - mean;
+            let centred = out[out_at + j] - mean;
             out[out_at + j] = centred / denom * gamma[j * gamma.stride(0)] + beta[j * beta.stride(0)];
         }
     }
 }
 
-/// One unit per row, in cubes of the device's size.
-fn launch_shape(t: &CubeTensor) -> (CubeCount, CubeDim) {
+/// A contiguous f32 output shaped as `t`, and one unit per row of `t` in cubes of the device's size.
+fn row_launch(t: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
     let shape = t.meta.shape();
+    let out = empty_device_contiguous_dtype(t.client.clone(), t.device.clone(), shape.clone(), DType::F32);
     let rows = shape[..shape.len() - 1].iter().product::<usize>();
     let cube_dim = CubeDim::new(&t.client, rows);
-    (calculate_cube_count_elemwise(&t.client, rows, cube_dim), cube_dim)
+    (out, calculate_cube_count_elemwise(&t.client, rows, cube_dim), cube_dim)
 }
 
 fn cube_f32<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
@@ -133,8 +137,7 @@ pub fn scaled_softmax<const D: usize>(x: &Tensor<D>, scale: f32) -> Option<Tenso
         return None;
     }
     let x = cube_f32(x)?;
-    let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), DType::F32);
-    let (count, dim) = launch_shape(&x);
+    let (out, count, dim) = row_launch(&x);
     // Safety: one unit per row, those past the last row stop at once; every index is inside its row.
     unsafe {
         scaled_softmax_kernel::launch_unchecked(
@@ -170,8 +173,7 @@ pub fn residual_layer_norm<const D: usize>(
     if gamma.meta.shape().as_slice() != [width] || beta.meta.shape().as_slice() != [width] {
         return None;
     }
-    let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), DType::F32);
-    let (count, dim) = launch_shape(&x);
+    let (out, count, dim) = row_launch(&x);
     // Safety: one unit per row, those past the last row stop at once; every index is inside its
     // row, and `gamma` and `beta` are as wide as a row.
     unsafe {
