@@ -117,14 +117,14 @@ pub fn attention(
         return None;
     }
     let scale = 1.0 / (q.dims()[3] as f64).sqrt();
-    // Masked before the scaling, which leaves -inf as it is: burn's values.
-    let masked = matmul(q, &k.clone().transpose())?.mask_fill(mask.clone(), f32::NEG_INFINITY);
+    let raw = matmul(q, &k.clone().transpose())?;
     if bias.is_none()
-        && let Some(weights) = super::cube_rows::scaled_softmax(&masked, scale as f32)
+        && let Some(weights) = super::cube_rows::masked_softmax(&raw, mask, scale as f32)
     {
         return matmul(&weights, v);
     }
-    let mut scores = masked.mul_scalar(scale);
+    // Masked before the scaling, which leaves -inf as it is: burn's values.
+    let mut scores = raw.mask_fill(mask.clone(), f32::NEG_INFINITY).mul_scalar(scale);
     if let Some(bias) = bias {
         scores = scores + bias.clone();
     }

@@ -1,24 +1,27 @@
-//! Attention's softmax and a residual add with its LayerNorm as one kernel each, on the wgpu
-//! device where [`super::cube_matmul::use_register_blocks`] is on (the page on SwiftShader).
+//! Attention's masked softmax, a residual add with its LayerNorm, mean pooling and L2
+//! normalisation as one kernel each, on the wgpu device where
+//! [`super::cube_matmul::use_register_blocks`] is on (the page on SwiftShader).
 //!
-//! burn runs these as chains of element-wise kernels, ten for the scaled softmax (the scaling,
-//! the maximum, two for its clamp, subtract, `exp`, the sum, two for its clamp, divide) and ten for
-//! the residual and LayerNorm, each a pass over the tensor and, on the page, a dispatch; and some of
-//! them are compiled per shape, so a new batch shape (the first slider move) pays for compiling
-//! them again. Here one unit takes one row and the arithmetic is burn's, in burn's order; only
-//! the sums are added in another order (BENCHMARKS.md, "Sixteen rows a block", issue 19).
+//! burn runs these as chains of element-wise kernels, eleven for the masked, scaled softmax (the
+//! mask, the scaling, the maximum, two for its clamp, subtract, `exp`, the sum, two for its clamp,
+//! divide), ten for the residual and LayerNorm, seven for the mean pooling and five for the
+//! norm, each a pass over the tensor and, on the page, a dispatch; and some of them are compiled
+//! per shape (per vector width), so a new sequence length (a slider move) pays for compiling them
+//! again. Here one unit takes one row (one value, for pooling) and the arithmetic is burn's, in
+//! burn's order; only the sums are added in another order (BENCHMARKS.md, "Sixteen rows a
+//! block", issue 19).
 
 use burn::backend::Cube;
 use burn::nn::LayerNorm;
-use burn::tensor::{DType, Tensor};
-use burn_cubecl::cubecl::ir::{ElemType, FloatKind};
+use burn::tensor::{Bool, BoolStore, DType, Tensor};
+use burn_cubecl::cubecl::ir::{ElemType, FloatKind, UIntKind};
 use burn_cubecl::cubecl::prelude::{CubeCount, InputScalar};
 use burn_cubecl::cubecl::{CubeDim, calculate_cube_count_elemwise};
 use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::cube_matmul::register_blocks;
-use kernels::{residual_layer_norm_kernel, scaled_softmax_kernel};
+use kernels::{l2_normalize_kernel, masked_softmax_kernel, mean_pool_kernel, residual_layer_norm_kernel};
 
 mod kernels {
     use burn_cubecl::cubecl;
@@ -27,7 +30,7 @@ mod kernels {
     /// The offset of row `row` of `t` (every dimension but the last), from its strides. The outputs
     /// are contiguous: row `row` starts at `row · len`.
     #[cube]
-    fn row_offset<E: Float>(t: &Tensor<E>, row: usize, #[comptime] rank: usize) -> usize {
+    fn row_offset<T: CubePrimitive>(t: &Tensor<T>, row: usize, #[comptime] rank: usize) -> usize {
         let mut offset = 0;
         let mut rest = row;
         #[unroll]
@@ -39,15 +42,18 @@ mod kernels {
         offset
     }
 
-    /// `softmax(x · scale)` along the last dimension, NaN-safe as burn's attention: the maximum is
-    /// clamped to `f32::MIN` and the sum to `f32::MIN_POSITIVE`, so a row of `-inf` gives zeros.
+    /// `softmax(x · scale)` along the last dimension with `-inf` where `mask` is set (a stored
+    /// bool: not zero), NaN-safe as burn's attention: the maximum is clamped to `f32::MIN` and the
+    /// sum to `f32::MIN_POSITIVE`, so a row of `-inf` gives zeros. burn fills the mask before the
+    /// scaling, which leaves `-inf` as it is: the same values.
     #[cube(launch_unchecked)]
-    pub fn scaled_softmax_kernel<E: Float>(
+    pub fn masked_softmax_kernel<E: Float, B: Int>(
         x: &Tensor<E>,
+        mask: &Tensor<B>,
         out: &mut Tensor<E>,
         scale: InputScalar,
         #[comptime] rank: usize,
-        #[define(E)] _dtype: ElemType,
+        #[define(E, B)] _dtypes: [ElemType; 2],
     ) {
         let len = x.shape(rank - 1);
         let rows = x.len() / len;
@@ -55,15 +61,24 @@ mod kernels {
             terminate!();
         }
         let (at, step) = (row_offset::<E>(x, ABSOLUTE_POS, rank), x.stride(rank - 1));
+        let (m_at, m_step) = (row_offset::<B>(mask, ABSOLUTE_POS, rank), mask.stride(rank - 1));
         let out_at = ABSOLUTE_POS * len;
         let scale = scale.get::<E>();
+        // A masked value would be -inf (WGSL has no such constant): it leaves the maximum as it
+        // is and its `exp(-inf - max)` is 0.
+        let unset = B::new(0);
         let mut max = E::new(f32::MIN);
         for j in 0..len {
-            max = max.max(x[at + j * step] * scale);
+            if mask[m_at + j * m_step] == unset {
+                max = max.max(x[at + j * step] * scale);
+            }
         }
         let mut sum = E::new(0.0);
         for j in 0..len {
-            let e = (x[at + j * step] * scale - max).exp();
+            let mut e = E::new(0.0);
+            if mask[m_at + j * m_step] == unset {
+                e = (x[at + j * step] * scale - max).exp();
+            }
             out[out_at + j] = e;
             sum += e;
         }
@@ -114,6 +129,55 @@ mod kernels {
             out[out_at + j] = centred / denom * gamma[j * gamma.stride(0)] + beta[j * beta.stride(0)];
         }
     }
+
+    /// Mean pooling of `tokens` `[b, s, h]` over the positions where `padding` `[b, s]` is not
+    /// set, one unit per output value: the kept values' sum over their count, clamped to at least
+    /// 1e-9 as in `pooling::pool`.
+    #[cube(launch_unchecked)]
+    pub fn mean_pool_kernel<E: Float, B: Int>(
+        tokens: &Tensor<E>,
+        padding: &Tensor<B>,
+        out: &mut Tensor<E>,
+        #[define(E, B)] _dtypes: [ElemType; 2],
+    ) {
+        if ABSOLUTE_POS >= out.len() {
+            terminate!();
+        }
+        let hidden = tokens.shape(2);
+        let (b, c) = (ABSOLUTE_POS / hidden, ABSOLUTE_POS % hidden);
+        let (at, step) = (b * tokens.stride(0) + c * tokens.stride(2), tokens.stride(1));
+        let (p_at, p_step) = (b * padding.stride(0), padding.stride(1));
+        let unset = B::new(0);
+        let mut sum = E::new(0.0);
+        let mut count = E::new(0.0);
+        for s in 0..tokens.shape(1) {
+            if padding[p_at + s * p_step] == unset {
+                sum += tokens[at + s * step];
+                count += E::new(1.0);
+            }
+        }
+        out[ABSOLUTE_POS] = sum / count.max(E::new(1e-9));
+    }
+
+    /// Each row of a matrix over its L2 norm, clamped to at least 1e-12 as in
+    /// `pooling::l2_normalize`: one unit per row.
+    #[cube(launch_unchecked)]
+    pub fn l2_normalize_kernel<E: Float>(x: &Tensor<E>, out: &mut Tensor<E>, #[define(E)] _dtype: ElemType) {
+        if ABSOLUTE_POS >= x.shape(0) {
+            terminate!();
+        }
+        let len = x.shape(1);
+        let (at, step) = (ABSOLUTE_POS * x.stride(0), x.stride(1));
+        let mut squares = E::new(0.0);
+        for j in 0..len {
+            let v = x[at + j * step];
+            squares += v * v;
+        }
+        let norm = squares.sqrt().max(E::new(1e-12));
+        for j in 0..len {
+            out[ABSOLUTE_POS * len + j] = x[at + j * step] / norm;
+        }
+    }
 }
 
 /// A contiguous f32 output shaped as `t`, and one unit per row of `t` in cubes of the device's size.
@@ -130,9 +194,81 @@ fn cube_f32<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
     (t.dtype == DType::F32 && t.meta.shape().iter().all(|&d| d > 0)).then_some(t)
 }
 
-/// `softmax(x · scale, last dimension)` in one kernel where the register-block kernels are on and
-/// `x` is an f32 tensor of the wgpu device; `None` otherwise.
-pub fn scaled_softmax<const D: usize>(x: &Tensor<D>, scale: f32) -> Option<Tensor<D>> {
+/// A bool tensor of the wgpu device and the type its values are stored as.
+fn cube_bool<const D: usize>(t: &Tensor<D, Bool>) -> Option<(CubeTensor, ElemType)> {
+    let t = t.clone().try_into_primitive::<Cube>().ok()?;
+    let stored = match t.dtype {
+        DType::Bool(BoolStore::U32) => ElemType::UInt(UIntKind::U32),
+        DType::Bool(BoolStore::U8) => ElemType::UInt(UIntKind::U8),
+        _ => return None,
+    };
+    Some((t, stored))
+}
+
+const F32: ElemType = ElemType::Float(FloatKind::F32);
+
+/// `softmax(x.mask_fill(mask, -inf) · scale, last dimension)` in one kernel where the
+/// register-block kernels are on and `x` is an f32 tensor of the wgpu device, `mask` of its shape
+/// (an expanded view is read through its strides); `None` otherwise. burn's `mask_fill` is
+/// compiled per vector width, which a new sequence length may change (a slider move).
+pub fn masked_softmax<const D: usize>(x: &Tensor<D>, mask: &Tensor<D, Bool>, scale: f32) -> Option<Tensor<D>> {
+    if !register_blocks() || x.dims() != mask.dims() {
+        return None;
+    }
+    let x = cube_f32(x)?;
+    let (mask, stored) = cube_bool(mask)?;
+    let (out, count, dim) = row_launch(&x);
+    // Safety: one unit per row, those past the last row stop at once; every index is inside its
+    // row, and `mask` has `x`'s shape.
+    unsafe {
+        masked_softmax_kernel::launch_unchecked(
+            &x.client,
+            count,
+            dim,
+            x.clone().into_tensor_arg(),
+            mask.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            InputScalar::new(scale, F32),
+            D,
+            [F32, stored],
+        );
+    }
+    Some(Tensor::from_primitive::<Cube>(out))
+}
+
+/// Mean pooling (`pooling::pool`) in one kernel where the register-block kernels are on and the
+/// tensors are of the wgpu device: burn's masked sum and count are a dozen kernels, some compiled
+/// again for each new shape. `None` otherwise.
+pub fn mean_pool(tokens: &Tensor<3>, padding: &Tensor<2, Bool>) -> Option<Tensor<2>> {
+    let [batch, seq, hidden] = tokens.dims();
+    if !register_blocks() || padding.dims() != [batch, seq] {
+        return None;
+    }
+    let tokens = cube_f32(tokens)?;
+    let (padding, stored) = cube_bool(padding)?;
+    let out =
+        empty_device_contiguous_dtype(tokens.client.clone(), tokens.device.clone(), [batch, hidden].into(), DType::F32);
+    let cube_dim = CubeDim::new(&tokens.client, batch * hidden);
+    let count = calculate_cube_count_elemwise(&tokens.client, batch * hidden, cube_dim);
+    // Safety: one unit per output value, those past the last stop at once; `padding` is
+    // `[batch, seq]` as `tokens` is `[batch, seq, hidden]`.
+    unsafe {
+        mean_pool_kernel::launch_unchecked(
+            &tokens.client,
+            count,
+            cube_dim,
+            tokens.clone().into_tensor_arg(),
+            padding.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            [F32, stored],
+        );
+    }
+    Some(Tensor::from_primitive::<Cube>(out))
+}
+
+/// `pooling::l2_normalize` in one kernel where the register-block kernels are on and `x` is an
+/// f32 matrix of the wgpu device; `None` otherwise.
+pub fn l2_normalize(x: &Tensor<2>) -> Option<Tensor<2>> {
     if !register_blocks() {
         return None;
     }
@@ -140,15 +276,13 @@ pub fn scaled_softmax<const D: usize>(x: &Tensor<D>, scale: f32) -> Option<Tenso
     let (out, count, dim) = row_launch(&x);
     // Safety: one unit per row, those past the last row stop at once; every index is inside its row.
     unsafe {
-        scaled_softmax_kernel::launch_unchecked(
+        l2_normalize_kernel::launch_unchecked(
             &x.client,
             count,
             dim,
             x.clone().into_tensor_arg(),
             out.clone().into_tensor_arg(),
-            InputScalar::new(scale, ElemType::Float(FloatKind::F32)),
-            D,
-            ElemType::Float(FloatKind::F32),
+            F32,
         );
     }
     Some(Tensor::from_primitive::<Cube>(out))
@@ -186,9 +320,9 @@ pub fn residual_layer_norm<const D: usize>(
             gamma.into_tensor_arg(),
             beta.into_tensor_arg(),
             out.clone().into_tensor_arg(),
-            InputScalar::new(epsilon, ElemType::Float(FloatKind::F32)),
+            InputScalar::new(epsilon, F32),
             D,
-            ElemType::Float(FloatKind::F32),
+            F32,
         );
     }
     Some(Tensor::from_primitive::<Cube>(out))
@@ -203,31 +337,70 @@ mod tests {
     use burn::tensor::activation::softmax;
     use burn::tensor::{Bool, Distribution, TensorData};
 
-    /// Both kernels against burn's on the wgpu device (lavapipe without a GPU): off by default,
-    /// then on contiguous and strided inputs, and a row of `-inf` (all keys padding) gives zeros.
+    /// The kernels against burn's on the wgpu device (lavapipe without a GPU): off by default,
+    /// then on contiguous and strided inputs; a row whose keys are all padding gives zeros; the
+    /// attention mask as the models make it, an expanded `[b, 1, 1, s]` view.
     #[test]
     fn row_kernels_match_burn_on_wgpu() {
         let device = wgpu();
         let x: Tensor<4> = Tensor::random([2, 3, 5, 7], Distribution::Normal(0.0, 3.0), &device);
         let norm = LayerNormConfig::new(48).with_epsilon(1e-12).init(&device);
         let h: Tensor<3> = Tensor::random([3, 7, 48], Distribution::Normal(0.0, 1.0), &device);
-        assert!(scaled_softmax(&x, 0.5).is_none() && residual_layer_norm(&norm, 1e-12, &h, &h).is_none(), "off");
-        use_register_blocks(true);
-
-        let strided = x.clone().swap_dims(2, 3);
-        for x in [x.clone(), strided] {
-            let burns = softmax(x.clone().mul_scalar(0.35), 3);
-            assert!(max_diff(scaled_softmax(&x, 0.35).expect("on"), burns) <= 1e-6);
-        }
         let mut pad = vec![false; 2 * 3 * 5 * 7];
         pad[..7].fill(true);
         pad[40] = true;
         let mask = Tensor::<4, Bool>::from_data(TensorData::new(pad, [2, 3, 5, 7]), &device);
-        let masked = scaled_softmax(&x.clone().mask_fill(mask, f32::NEG_INFINITY), 0.35).expect("on");
+        let padding = Tensor::<2, Bool>::from_data(
+            TensorData::new([[false; 7], [false, false, false, false, true, true, true], [false; 7]].concat(), [3, 7]),
+            &device,
+        );
+        assert!(masked_softmax(&x, &mask, 0.5).is_none(), "off");
+        assert!(residual_layer_norm(&norm, 1e-12, &h, &h).is_none(), "off");
+        assert!(mean_pool(&h, &padding).is_none() && l2_normalize(&h.clone().sum_dim(1).reshape([3, 48])).is_none());
+        use_register_blocks(true);
+
+        let burns = |x: &Tensor<4>, mask: &Tensor<4, Bool>| {
+            softmax(x.clone().mask_fill(mask.clone(), f32::NEG_INFINITY).mul_scalar(0.35), 3)
+        };
+        let none = Tensor::<4, Bool>::from_data(TensorData::new(vec![false; 2 * 3 * 5 * 7], [2, 3, 5, 7]), &device);
+        let swapped = |t: &Tensor<4>| t.clone().swap_dims(2, 3);
+        let swapped_mask = |t: &Tensor<4, Bool>| t.clone().swap_dims(2, 3);
+        for (x, mask) in [
+            (x.clone(), none.clone()),
+            (x.clone(), mask.clone()),
+            (swapped(&x), swapped_mask(&none)),
+            (swapped(&x), swapped_mask(&mask)),
+        ] {
+            assert!(max_diff(masked_softmax(&x, &mask, 0.35).expect("on"), burns(&x, &mask)) <= 1e-6);
+        }
+        let masked = masked_softmax(&x, &mask, 0.35).expect("on");
         let values = masked.into_data().try_to_vec::<f32>().unwrap();
         assert!(values[..7].iter().all(|&v| v == 0.0), "a fully masked row: zeros, not NaN");
         assert_eq!(values[40], 0.0);
         assert!((values[35..42].iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        let keys = padding.clone().reshape([3, 1, 1, 7]).expand([3, 2, 7, 7]);
+        let scores: Tensor<4> = Tensor::random([3, 2, 7, 7], Distribution::Normal(0.0, 3.0), &device);
+        assert!(max_diff(masked_softmax(&scores, &keys, 0.35).expect("on"), burns(&scores, &keys)) <= 1e-6);
+
+        // Pooling and the norm against the models' own, contiguous and strided.
+        let pooled = |tokens: &Tensor<3>| {
+            let keep = padding.clone().bool_not().float().unsqueeze_dim::<3>(2);
+            let counts = keep.clone().sum_dim(1).reshape([3, 1]).clamp_min(1e-9);
+            (tokens.clone() * keep).sum_dim(1).reshape([3, 48]) / counts
+        };
+        let normalized = |x: Tensor<2>| x.clone() / x.square().sum_dim(1).sqrt().clamp_min(1e-12);
+        let transposed: Tensor<3> = Tensor::random([3, 48, 7], Distribution::Normal(0.0, 2.0), &device).swap_dims(1, 2);
+        for tokens in [h.clone(), transposed] {
+            let ours = mean_pool(&tokens, &padding).expect("on");
+            assert!(max_diff(ours.clone(), pooled(&tokens)) <= 1e-5);
+            assert!(max_diff(l2_normalize(&ours).expect("on"), normalized(pooled(&tokens))) <= 1e-6);
+            let columns = ours.clone().transpose();
+            assert!(max_diff(l2_normalize(&columns).expect("on"), normalized(columns)) <= 1e-6);
+        }
+        assert_eq!(
+            l2_normalize(&Tensor::zeros([2, 5], &device)).expect("on").into_data().try_to_vec::<f32>().unwrap(),
+            [0.0; 10]
+        );
 
         // LayerNorm with weights not 1 and 0, a residual read through strides.
         let mut norm = norm;

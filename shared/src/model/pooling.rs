@@ -10,6 +10,9 @@ pub fn pool(tokens: Tensor<3>, padding: Tensor<2, Bool>, pooling: Pooling) -> Te
     match pooling {
         Pooling::Cls => tokens.narrow(1, 0, 1).reshape([batch, hidden]),
         Pooling::Mean => {
+            if let Some(pooled) = super::cube_rows::mean_pool(&tokens, &padding) {
+                return pooled;
+            }
             let keep = padding.bool_not().float().unsqueeze_dim::<3>(2); // [b, s, 1]
             let summed = (tokens * keep.clone()).sum_dim(1).reshape([batch, hidden]);
             let counts = keep.sum_dim(1).reshape([batch, 1]).clamp_min(1e-9);
@@ -20,6 +23,9 @@ pub fn pool(tokens: Tensor<3>, padding: Tensor<2, Bool>, pooling: Pooling) -> Te
 
 /// Divides each row by its L2 norm (rows of zeros stay zero), as `torch.nn.functional.normalize`.
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
+    if let Some(y) = super::cube_rows::l2_normalize(&x) {
+        return y;
+    }
     let norm = x.clone().square().sum_dim(1).sqrt().clamp_min(1e-12);
     x / norm
 }
