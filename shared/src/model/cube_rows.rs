@@ -1,15 +1,15 @@
-//! Attention's masked softmax, a residual add with its LayerNorm, mean pooling and L2
+//! Attention's masked softmax, a residual add with its LayerNorm, GELU, mean pooling and L2
 //! normalisation as one kernel each, on the wgpu device where
 //! [`super::cube_matmul::use_register_blocks`] is on (the page on SwiftShader).
 //!
 //! burn runs these as chains of element-wise kernels, eleven for the masked, scaled softmax (the
 //! mask, the scaling, the maximum, two for its clamp, subtract, `exp`, the sum, two for its clamp,
-//! divide), ten for the residual and LayerNorm, seven for the mean pooling and five for the
-//! norm, each a pass over the tensor and, on the page, a dispatch; and some of them are compiled
-//! per shape (per vector width), so a new sequence length (a slider move) pays for compiling them
-//! again. Here one unit takes one row (one value, for pooling) and the arithmetic is burn's, in
-//! burn's order; only the sums are added in another order (BENCHMARKS.md, "Sixteen rows a
-//! block", issue 19).
+//! divide), ten for the residual and LayerNorm, five for GELU, seven for the mean pooling and
+//! five for the norm, each a pass over the tensor and, on the page, a dispatch; and some of them
+//! are compiled per shape (per vector width), so a new sequence length (a slider move) pays for
+//! compiling them again. Here one unit takes one row (one value, for GELU and pooling) and the
+//! arithmetic is burn's, in burn's order; only the sums are added in another order
+//! (BENCHMARKS.md, "Sixteen rows a block" and "The mask, pooling and GELU", issue 19).
 
 use burn::backend::Cube;
 use burn::nn::LayerNorm;
@@ -21,7 +21,7 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 
 use super::cube_matmul::register_blocks;
-use kernels::{l2_normalize_kernel, masked_softmax_kernel, mean_pool_kernel, residual_layer_norm_kernel};
+use kernels::{gelu_kernel, l2_normalize_kernel, masked_softmax_kernel, mean_pool_kernel, residual_layer_norm_kernel};
 
 mod kernels {
     use burn_cubecl::cubecl;
@@ -178,6 +178,22 @@ mod kernels {
             out[ABSOLUTE_POS * len + j] = x[at + j * step] / norm;
         }
     }
+
+    /// burn's `gelu`, `x · (erf(x / √2) + 1) / 2` in burn's order and with its `erf`, one unit
+    /// per value of a contiguous tensor.
+    #[cube(launch_unchecked)]
+    pub fn gelu_kernel<E: Float>(
+        x: &Tensor<E>,
+        out: &mut Tensor<E>,
+        sqrt_2: InputScalar,
+        #[define(E)] _dtype: ElemType,
+    ) {
+        if ABSOLUTE_POS >= out.len() {
+            terminate!();
+        }
+        let v = x[ABSOLUTE_POS];
+        out[ABSOLUTE_POS] = v * ((v / sqrt_2.get::<E>()).erf() + E::new(1.0)) / E::new(2.0);
+    }
 }
 
 /// A contiguous f32 output shaped as `t`, and one unit per row of `t` in cubes of the device's size.
@@ -328,6 +344,36 @@ pub fn residual_layer_norm<const D: usize>(
     Some(Tensor::from_primitive::<Cube>(out))
 }
 
+/// burn's `gelu` in one kernel where the register-block kernels are on and `x` is a contiguous
+/// f32 tensor of the wgpu device (the feed-forward product's output); `None` otherwise. burn's is
+/// five element-wise kernels, a quarter of a slider move's launches on the page.
+pub fn gelu<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
+    if !register_blocks() {
+        return None;
+    }
+    let x = cube_f32(x)?;
+    if !x.is_contiguous() {
+        return None;
+    }
+    let values = x.meta.shape().iter().product::<usize>();
+    let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), DType::F32);
+    let cube_dim = CubeDim::new(&x.client, values);
+    let count = calculate_cube_count_elemwise(&x.client, values, cube_dim);
+    // Safety: one unit per value, those past the last stop at once; `x` is contiguous.
+    unsafe {
+        gelu_kernel::launch_unchecked(
+            &x.client,
+            count,
+            cube_dim,
+            x.clone().into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            InputScalar::new(std::f64::consts::SQRT_2, F32),
+            F32,
+        );
+    }
+    Some(Tensor::from_primitive::<Cube>(out))
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -356,7 +402,11 @@ mod tests {
         );
         assert!(masked_softmax(&x, &mask, 0.5).is_none(), "off");
         assert!(residual_layer_norm(&norm, 1e-12, &h, &h).is_none(), "off");
-        assert!(mean_pool(&h, &padding).is_none() && l2_normalize(&h.clone().sum_dim(1).reshape([3, 48])).is_none());
+        assert!(
+            gelu(&h).is_none()
+                && mean_pool(&h, &padding).is_none()
+                && l2_normalize(&h.clone().sum_dim(1).reshape([3, 48])).is_none()
+        );
         use_register_blocks(true);
 
         let burns = |x: &Tensor<4>, mask: &Tensor<4, Bool>| {
@@ -401,6 +451,11 @@ mod tests {
             l2_normalize(&Tensor::zeros([2, 5], &device)).expect("on").into_data().try_to_vec::<f32>().unwrap(),
             [0.0; 10]
         );
+
+        // GELU as burn's, on a contiguous tensor; a transposed one is left to burn.
+        let wide: Tensor<3> = Tensor::random([3, 7, 40], Distribution::Normal(0.0, 2.0), &device);
+        assert!(max_diff(gelu(&wide).expect("on"), burn::tensor::activation::gelu(wide.clone())) <= 1e-6);
+        assert!(gelu(&wide.swap_dims(1, 2)).is_none());
 
         // LayerNorm with weights not 1 and 0, a residual read through strides.
         let mut norm = norm;

@@ -9,7 +9,8 @@
 //!   compute burn-flex's formulas bit for bit, vectorised ([`super::tracked`]), so that training
 //!   is faster and gives the same weights.
 //!
-//! Everywhere else (wgpu, ndarray, other float types) it is burn's `gelu`.
+//! On the page's SwiftShader kernels it is one kernel ([`super::cube_rows::gelu`]); everywhere else
+//! (wgpu, ndarray, other float types) it is burn's `gelu`.
 
 use burn::tensor::activation::gelu as burn_gelu;
 use burn::tensor::{DType, Device, Tensor, TensorData};
@@ -20,6 +21,9 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     #[cfg(not(target_arch = "wasm32"))]
     if device.is_autodiff() {
         return super::tracked::gelu(x);
+    }
+    if let Some(y) = super::cube_rows::gelu(&x) {
+        return y;
     }
     if x.dtype() != DType::F32 || device != Device::flex() {
         return burn_gelu(x);
