@@ -13,7 +13,7 @@
 
 use burn::backend::Cube;
 use burn::nn::LayerNorm;
-use burn::tensor::{Bool, BoolStore, DType, Tensor};
+use burn::tensor::{Bool, BoolStore, DType, Shape, Tensor};
 use burn_cubecl::cubecl::ir::{ElemType, FloatKind, UIntKind};
 use burn_cubecl::cubecl::prelude::{CubeCount, InputScalar};
 use burn_cubecl::cubecl::{CubeDim, calculate_cube_count_elemwise};
@@ -196,13 +196,18 @@ mod kernels {
     }
 }
 
-/// A contiguous f32 output shaped as `t`, and one unit per row of `t` in cubes of the device's size.
+/// A contiguous f32 output of `shape` on `t`'s device, and `units` units in cubes of the device's
+/// size.
+fn launch_shape(t: &CubeTensor, shape: Shape, units: usize) -> (CubeTensor, CubeCount, CubeDim) {
+    let out = empty_device_contiguous_dtype(t.client.clone(), t.device.clone(), shape, DType::F32);
+    let cube_dim = CubeDim::new(&t.client, units);
+    (out, calculate_cube_count_elemwise(&t.client, units, cube_dim), cube_dim)
+}
+
+/// An output shaped as `t`, one unit per row of `t`.
 fn row_launch(t: &CubeTensor) -> (CubeTensor, CubeCount, CubeDim) {
     let shape = t.meta.shape();
-    let out = empty_device_contiguous_dtype(t.client.clone(), t.device.clone(), shape.clone(), DType::F32);
-    let rows = shape[..shape.len() - 1].iter().product::<usize>();
-    let cube_dim = CubeDim::new(&t.client, rows);
-    (out, calculate_cube_count_elemwise(&t.client, rows, cube_dim), cube_dim)
+    launch_shape(t, shape.clone(), shape[..shape.len() - 1].iter().product())
 }
 
 fn cube_f32<const D: usize>(t: &Tensor<D>) -> Option<CubeTensor> {
@@ -262,10 +267,7 @@ pub fn mean_pool(tokens: &Tensor<3>, padding: &Tensor<2, Bool>) -> Option<Tensor
     }
     let tokens = cube_f32(tokens)?;
     let (padding, stored) = cube_bool(padding)?;
-    let out =
-        empty_device_contiguous_dtype(tokens.client.clone(), tokens.device.clone(), [batch, hidden].into(), DType::F32);
-    let cube_dim = CubeDim::new(&tokens.client, batch * hidden);
-    let count = calculate_cube_count_elemwise(&tokens.client, batch * hidden, cube_dim);
+    let (out, count, cube_dim) = launch_shape(&tokens, [batch, hidden].into(), batch * hidden);
     // Safety: one unit per output value, those past the last stop at once; `padding` is
     // `[batch, seq]` as `tokens` is `[batch, seq, hidden]`.
     unsafe {
@@ -355,10 +357,8 @@ pub fn gelu<const D: usize>(x: &Tensor<D>) -> Option<Tensor<D>> {
     if !x.is_contiguous() {
         return None;
     }
-    let values = x.meta.shape().iter().product::<usize>();
-    let out = empty_device_contiguous_dtype(x.client.clone(), x.device.clone(), x.meta.shape().clone(), DType::F32);
-    let cube_dim = CubeDim::new(&x.client, values);
-    let count = calculate_cube_count_elemwise(&x.client, values, cube_dim);
+    let shape = x.meta.shape().clone();
+    let (out, count, cube_dim) = launch_shape(&x, shape.clone(), shape.iter().product());
     // Safety: one unit per value, those past the last stop at once; `x` is contiguous.
     unsafe {
         gelu_kernel::launch_unchecked(
