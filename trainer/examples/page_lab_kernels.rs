@@ -2,19 +2,21 @@
 //! It does what the page does for the first example of the end-to-end test's assets: the first
 //! soft labels (the teacher on every candidate, the student on them and the query), then four
 //! slider moves (a noise ratio one step higher each time; only the candidates not scored before
-//! are sent, as the page's caches do), and prints each round's time. With a `cubecl.toml` that
-//! turns on cubecl's profiling logger in the folder it runs from, it also sums the five rounds'
+//! are sent, as the page's caches do), and prints each round's time and tokens (the real ones of
+//! those the padded batch multiplies). With a `cubecl.toml` that turns on cubecl's profiling
+//! logger in the folder it runs from, it also sums the five rounds'
 //! kernel time by kernel family (the logger writes behind the kernels, so rounds cannot be told
 //! apart in its file). On Chromium's SwiftShader (its Vulkan driver, which the Vulkan
 //! loader takes when told) with the page's kernels:
 //!
 //!     cd "$(mktemp -d)" && printf '[profiling.logger]\nlevel = "basic"\nfile = "kernels.log"\n' > cubecl.toml
 //!     VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json \
-//!       cargo run --release --manifest-path /path/to/adam/Cargo.toml --example page_lab_kernels -- ASSETS [burn|ours [LANES]]
+//!       cargo run --release --manifest-path /path/to/adam/Cargo.toml --example page_lab_kernels -- ASSETS [burn|ours|narrow [LANES]]
 //!
 //! ASSETS: the page's asset folder (the end-to-end test exports one to /tmp/adam-test-web/assets);
 //! `ours` (the default) switches on the page's SwiftShader kernels (`cube_matmul`), with rows
-//! shared across subgroups of LANES units (SwiftShader's: 4) where given; `burn` leaves burn's.
+//! shared across subgroups of LANES units (SwiftShader's: 4) where given; `narrow` the same, each
+//! operand read one value a load; `burn` leaves burn's.
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -27,9 +29,11 @@ use burn::tensor::Device;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let assets = PathBuf::from(args.next().ok_or("usage: page_lab_kernels ASSETS [burn|ours [LANES]]")?);
-    let ours = args.next().is_none_or(|k| k != "burn");
+    let assets = PathBuf::from(args.next().ok_or("usage: page_lab_kernels ASSETS [burn|ours|narrow [LANES]]")?);
+    let kernels = args.next().unwrap_or_else(|| "ours".into());
+    let ours = kernels != "burn";
     cube_matmul::use_register_blocks(ours);
+    cube_matmul::use_wide_loads(kernels != "narrow");
     cube_matmul::use_plane_lanes(args.next().map_or(Ok(1), |l| l.parse())?);
     let device = Device::wgpu_options().init()?;
     let student = SentenceEncoder::load(
@@ -63,7 +67,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             candidates.iter().map(|c| c.ids.clone()).filter(|ids| scored.insert(ids.clone())).collect();
         let start = Instant::now();
         let pairs: Vec<(&[u32], &[u32])> = new.iter().map(|c| (&query[..], &c[..])).collect();
-        let scores = teacher.score_batch(&t_tok.encode_piece_pairs(&pairs)).into_data().try_to_vec::<f32>()?;
+        let pair_batch = t_tok.encode_piece_pairs(&pairs);
+        let pair_tokens = tokens(&pair_batch);
+        let scores = teacher.score_batch(&pair_batch).into_data().try_to_vec::<f32>()?;
         let teacher_s = start.elapsed().as_secs_f64();
         let mut seqs = vec![s_tok.word_pieces(&text(&example["query"])?)?];
         for ids in &new {
@@ -71,13 +77,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         seqs.retain(|s| encoded.insert(s.clone()));
         let refs: Vec<&[u32]> = seqs.iter().map(|s| &s[..]).collect();
-        let vectors = student.embed_batch(&s_tok.encode_pieces(&refs, usize::MAX)).into_data().try_to_vec::<f32>()?;
+        let seq_batch = s_tok.encode_pieces(&refs, usize::MAX);
+        let seq_tokens = tokens(&seq_batch);
+        let vectors = student.embed_batch(&seq_batch).into_data().try_to_vec::<f32>()?;
         let total_s = start.elapsed().as_secs_f64();
         let what = if round == 0 { "first soft labels" } else { "slider move" };
         println!(
-            "round {round} ({what}): teacher {} pairs {teacher_s:.2} s, student {} sequences {:.2} s, {total_s:.2} s ({} scores, {} vector values)",
+            "round {round} ({what}): teacher {} pairs ({} of {} tokens real) {teacher_s:.2} s, student {} sequences ({} of {}) {:.2} s, {total_s:.2} s ({} scores, {} vector values)",
             new.len(),
+            pair_tokens.0,
+            pair_tokens.1,
             seqs.len(),
+            seq_tokens.0,
+            seq_tokens.1,
             total_s - teacher_s,
             scores.len(),
             vectors.len(),
@@ -87,6 +99,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         summarise(&log);
     }
     Ok(())
+}
+
+/// A batch's real tokens and its tokens with the padding: the products run over the latter.
+fn tokens(batch: &adam_core::tokenize::TokenBatch) -> (usize, usize) {
+    (batch.attention.iter().filter(|&&a| a == 1).count(), batch.batch * batch.seq_len)
 }
 
 /// The profiling logger's lines (`| time | kernel |`), where a cubecl.toml asked for them.

@@ -90,7 +90,7 @@ fn main() {
         kernels.push((
             name,
             Box::new(move |l: &CubeTensor, r: &CubeTensor| {
-                register_block_matmul(l, r, None, tm, tn, lanes)
+                register_block_matmul(l, r, None, tm, tn, lanes, [true; 2])
                     .map(Tensor::from_primitive::<Cube>)
                     .ok_or_else(|| "declined".to_string())
             }),

@@ -12,7 +12,9 @@
 //! takes four products per store: a slider move on the page 1.2-1.6x faster again ("Subgroups and
 //! four steps at a time"). Blocks of 16 rows, a `Linear`'s bias added in the kernel and
 //! [`super::cube_rows`]' one-kernel softmax and LayerNorm took a quarter off a slider move again
-//! ("Sixteen rows a block").
+//! ("Sixteen rows a block"). Operands whose layout allows it are read four values a load
+//! (WGSL's `vec4`): one load instruction where there were four, a slider move about a tenth
+//! faster again ("Four values a load").
 //! A hardware GPU wants burn's, so this is a switch that the page turns on when its WebGPU adapter
 //! is SwiftShader, not a rule.
 
@@ -25,6 +27,13 @@ use burn::tensor::{Bool, Tensor};
 thread_local! {
     static REGISTER_BLOCKS: Cell<bool> = const { Cell::new(false) };
     static PLANE_LANES: Cell<usize> = const { Cell::new(1) };
+    static WIDE_LOADS: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Lets [`register_block_matmul`] read operands four values a load where their layout allows
+/// (`true`, the default) on the calling thread; `false` reads one at a time, for comparisons.
+pub fn use_wide_loads(on: bool) {
+    WIDE_LOADS.with(|c| c.set(on));
 }
 
 /// Lets [`register_block_matmul`] share `a`'s values across planes (subgroups) of `lanes` units
@@ -62,11 +71,17 @@ pub fn fixed_plane_width(device: &burn::tensor::Device) -> Option<usize> {
 /// `x · y` by [`register_block_matmul`] when it is switched on and both are f32 tensors of the
 /// wgpu device with equal batch dimensions; `None` otherwise (the caller multiplies with burn).
 pub fn matmul<const D: usize>(x: &Tensor<D>, y: &Tensor<D>) -> Option<Tensor<D>> {
-    matmul_bias(x, y, None)
+    matmul_bias(x, y, None, [true, true])
 }
 
-/// [`matmul`], then `+ bias` (`[n]`) in the kernel.
-fn matmul_bias<const D: usize>(x: &Tensor<D>, y: &Tensor<D>, bias: Option<&Tensor<1>>) -> Option<Tensor<D>> {
+/// [`matmul`], then `+ bias` (`[n]`) in the kernel; `wide`: whether `x` and `y` may be read four
+/// values a load (see [`register_block_matmul`]).
+fn matmul_bias<const D: usize>(
+    x: &Tensor<D>,
+    y: &Tensor<D>,
+    bias: Option<&Tensor<1>>,
+    wide: [bool; 2],
+) -> Option<Tensor<D>> {
     if !register_blocks() {
         return None;
     }
@@ -83,7 +98,8 @@ fn matmul_bias<const D: usize>(x: &Tensor<D>, y: &Tensor<D>, bias: Option<&Tenso
     // products would leave lanes idle.
     let lanes = plane_lanes();
     let lanes = if y.dims()[D - 1] >= 4 * 8 * lanes { lanes } else { 1 };
-    register_block_matmul(&lhs, &rhs, bias.as_ref(), rows, 8, lanes).map(Tensor::from_primitive::<Cube>)
+    let wide = wide.map(|w| w && WIDE_LOADS.with(Cell::get));
+    register_block_matmul(&lhs, &rhs, bias.as_ref(), rows, 8, lanes, wide).map(Tensor::from_primitive::<Cube>)
 }
 
 /// burn's `Linear` (`x · W + b`, the rows folded into one product, the bias added in the kernel)
@@ -97,7 +113,7 @@ pub fn linear<const D: usize>(layer: &Linear, x: &Tensor<D>) -> Option<Tensor<D>
     let (k, n) = (dims[D - 1], weight.dims()[1]);
     let rows = dims[..D - 1].iter().product();
     let bias = layer.bias.as_ref().map(|b| b.val());
-    let y = matmul_bias(&x.clone().reshape([rows, k]), &weight, bias.as_ref())?;
+    let y = matmul_bias(&x.clone().reshape([rows, k]), &weight, bias.as_ref(), [true, true])?;
     let mut out = dims;
     out[D - 1] = n;
     Some(y.reshape(out))
@@ -118,10 +134,13 @@ pub fn attention(
     }
     let scale = 1.0 / (q.dims()[3] as f64).sqrt();
     let raw = matmul(q, &k.clone().transpose())?;
+    // The weights' depth is the sequence length: read four a load only where it is a multiple of
+    // four, they would make a kernel variant (compiled on first use) per length class.
+    let weighted = |weights: &Tensor<4>| matmul_bias(weights, v, None, [false, true]);
     if bias.is_none()
         && let Some(weights) = super::cube_rows::masked_softmax(&raw, mask, scale as f32)
     {
-        return matmul(&weights, v);
+        return weighted(&weights);
     }
     // Masked before the scaling, which leaves -inf as it is: burn's values.
     let mut scores = raw.mask_fill(mask.clone(), f32::NEG_INFINITY).mul_scalar(scale);
@@ -132,7 +151,7 @@ pub fn attention(
     let max = scores.clone().max_dim(3).clamp_min(f32::MIN);
     let numerator = (scores - max).exp();
     let sum = numerator.clone().sum_dim(3).clamp_min(f32::MIN_POSITIVE);
-    matmul(&(numerator / sum), v)
+    weighted(&(numerator / sum))
 }
 
 pub use register_block::register_block_matmul;
@@ -157,13 +176,15 @@ mod register_block {
     /// planes of exactly `lanes` consecutive units and control flow uniform across them, so no unit
     /// returns early: rows, columns and batches past the edge read the last one (clamped once, so
     /// the `k` loop has no branch) and are not stored. Batch dimensions of `a`, `b` and `c` must be
-    /// equal.
+    /// equal. `wide_a`: `a` is read as vectors of four along its depth (`NA` = 4: one load gives a
+    /// row's four steps); `wide_b`: `b` as vectors of four along its columns (`NB` = 4); else
+    /// `NA`, `NB` = 1.
     #[cube(launch_unchecked)]
     // The arithmetic is cubecl's expansion, which has `+` and `/` on indices but no `div_ceil`.
     #[allow(clippy::too_many_arguments, clippy::manual_div_ceil)]
-    fn register_block_kernel<E: Float>(
-        a: &Tensor<E>,
-        b: &Tensor<E>,
+    fn register_block_kernel<E: Float, NA: Size, NB: Size>(
+        a: &Tensor<Vector<E, NA>>,
+        b: &Tensor<Vector<E, NB>>,
         bias: &Tensor<E>,
         c: &mut Tensor<E>,
         #[comptime] rank: usize,
@@ -171,6 +192,8 @@ mod register_block {
         #[comptime] tm: usize,
         #[comptime] tn: usize,
         #[comptime] lanes: usize,
+        #[comptime] wide_a: bool,
+        #[comptime] wide_b: bool,
         #[define(E)] _dtype: ElemType,
     ) {
         let m = c.shape(rank - 2);
@@ -205,20 +228,36 @@ mod register_block {
 
         // The rows of `a` this lane loads: every `lanes`-th of the block from its own. Offsets and
         // each step's values are sequences (values, not arrays): SwiftShader stores to an array
-        // under the loop's lane mask.
+        // under the loop's lane mask. Wide operands are indexed in vectors of four (the host
+        // checked that every offset and stride is a multiple of four).
         let loads = comptime![(tm + lanes - 1) / lanes];
         let mut a_at = Sequence::<usize>::new();
         #[unroll]
         for q in 0..loads {
             let row = row0 + q * lanes + lane;
-            a_at.push(off_a + select(row < m, row, m - 1) * a_row);
+            let at = off_a + select(row < m, row, m - 1) * a_row;
+            if comptime![wide_a] {
+                a_at.push(at / 4);
+            } else {
+                a_at.push(at);
+            }
         }
         let mut b_at = Sequence::<usize>::new();
-        #[unroll]
-        for j in 0..tn {
-            let col = select(col0 + j < n, col0 + j, n - 1);
-            b_at.push(off_b + col * b_col);
+        if comptime![wide_b] {
+            // Four columns a vector; past the edge, the last four (read, not stored).
+            #[unroll]
+            for j in 0..tn / 4 {
+                let col = select(col0 + j * 4 < n, col0 + j * 4, n - 4);
+                b_at.push((off_b + col) / 4);
+            }
+        } else {
+            #[unroll]
+            for j in 0..tn {
+                let col = select(col0 + j < n, col0 + j, n - 1);
+                b_at.push(off_b + col * b_col);
+            }
         }
+        let b_step = select(wide_b, b_k / 4, b_k);
         let mut acc = Array::<E>::new(tm * tn);
         #[unroll]
         for i in 0..tm * tn {
@@ -226,15 +265,36 @@ mod register_block {
         }
         // Four steps of the depth at a time, each block entry read and written once per four
         // products (SwiftShader stores to the array under the loop's lane mask), added in the
-        // order of one step at a time; then the steps left over.
+        // order of one step at a time; then the steps left over (none where `a` is wide).
         let quads = depth / 4;
         for quad in 0..quads {
             let mut a_vals = Sequence::<E>::new();
             let mut b_vals = Sequence::<E>::new();
+            if comptime![wide_a] {
+                // One load gives a row's four steps.
+                let mut rows = Sequence::<Vector<E, NA>>::new();
+                #[unroll]
+                for q in 0..loads {
+                    rows.push(a[*a_at.index(q) + quad]);
+                }
+                #[unroll]
+                for u in 0..4usize {
+                    let mut loaded = Sequence::<E>::new();
+                    #[unroll]
+                    for q in 0..loads {
+                        loaded.push(rows.index(q).extract(u));
+                    }
+                    share_rows::<E>(&loaded, &mut a_vals, tm, lanes);
+                }
+            } else {
+                #[unroll]
+                for u in 0..4 {
+                    a_step_values::<E, NA>(a, &a_at, (quad * 4 + u) * a_k, &mut a_vals, tm, lanes);
+                }
+            }
             #[unroll]
             for u in 0..4 {
-                let kk = quad * 4 + u;
-                step_values::<E>(a, b, &a_at, &b_at, kk * a_k, kk * b_k, &mut a_vals, &mut b_vals, tm, tn, lanes);
+                b_step_values::<E, NB>(b, &b_at, (quad * 4 + u) * b_step, &mut b_vals, tn, wide_b);
             }
             #[unroll]
             for i in 0..tm {
@@ -249,15 +309,18 @@ mod register_block {
                 }
             }
         }
-        for kk in quads * 4..depth {
-            let mut a_vals = Sequence::<E>::new();
-            let mut b_vals = Sequence::<E>::new();
-            step_values::<E>(a, b, &a_at, &b_at, kk * a_k, kk * b_k, &mut a_vals, &mut b_vals, tm, tn, lanes);
-            #[unroll]
-            for i in 0..tm {
+        if comptime![!wide_a] {
+            for kk in quads * 4..depth {
+                let mut a_vals = Sequence::<E>::new();
+                let mut b_vals = Sequence::<E>::new();
+                a_step_values::<E, NA>(a, &a_at, kk * a_k, &mut a_vals, tm, lanes);
+                b_step_values::<E, NB>(b, &b_at, kk * b_step, &mut b_vals, tn, wide_b);
                 #[unroll]
-                for j in 0..tn {
-                    acc[i * tn + j] += *a_vals.index(i) * *b_vals.index(j);
+                for i in 0..tm {
+                    #[unroll]
+                    for j in 0..tn {
+                        acc[i * tn + j] += *a_vals.index(i) * *b_vals.index(j);
+                    }
                 }
             }
         }
@@ -286,28 +349,34 @@ mod register_block {
         }
     }
 
-    /// One step of the depth: the block's `tm` values of `a` (loaded `tm / lanes` per lane and
-    /// broadcast across the plane) and `tn` of `b`, appended to `a_vals` and `b_vals`.
+    /// One step of the depth of a narrow `a` (vectors of one): the block's `tm` values, loaded
+    /// `tm / lanes` per lane and shared across the plane, appended to `a_vals`.
     #[cube]
-    #[allow(clippy::too_many_arguments)]
-    fn step_values<E: Float>(
-        a: &Tensor<E>,
-        b: &Tensor<E>,
+    fn a_step_values<E: Float, NA: Size>(
+        a: &Tensor<Vector<E, NA>>,
         a_at: &Sequence<usize>,
-        b_at: &Sequence<usize>,
-        a_step: usize,
-        b_step: usize,
+        step: usize,
         a_vals: &mut Sequence<E>,
-        b_vals: &mut Sequence<E>,
         #[comptime] tm: usize,
-        #[comptime] tn: usize,
         #[comptime] lanes: usize,
     ) {
         let mut loaded = Sequence::<E>::new();
         #[unroll]
         for q in 0..a_at.len() {
-            loaded.push(a[*a_at.index(q) + a_step]);
+            loaded.push(a[*a_at.index(q) + step].extract(0usize));
         }
+        share_rows::<E>(&loaded, a_vals, tm, lanes);
+    }
+
+    /// The block's `tm` row values of one step from this lane's `tm / lanes`: a plane broadcast
+    /// hands each lane's to the others (or, with one lane, they are all its own).
+    #[cube]
+    fn share_rows<E: Float>(
+        loaded: &Sequence<E>,
+        a_vals: &mut Sequence<E>,
+        #[comptime] tm: usize,
+        #[comptime] lanes: usize,
+    ) {
         #[unroll]
         for i in 0..tm {
             if comptime![lanes == 1] {
@@ -316,17 +385,45 @@ mod register_block {
                 a_vals.push(plane_broadcast(*loaded.index(comptime![i / lanes]), comptime![(i % lanes) as u32]));
             }
         }
-        #[unroll]
-        for j in 0..tn {
-            b_vals.push(b[*b_at.index(j) + b_step]);
+    }
+
+    /// One step of the depth: the block's `tn` values of `b`, from `tn / 4` vectors where `b` is
+    /// wide, appended to `b_vals`.
+    #[cube]
+    fn b_step_values<E: Float, NB: Size>(
+        b: &Tensor<Vector<E, NB>>,
+        b_at: &Sequence<usize>,
+        step: usize,
+        b_vals: &mut Sequence<E>,
+        #[comptime] tn: usize,
+        #[comptime] wide_b: bool,
+    ) {
+        if comptime![wide_b] {
+            #[unroll]
+            for j in 0..tn / 4 {
+                let columns = b[*b_at.index(j) + step];
+                #[unroll]
+                for r in 0..4usize {
+                    b_vals.push(columns.extract(r));
+                }
+            }
+        } else {
+            #[unroll]
+            for j in 0..tn {
+                b_vals.push(b[*b_at.index(j) + step].extract(0usize));
+            }
         }
     }
 
     /// `a · b` of two f32 tensors of a cube device by [`register_block_kernel`], plus `bias` (one
     /// value per column, `[n]`; in the kernel, which saves a pass over the output and on the page a
     /// dispatch), `tm` × `tn` outputs per unit, the `a` values shared across planes of `lanes` units
-    /// (1: not shared; more only where the device's planes are exactly that wide); `None` where
-    /// their batch dimensions differ (broadcasting is burn's to do) or the bias is not an f32 `[n]`.
+    /// (1: not shared; more only where the device's planes are exactly that wide); `wide[0]`,
+    /// `wide[1]`: `a`, `b` read four values a load where their layout allows it (see [`width`];
+    /// the same values, fewer loads for SwiftShader; which kernel variant runs then depends on the
+    /// shapes, so a caller whose shapes vary in that respect keeps it off); `None` where their
+    /// batch dimensions differ (broadcasting is burn's to do) or the bias is not an f32 `[n]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn register_block_matmul(
         a: &CubeTensor,
         b: &CubeTensor,
@@ -334,6 +431,7 @@ mod register_block {
         tm: usize,
         tn: usize,
         lanes: usize,
+        wide: [bool; 2],
     ) -> Option<CubeTensor> {
         let (sa, sb) = (a.meta.shape(), b.meta.shape());
         let rank = sa.len();
@@ -360,6 +458,9 @@ mod register_block {
         if lanes > max_units {
             return None;
         }
+        // `a` along its depth (a row's four steps a load), `b` along its columns.
+        let wide_a = wide[0] && width(a) == 4;
+        let wide_b = wide[1] && tn.is_multiple_of(4) && width(b) == 4;
         let c = init_matmul_output(a, b, DType::F32);
         let batches: usize = sa[..rank - 2].iter().product();
         let units = batches * m.div_ceil(tm) * n.div_ceil(tn * lanes) * lanes;
@@ -377,6 +478,8 @@ mod register_block {
                 client,
                 cube_count,
                 cube_dim,
+                if wide_a { 4 } else { 1 },
+                if wide_b { 4 } else { 1 },
                 a.clone().into_tensor_arg(),
                 b.clone().into_tensor_arg(),
                 // Without a bias the kernel never reads this binding.
@@ -387,10 +490,24 @@ mod register_block {
                 tm,
                 tn,
                 lanes,
+                wide_a,
+                wide_b,
                 ElemType::Float(FloatKind::F32),
             );
         }
         Some(c)
+    }
+
+    /// 4 where `t` can be read as vectors of four along its last dimension (stride 1, that
+    /// extent, every other stride and the buffer offset multiples of four values), else 1.
+    pub(super) fn width(t: &CubeTensor) -> usize {
+        let (shape, strides) = (t.meta.shape(), t.meta.strides());
+        let last = shape.len() - 1;
+        let fits = t.handle.offset_start.unwrap_or(0).is_multiple_of(16)
+            && strides[last] == 1
+            && shape[last].is_multiple_of(4)
+            && (0..last).all(|d| strides[d].is_multiple_of(4));
+        if fits { 4 } else { 1 }
     }
 }
 
@@ -480,7 +597,7 @@ pub(super) mod tests {
             let burns = a.clone().matmul(b.clone());
             let (pa, pb) = (a.try_into_primitive::<Cube>().unwrap(), b.try_into_primitive::<Cube>().unwrap());
             for (tm, tn) in [(4, 8), (8, 8), (16, 4)] {
-                let ours = register_block_matmul(&pa, &pb, None, tm, tn, lanes).expect("equal batches");
+                let ours = register_block_matmul(&pa, &pb, None, tm, tn, lanes, [true; 2]).expect("equal batches");
                 assert!(max_diff(Tensor::from_primitive::<Cube>(ours), burns.clone()) <= 1e-5, "{tm}x{tn}, {m} x {n}");
             }
         }
@@ -493,5 +610,56 @@ pub(super) mod tests {
         use_plane_lanes(1);
         use_register_blocks(false);
         assert!(max_diff(ours, layer.forward(x)) <= 1e-5);
+    }
+
+    /// Operands read four values a load where their layouts allow (`a` along its depth, `b`
+    /// along its columns) give the very values of one a load, which give burn's: contiguous and
+    /// ragged shapes, a transposed operand, a depth and widths that are no multiple of four,
+    /// views at an offset, and attention's views (heads split from the rows).
+    #[test]
+    fn wide_loads_give_the_same_values_on_wgpu() {
+        let device = wgpu();
+        let lanes = fixed_plane_width(&device).expect("lavapipe states one subgroup width");
+        let prim = |t: Tensor<3>| t.try_into_primitive::<Cube>().unwrap();
+        let random = |shape: [usize; 3]| Tensor::<3>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        // (a, b, the widths `a` and `b` may be read in)
+        let cases: Vec<(Tensor<3>, Tensor<3>, usize, usize)> = vec![
+            (random([2, 45, 48]), random([2, 48, 300]), 4, 4),
+            (random([2, 21, 48]), random([2, 48, 84]), 4, 4),
+            (random([2, 21, 50]), random([2, 50, 84]), 1, 4),
+            (random([2, 21, 48]), random([2, 48, 83]), 4, 1),
+            (random([2, 21, 48]), random([2, 300, 48]).swap_dims(1, 2), 4, 1),
+            (random([2, 48, 21]).swap_dims(1, 2), random([2, 48, 64]), 1, 4),
+            // A view at an offset (burn keeps a slice as a view only at an aligned offset).
+            (random([3, 16, 64]).slice([1..3, 0..16, 0..64]), random([3, 64, 40]).slice([1..3, 0..64, 0..40]), 4, 4),
+        ];
+        for (i, (a, b, want_a, want_b)) in cases.into_iter().enumerate() {
+            let burns = a.clone().matmul(b.clone());
+            let (pa, pb) = (prim(a), prim(b));
+            assert_eq!((register_block::width(&pa), register_block::width(&pb)), (want_a, want_b), "case {i}");
+            if i == 6 {
+                assert!(pa.handle.offset_start.is_some_and(|o| o > 0), "a view, not a copy");
+            }
+            for (tm, tn, lanes) in [(16, 8, lanes), (4, 8, 1), (8, 4, 1)] {
+                let narrow = register_block_matmul(&pa, &pb, None, tm, tn, lanes, [false; 2]).expect("equal batches");
+                let wide = register_block_matmul(&pa, &pb, None, tm, tn, lanes, [true; 2]).expect("equal batches");
+                let (narrow, wide) =
+                    (Tensor::<3>::from_primitive::<Cube>(narrow), Tensor::<3>::from_primitive::<Cube>(wide));
+                assert_eq!(max_diff(wide, narrow.clone()), 0.0, "case {i}, {tm}x{tn}, {lanes} lanes");
+                assert!(max_diff(narrow, burns.clone()) <= 1e-5, "case {i}");
+            }
+        }
+        // Attention as the models call it: heads split from `[b, s, h]` rows.
+        let [b, s, heads, dh] = [2, 20, 3, 8];
+        let split = |t: Tensor<3>| t.reshape([b, s, heads, dh]).swap_dims(1, 2);
+        let (q, k, v) =
+            (split(random([b, s, heads * dh])), split(random([b, s, heads * dh])), split(random([b, s, heads * dh])));
+        let mask = Tensor::<4, Bool>::from_data(TensorData::new(vec![false; b * s], [b, 1, 1, s]), &device)
+            .expand([b, heads, s, s]);
+        use_register_blocks(true);
+        let ours = attention(&q, &k, &v, &mask, None).expect("on");
+        use_register_blocks(false);
+        let burns = burn_attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
+        assert!(max_diff(ours, burns) <= 1e-5);
     }
 }
