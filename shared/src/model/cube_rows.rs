@@ -465,6 +465,10 @@ mod tests {
         let residual: Tensor<3> = Tensor::random([3, 48, 7], Distribution::Normal(0.0, 2.0), &device).swap_dims(1, 2);
         let ours = residual_layer_norm(&norm, 1e-12, &h, &residual).expect("on");
         assert!(max_diff(ours, norm.forward(h.clone() + residual.clone())) <= 1e-5);
+        // A residual broadcast over the batch (a zero stride), as the embeddings' positions.
+        let row: Tensor<3> = Tensor::random([1, 7, 48], Distribution::Normal(0.0, 2.0), &device);
+        let ours = residual_layer_norm(&norm, 1e-12, &h, &row.clone().expand([3, 7, 48])).expect("on");
+        assert!(max_diff(ours, norm.forward(h.clone() + row)) <= 1e-5);
         use_register_blocks(false);
     }
 }
