@@ -31,8 +31,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let assets = PathBuf::from(args.next().ok_or("usage: page_lab_kernels ASSETS [burn|ours|narrow [LANES]]")?);
     let kernels = args.next().unwrap_or_else(|| "ours".into());
-    let ours = kernels != "burn";
-    cube_matmul::use_register_blocks(ours);
+    if !["burn", "ours", "narrow"].contains(&kernels.as_str()) {
+        return Err(format!("kernels '{kernels}': burn, ours or narrow").into());
+    }
+    cube_matmul::use_register_blocks(kernels != "burn");
     cube_matmul::use_wide_loads(kernels != "narrow");
     cube_matmul::use_plane_lanes(args.next().map_or(Ok(1), |l| l.parse())?);
     let device = Device::wgpu_options().init()?;
